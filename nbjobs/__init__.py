@@ -1,0 +1,1 @@
+"""nbjobs: durable background jobs for Jupyter notebooks."""
