@@ -1,0 +1,620 @@
+"""The public API: `Store` and the module-level functions that use the default store.
+
+Thin on purpose: it validates input, then calls the store, the runner and the executors.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import threading
+import warnings
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import codec, states, validate
+from .clock import SYSTEM, Clock
+from .errors import InvalidArgument, InvalidArgumentType, JobNotFound, PayloadNotPicklable
+from .executors import NAMES as EXECUTOR_NAMES
+from .executors import Backend
+from .executors.threads import ThreadExecutor
+from .job import Job
+from .records import JobRecord, transition
+from .runner import LocalJob, Runner
+from .store import Sql, Storage, owner_alive, owner_token
+
+DEFAULT_PATH = ".nbjobs"
+#: Option names `submit` takes for itself; pass a function's own arguments with these
+#: names through `kwargs={...}`.
+RESERVED = (
+    "key",
+    "name",
+    "tags",
+    "retries",
+    "retry_on",
+    "backoff",
+    "timeout",
+    "soft_timeout",
+    "executor",
+    "force",
+    "kwargs",
+)
+
+
+def _default_workers() -> int:
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+class Store:
+    """A job store: a folder on disk, shared by every kernel, worker and terminal that opens it.
+
+    >>> store = nbjobs.Store("/tmp/my-jobs")          # doctest: +SKIP
+    >>> store.submit(pow, 2, 10, key="2**10").result()  # doctest: +SKIP
+    1024
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        executor: str = "thread",
+        workers: int | None = None,
+        clock: Clock = SYSTEM,
+    ) -> None:
+        if not isinstance(path, str | os.PathLike):
+            raise InvalidArgumentType(
+                f"store must be a folder path (str or pathlib.Path) or an nbjobs.Store, "
+                f"not {type(path).__name__}"
+            )
+        self.default_executor = validate.executor(executor, EXECUTOR_NAMES)
+        n = _default_workers() if workers is None else validate.positive_int(workers, "workers")
+        self.storage = Storage(path, clock)
+        self.owner = owner_token()
+        self._local: dict[str, LocalJob] = {}
+        self._fn_written: set[str] = set()
+        self._runner = Runner(self.storage, self.owner, self._finished)
+        self._backends: dict[str, Backend] = {"thread": ThreadExecutor(self._runner.run, n)}
+        self._closed = False
+        _STORES.add(self)
+        self._reap_dead_owners()
+
+    @property
+    def path(self) -> Path:
+        return self.storage.path
+
+    def __repr__(self) -> str:
+        return f"nbjobs.Store({str(self.path)!r})"
+
+    # ------------------------------------------------------------------ submit
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        key: str | None = None,
+        name: str | None = None,
+        tags: str | list[str] | tuple[str, ...] | None = None,
+        executor: str | None = None,
+        force: bool = False,
+        kwargs: dict[str, Any] | None = None,
+        **fn_kwargs: Any,
+    ) -> Job:
+        """Record a call of `fn(*args, **kwargs)` in the store and start it; returns at once.
+
+        `key` is an idempotency key: if a job with that key exists it is returned instead
+        (re-run only if it failed, was cancelled or interrupted, or with `force=True`).
+        Arguments whose names clash with these options go through `kwargs={...}`.
+
+        >>> job = store.submit(fit, df, alpha=0.1, key="fit-a0.1")   # doctest: +SKIP
+        """
+        if not callable(fn):
+            raise InvalidArgumentType(f"fn must be callable, not {type(fn).__name__}")
+        key = validate.key(key)
+        call_kwargs = _merge_kwargs(fn_kwargs, kwargs)
+        rec, local, blobs = self._prepare(fn, args, call_kwargs, key, name, tags, executor, force)
+        if key is None:
+            return self._submit_new(rec, local, blobs)
+        return self._submit_keyed(rec, local, blobs, force)
+
+    def _prepare(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        key: str | None,
+        name: str | None,
+        tags: Any,
+        executor: str | None,
+        force: bool,
+    ) -> tuple[JobRecord, LocalJob, _Payload]:
+        backend = self._backend(executor)
+        validate.flag(force, "force")
+        rec = JobRecord(
+            id=os.urandom(8).hex(),
+            key=key,
+            name=validate.name(name, _fn_name(fn)),
+            tags=validate.tags(tags),
+            executor=backend.name,
+            owner=self.owner if backend.kernel_owned else None,
+        )
+        now = self.storage.clock.now()
+        rec.created_at = rec.updated_at = now
+        payload = _pickle_call(fn, args, kwargs, backend.needs_pickle)
+        if isinstance(payload, str):
+            warnings.warn(
+                f"job {rec.name!r} runs in this kernel but cannot be resumed after a restart: "
+                f"{payload}",
+                stacklevel=4,
+            )
+            rec.resumable = False
+            rec.not_resumable_reason = payload
+            return rec, LocalJob(rec, fn, args, kwargs), None
+        fn_digest, fn_bytes, args_bytes = payload
+        rec.fn_digest = fn_digest
+        rec.args_digest = codec.digest(args_bytes)
+        blobs = (
+            codec.payload_blob(fn_digest, args_bytes),
+            fn_digest,
+            None if fn_digest in self._fn_written else fn_bytes,
+        )
+        return rec, LocalJob(rec, fn, args, kwargs), blobs
+
+    def _submit_new(self, rec: JobRecord, local: LocalJob, blobs: _Payload) -> Job:
+        storage = self.storage
+
+        def insert(sql: Sql) -> None:
+            self._write_payload(sql, rec, blobs)
+            storage.insert(sql, rec)
+
+        self._local[rec.id] = local
+        storage.writer.put(insert)
+        self._backends[rec.executor].start(local)
+        return Job(self, rec)
+
+    def _submit_keyed(self, rec: JobRecord, local: LocalJob, blobs: _Payload, force: bool) -> Job:
+        storage = self.storage
+        now = rec.created_at
+
+        def claim(sql: Sql) -> tuple[str, JobRecord]:
+            row = sql("SELECT status, name, data FROM nbjobs_jobs WHERE key = ?", (rec.key,))
+            found = row.fetchone()
+            if found is None:
+                self._write_payload(sql, rec, blobs)
+                storage.insert(sql, rec)
+                return "new", rec
+            old = JobRecord.from_json(found[2])
+            rerun = old.status in states.RERUN_ON_RESUBMIT or (
+                force and old.status == states.SUCCEEDED
+            )
+            if not rerun:
+                return "existing", old
+            new = transition(
+                old,
+                states.PENDING,
+                now,
+                executor=rec.executor,
+                owner=rec.owner,
+                fn_digest=rec.fn_digest,
+                args_digest=rec.args_digest,
+                resumable=rec.resumable,
+                not_resumable_reason=rec.not_resumable_reason,
+            )
+            storage.drop_blobs(sql, (f"r:{old.id}", f"e:{old.id}", f"p:{old.id}"))
+            self._write_payload(sql, new, blobs)
+            if not storage.update(sql, new, old.status):
+                raise InvalidArgument(f"job with key {rec.key!r} changed while resubmitting")
+            return "rerun", new
+
+        outcome, stored = storage.writer.call(claim)
+        if outcome == "existing":
+            if rec.args_digest and stored.args_digest and rec.args_digest != stored.args_digest:
+                warnings.warn(
+                    f"a job with key {rec.key!r} already exists with different arguments; "
+                    "returning the existing job (use force=True to run it again with these, "
+                    f"or another key)",
+                    stacklevel=3,
+                )
+            return Job(self, stored)
+        local.rec = stored
+        self._local[stored.id] = local
+        self._backends[stored.executor].start(local)
+        return Job(self, stored)
+
+    def _write_payload(self, sql: Sql, rec: JobRecord, blobs: _Payload) -> None:
+        if blobs is None:
+            return
+        payload, fn_digest, fn_bytes = blobs
+        self.storage.put_blob(sql, f"p:{rec.id}", payload)
+        if fn_bytes is not None:
+            self.storage.put_blob_once(sql, f"f:{fn_digest}", fn_bytes)
+            self._fn_written.add(fn_digest)
+
+    def _backend(self, executor: str | None) -> Backend:
+        name = self.default_executor if executor is None else executor
+        return self._backends[validate.executor(name, EXECUTOR_NAMES)]
+
+    # ------------------------------------------------------------------ reads
+    def get(self, id_or_key: str) -> Job:
+        """The job with this id or key; raises `nbjobs.JobNotFound` (a `KeyError`).
+
+        >>> store.get("fit-10k").status          # doctest: +SKIP
+        'succeeded'
+        """
+        if not isinstance(id_or_key, str):
+            raise InvalidArgumentType(
+                f"id_or_key must be a job id or key (str), not {type(id_or_key).__name__}"
+            )
+        local = self._local.get(id_or_key)
+        if local is not None:
+            return Job(self, local.rec)
+        return Job(self, self.storage.record(id_or_key))
+
+    def jobs(
+        self,
+        status: str | list[str] | tuple[str, ...] | None = None,
+        name: str | None = None,
+        tag: str | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
+        """Jobs newest first, optionally filtered by status, name and tag.
+
+        >>> [j.name for j in store.jobs(status="failed", limit=5)]   # doctest: +SKIP
+        ['fetch']
+        """
+        statuses = validate.statuses(status)
+        if name is not None and not isinstance(name, str):
+            raise InvalidArgumentType(f"name must be a str or None, not {type(name).__name__}")
+        if tag is not None and not isinstance(tag, str):
+            raise InvalidArgumentType(f"tag must be a str or None, not {type(tag).__name__}")
+        limit = validate.positive_int(limit, "limit")
+        self.flush()
+        return [Job(self, r) for r in self.storage.page(statuses, name, tag, limit)]
+
+    def stats(self) -> dict[str, int]:
+        """Number of jobs per status (every status present), read from the count index.
+
+        >>> store.stats()["succeeded"]     # doctest: +SKIP
+        12
+        """
+        self.flush()
+        return self.storage.counts()
+
+    def forget(self, key: str) -> bool:
+        """Remove the job with this key (or id), its payload, result and logs.
+
+        Returns False when there is no such job. A job that is still running is not removed.
+        """
+        if not isinstance(key, str):
+            raise InvalidArgumentType(
+                f"key must be a job key or id (str), not {type(key).__name__}"
+            )
+        storage = self.storage
+
+        def delete(sql: Sql) -> bool:
+            rec = storage.read_in(sql, key)
+            if rec is None:
+                return False
+            if rec.status in (states.RUNNING, states.RETRYING):
+                raise InvalidArgument(
+                    f"job {key!r} is {rec.status}; cancel it or wait for it before forgetting it"
+                )
+            storage.delete(sql, rec)
+            return True
+
+        removed: bool = storage.writer.call(delete)
+        return removed
+
+    def resume(self) -> list[Job]:
+        """Run every interrupted job again (those whose kernel died while they ran).
+
+        Returns the jobs that were restarted; jobs that cannot be resumed are skipped
+        with a warning that says why.
+        """
+        self.flush()
+        out = []
+        for rec in self.storage.page((states.INTERRUPTED,), limit=1_000_000):
+            job = self._rerun(rec)
+            if job is not None:
+                out.append(job)
+        return out
+
+    def _rerun(self, rec: JobRecord) -> Job | None:
+        if not rec.resumable or rec.fn_digest is None:
+            warnings.warn(
+                f"job {rec.id} ({rec.name}) cannot be resumed: "
+                f"{rec.not_resumable_reason or 'no payload'}",
+                stacklevel=3,
+            )
+            return None
+        fn_blob = self.storage.blob(f"f:{rec.fn_digest}")
+        payload = self.storage.blob(f"p:{rec.id}")
+        if fn_blob is None or payload is None:
+            warnings.warn(f"job {rec.id} ({rec.name}) has lost its payload", stacklevel=3)
+            return None
+        fn, args, kwargs = codec.load_payload(payload, fn_blob)
+        backend = self._backends.get(rec.executor) or self._backend(None)
+        new = transition(
+            rec,
+            states.PENDING,
+            self.storage.clock.now(),
+            owner=self.owner if backend.kernel_owned else None,
+            executor=backend.name,
+        )
+
+        def write(sql: Sql) -> bool:
+            return self.storage.update(sql, new, rec.status)
+
+        if not self.storage.writer.call(write):
+            return None
+        local = LocalJob(new, fn, args, kwargs)
+        self._local[new.id] = local
+        backend.start(local)
+        return Job(self, new)
+
+    # ------------------------------------------------------------------ control
+    def flush(self) -> None:
+        """Wait until every write queued by this process is committed to disk."""
+        self.storage.writer.flush()
+
+    def configure(self, executor: str | None = None, workers: int | None = None) -> None:
+        if executor is not None:
+            self.default_executor = validate.executor(executor, EXECUTOR_NAMES)
+        if workers is not None:
+            n = validate.positive_int(workers, "workers")
+            for backend in self._backends.values():
+                backend.resize(n)
+
+    def close(self) -> None:
+        """Stop this store's executors (running thread jobs are marked interrupted)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._interrupt_local()
+        for backend in self._backends.values():
+            backend.shutdown()
+        self.storage.close()
+        _STORES.discard(self)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals for Job
+    def _current(self, job_id: str) -> JobRecord | None:
+        local = self._local.get(job_id)
+        if local is not None:
+            return local.rec
+        return self.storage.record_by_id(job_id)
+
+    def _wait(self, job_id: str, timeout: float | None) -> JobRecord | None:
+        clock = self.storage.clock
+        deadline = None if timeout is None else clock.monotonic() + timeout
+        local = self._local.get(job_id)
+        if local is not None:
+            while not local.done.wait(_slice(deadline, clock.monotonic(), 0.2)):
+                if deadline is not None and clock.monotonic() >= deadline:
+                    return None
+        delay = 0.002
+        while True:
+            rec = self._current(job_id)
+            if rec is None:
+                raise JobNotFound(f"job {job_id} is no longer in the store")
+            if rec.status in states.FINISHED and job_id not in self._local:
+                return rec
+            if deadline is not None and clock.monotonic() >= deadline:
+                return None
+            threading.Event().wait(_slice(deadline, clock.monotonic(), delay))
+            delay = min(delay * 1.5, 0.1)
+
+    def _cancel(self, job_id: str) -> bool:
+        local = self._local.get(job_id)
+        if local is not None:
+            with local.lock:
+                if local.rec.status != states.PENDING:
+                    return False
+                local.cancel_requested = True
+        storage = self.storage
+        now = storage.clock.now()
+
+        def cancel(sql: Sql) -> JobRecord | None:
+            rec = storage.read_in(sql, job_id)
+            if rec is None or rec.status != states.PENDING:
+                return None
+            new = transition(rec, states.CANCELLED, now, owner=None)
+            return new if storage.update(sql, new, states.PENDING) else None
+
+        done: JobRecord | None = storage.writer.call(cancel)
+        if local is not None:
+            if done is not None:
+                local.rec = done
+                self._finished(local, None)
+            else:
+                local.cancel_requested = False
+        return done is not None
+
+    def _finished(self, local: LocalJob, error: BaseException | None) -> None:
+        if error is not None:
+            stored = self.storage.record_by_id(local.rec.id)
+            if stored is not None:
+                local.rec = stored
+        self._local.pop(local.rec.id, None)
+        local.done.set()
+
+    def _reap_dead_owners(self) -> None:
+        """Jobs left active by a kernel that died become `interrupted` (never re-run silently)."""
+        now = self.storage.clock.now()
+        for rec in self.storage.active_records():
+            if rec.owner and rec.owner != self.owner and not owner_alive(rec.owner):
+                self._interrupt(rec, now)
+
+    def _interrupt_local(self) -> None:
+        now = self.storage.clock.now()
+        for local in list(self._local.values()):
+            with local.lock:
+                local.cancel_requested = True
+                rec = local.rec
+            self._interrupt(rec, now)
+        with contextlib.suppress(Exception):
+            self.flush()
+
+    def _interrupt(self, rec: JobRecord, now: float) -> None:
+        if rec.status not in states.ACTIVE:
+            return
+        self.storage.writer.put(
+            self.storage.cas_op(transition(rec, states.INTERRUPTED, now, owner=None), rec.status)
+        )
+
+
+def _slice(deadline: float | None, now: float, step: float) -> float:
+    return step if deadline is None else max(0.0, min(step, deadline - now))
+
+
+def _fn_name(fn: Callable[..., Any]) -> str:
+    return str(
+        getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+    )
+
+
+def _merge_kwargs(fn_kwargs: dict[str, Any], kwargs: Any) -> dict[str, Any]:
+    if kwargs is None:
+        return fn_kwargs
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise InvalidArgumentType(
+            "kwargs must be a dict of the function's keyword arguments, "
+            f"not {type(kwargs).__name__}"
+        )
+    clash = sorted(set(fn_kwargs) & set(kwargs))
+    if clash:
+        raise InvalidArgument(f"keyword argument(s) {clash} given both directly and in kwargs=")
+    return {**fn_kwargs, **kwargs}
+
+
+def _pickle_call(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], required: bool
+) -> tuple[str, bytes, bytes] | str:
+    """(fn digest, fn bytes, args bytes), or why they cannot be pickled."""
+    try:
+        fn_digest, fn_bytes = codec.dump_function(fn)
+    except Exception as exc:
+        why = f"the function {_fn_name(fn)} cannot be pickled ({type(exc).__name__}: {exc})"
+        if required:
+            raise PayloadNotPicklable(why) from exc
+        return why
+    try:
+        args_bytes = codec.dump_call(args, kwargs)
+    except Exception as exc:
+        why = f"an argument cannot be pickled ({type(exc).__name__}: {exc})"
+        if required:
+            raise PayloadNotPicklable(why) from exc
+        return why
+    return fn_digest, fn_bytes, args_bytes
+
+
+# ---------------------------------------------------------------------- the default store
+_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
+_default: Store | None = None
+_default_lock = threading.Lock()
+
+
+def default_store() -> Store:
+    """The store module functions use: `$NBJOBS_STORE`, else `./.nbjobs`."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Store(os.environ.get("NBJOBS_STORE") or Path.cwd() / DEFAULT_PATH)
+        return _default
+
+
+def configure(
+    store: str | os.PathLike[str] | Store | None = None,
+    executor: str | None = None,
+    workers: int | None = None,
+) -> Store:
+    """Choose the default store, executor and number of workers; returns the default store.
+
+    >>> nbjobs.configure(store="~/jobs", workers=4)   # doctest: +SKIP
+    nbjobs.Store('/home/me/jobs')
+    """
+    global _default
+    if store is not None:
+        new = store if isinstance(store, Store) else Store(store)
+        with _default_lock:
+            old, _default = _default, new
+        if old is not None and old is not new:
+            old.flush()
+    target = default_store()
+    target.configure(executor=executor, workers=workers)
+    return target
+
+
+def submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
+    """Run `fn(*args, **kwargs)` in the background and record it in the default store.
+
+    Returns a `Job` at once. Options (keywords): key, name, tags, executor, force, kwargs.
+
+    >>> def fit(n, alpha=0.1):
+    ...     return sum(i * alpha for i in range(n))
+    >>> job = nbjobs.submit(fit, 10_000, alpha=0.5, key="fit-10k")   # doctest: +SKIP
+    >>> job.result(timeout=60)                                       # doctest: +SKIP
+    2499750.0
+    """
+    return default_store().submit(fn, *args, **kwargs)
+
+
+def get(id_or_key: str) -> Job:
+    """The job with this id or key in the default store; raises `JobNotFound` (a KeyError)."""
+    return default_store().get(id_or_key)
+
+
+def jobs(
+    status: str | list[str] | tuple[str, ...] | None = None,
+    name: str | None = None,
+    tag: str | None = None,
+    limit: int = 100,
+) -> list[Job]:
+    """Jobs of the default store, newest first. See `Store.jobs`."""
+    return default_store().jobs(status=status, name=name, tag=tag, limit=limit)
+
+
+def stats() -> dict[str, int]:
+    """Counts per status in the default store."""
+    return default_store().stats()
+
+
+def forget(key: str) -> bool:
+    """Remove the job with this key (or id) from the default store."""
+    return default_store().forget(key)
+
+
+def resume() -> list[Job]:
+    """Run the default store's interrupted jobs again."""
+    return default_store().resume()
+
+
+@atexit.register
+def _close_all() -> None:
+    for store in list(_STORES):
+        with contextlib.suppress(Exception):
+            store._interrupt_local()
+
+
+_Payload = tuple[bytes, str, bytes | None] | None
+"""(payload blob, function digest, function bytes if not yet stored), or None if unpicklable."""
+
+__all__ = [
+    "RESERVED",
+    "Store",
+    "configure",
+    "default_store",
+    "forget",
+    "get",
+    "jobs",
+    "resume",
+    "stats",
+    "submit",
+]

@@ -1,0 +1,221 @@
+"""Pickling in and out: the only module that imports cloudpickle.
+
+Values are encoded as *frames*: one pickle stream plus its out-of-band buffers
+(pickle protocol 5), so a large NumPy array is written to disk and read back
+without an extra copy in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import pickle
+import platform
+import struct
+import traceback
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import cloudpickle
+
+from .errors import JobFailed, PayloadLoadError
+
+PROTOCOL = 5
+VERSIONS = {"python": platform.python_version(), "cloudpickle": cloudpickle.__version__}
+_MAGIC = b"NBJF"
+
+
+class Readable(Protocol):
+    def read(self, n: int, /) -> bytes: ...
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+
+_HEADER = struct.Struct("<4sI")
+_LEN = struct.Struct("<Q")
+
+
+@dataclass(frozen=True, slots=True)
+class Frames:
+    """A pickled value: the pickle stream and the raw buffers it refers to."""
+
+    main: bytes
+    buffers: tuple[memoryview, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return len(self.main) + sum(b.nbytes for b in self.buffers)
+
+    def chunks(self) -> Iterable[bytes | memoryview]:
+        """The bytes to write: header, lengths, then each frame."""
+        yield _HEADER.pack(_MAGIC, 1 + len(self.buffers))
+        yield _LEN.pack(len(self.main))
+        for buf in self.buffers:
+            yield _LEN.pack(buf.nbytes)
+        yield self.main
+        yield from self.buffers
+
+    def to_bytes(self) -> bytes:
+        return b"".join(self.chunks())
+
+
+def dumps(value: Any) -> Frames:
+    """Pickle `value` (plain pickle first, cloudpickle for what it cannot do).
+
+    Raises `pickle.PicklingError`, `TypeError` or `AttributeError` when neither can.
+    """
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        main = pickle.dumps(value, PROTOCOL, buffer_callback=buffers.append)
+    except Exception:
+        buffers.clear()
+        main = cloudpickle.dumps(value, PROTOCOL, buffer_callback=buffers.append)
+    return Frames(main, tuple(_raw(b) for b in buffers))
+
+
+def _raw(buf: pickle.PickleBuffer) -> memoryview:
+    try:
+        return buf.raw()
+    except BufferError:  # not contiguous: let pickle copy it
+        return memoryview(bytes(buf))
+
+
+def loads(data: bytes | memoryview) -> Any:
+    """Inverse of `Frames.to_bytes()`."""
+    return read(io.BytesIO(data))
+
+
+def read(stream: Readable) -> Any:
+    """Load a value written as frames from a binary stream."""
+    try:
+        magic, count = _HEADER.unpack(_read_exactly(stream, _HEADER.size))
+        if magic != _MAGIC:
+            raise PayloadLoadError("not an nbjobs value (bad magic)")
+        sizes = [_LEN.unpack(_read_exactly(stream, _LEN.size))[0] for _ in range(count)]
+        main = _read_exactly(stream, sizes[0])
+        bufs = []
+        for size in sizes[1:]:
+            buf = bytearray(size)
+            view = memoryview(buf)
+            got = 0
+            while got < size:
+                n = stream.readinto(view[got:])
+                if not n:
+                    raise PayloadLoadError("truncated value")
+                got += n
+            bufs.append(buf)
+        return pickle.loads(main, buffers=bufs)
+    except PayloadLoadError:
+        raise
+    except Exception as exc:
+        raise PayloadLoadError(
+            f"a stored value could not be loaded ({type(exc).__name__}: {exc}); it was written "
+            "by another Python or library version, or the store is damaged"
+        ) from exc
+
+
+def _read_exactly(stream: Readable, n: int) -> bytes:
+    data = stream.read(n)
+    if len(data) != n:
+        raise PayloadLoadError("truncated value")
+    return data
+
+
+# --------------------------------------------------------------------------- functions
+_FN_CACHE: weakref.WeakKeyDictionary[Callable[..., Any], tuple[str, bytes]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def dump_function(fn: Callable[..., Any]) -> tuple[str, bytes]:
+    """Cloudpickle `fn` once per function object; returns (digest, bytes).
+
+    Globals the function uses are captured at its first submit.
+    """
+    try:
+        return _FN_CACHE[fn]
+    except (KeyError, TypeError):
+        pass
+    data = cloudpickle.dumps(fn, PROTOCOL)
+    out = (hashlib.blake2b(data, digest_size=16).hexdigest(), data)
+    with contextlib.suppress(TypeError):  # not weak-referenceable: pickled again next time
+        _FN_CACHE[fn] = out
+    return out
+
+
+def dump_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    """Pickle a call's arguments (pickle first, cloudpickle as a fallback)."""
+    try:
+        return pickle.dumps((args, kwargs), PROTOCOL)
+    except Exception:
+        return bytes(cloudpickle.dumps((args, kwargs), PROTOCOL))
+
+
+def digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def payload_blob(fn_digest: str, args: bytes) -> bytes:
+    """The persisted call: function digest, pickled arguments and the versions that wrote them."""
+    return pickle.dumps({"fn": fn_digest, "args": args, **VERSIONS}, PROTOCOL)
+
+
+def load_payload(
+    blob: bytes, fn_blob: bytes
+) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    """Re-create (fn, args, kwargs) from stored bytes, with a clear error when impossible."""
+    meta = pickle.loads(blob)
+    try:
+        fn = pickle.loads(fn_blob)
+        args, kwargs = pickle.loads(meta["args"])
+    except Exception as exc:
+        raise PayloadLoadError(
+            f"the job's function or arguments could not be loaded ({type(exc).__name__}: {exc}); "
+            f"they were written by Python {meta.get('python')} with cloudpickle "
+            f"{meta.get('cloudpickle')}, this is Python {VERSIONS['python']} with cloudpickle "
+            f"{VERSIONS['cloudpickle']}"
+        ) from exc
+    return fn, args, kwargs
+
+
+# --------------------------------------------------------------------------- errors
+def encode_error(exc: BaseException) -> tuple[str, str, bytes]:
+    """(type name, message, blob) for a job's exception.
+
+    The blob keeps the traceback text and, when it survives a round trip, the pickled
+    exception itself; an exception that cannot be pickled keeps its type, message and text.
+    """
+    type_name = f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins.")
+    message = str(exc)
+    tb = "".join(traceback.format_exception(exc))
+    pickled: bytes | None
+    try:
+        pickled = cloudpickle.dumps(exc, PROTOCOL)
+        pickle.loads(pickled)
+    except Exception:
+        pickled = None
+    blob = pickle.dumps(
+        {"type": type_name, "message": message, "traceback": tb, "exc": pickled}, PROTOCOL
+    )
+    return type_name, message, blob
+
+
+def decode_error(blob: bytes) -> BaseException:
+    """The job's exception, re-created, with the job's traceback attached as a note."""
+    info = pickle.loads(blob)
+    if info.get("exc") is not None:
+        try:
+            exc: BaseException = pickle.loads(info["exc"])
+            exc.add_note("Traceback inside the job:\n" + info["traceback"].rstrip())
+            return exc
+        except Exception:  # fall through to the text form
+            pass
+    return JobFailed(info["type"], info["message"], info["traceback"])
+
+
+def error_traceback(blob: bytes) -> str:
+    text: str = pickle.loads(blob)["traceback"]
+    return text

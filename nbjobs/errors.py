@@ -1,0 +1,92 @@
+"""The exception tree: everything nbjobs raises on purpose derives from `NbjobsError`.
+
+Catch at the level you care about::
+
+    try:
+        value = job.result(timeout=10)
+    except nbjobs.WaitTimeout:      # still running
+        ...
+    except nbjobs.NbjobsError:      # anything else nbjobs has to say
+        ...
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+
+class NbjobsError(Exception):
+    """Base class of every error raised by nbjobs itself."""
+
+
+class InvalidArgument(NbjobsError, ValueError):
+    """An argument has a value nbjobs cannot accept; the message names it and what would be."""
+
+
+class InvalidArgumentType(InvalidArgument, TypeError):
+    """An argument has a type nbjobs cannot accept; the message names it and what would be."""
+
+
+class JobNotFound(NbjobsError, KeyError):
+    """No job with this id or key exists in the store."""
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would show the repr of the message.
+        return str(self.args[0]) if self.args else ""
+
+
+class StoreError(NbjobsError):
+    """The store folder cannot be used."""
+
+
+class StoreFormatError(StoreError):
+    """The store was written by an incompatible version of nbjobs."""
+
+
+class StoreNotWritable(StoreError):
+    """The store folder cannot be created or written."""
+
+
+class PayloadNotPicklable(NbjobsError):
+    """A function or argument cannot be pickled for an executor that needs it."""
+
+
+class PayloadLoadError(NbjobsError):
+    """A stored payload or result can no longer be loaded (other Python or cloudpickle)."""
+
+
+class IllegalTransition(NbjobsError):
+    """A state change that the transition table does not allow (a bug, or a lost race)."""
+
+
+class JobError(NbjobsError):
+    """Base of the errors that describe how a job ended."""
+
+
+class JobFailed(JobError):
+    """The job raised an exception that cannot be re-created here.
+
+    Its type name, message and traceback text are kept as attributes.
+    """
+
+    def __init__(self, type_name: str, message: str, traceback: str = "") -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.message = message
+        self.traceback = traceback
+
+
+class ResultNotPicklable(JobError):
+    """The job returned a value that cannot be pickled, so it cannot be stored."""
+
+
+class JobCancelled(JobError, concurrent.futures.CancelledError):
+    """The job was cancelled before it produced a result."""
+
+
+class JobInterrupted(JobError):
+    """The process that ran the job died; `resume()` or resubmitting its key runs it again."""
+
+
+class WaitTimeout(NbjobsError, TimeoutError):
+    """`result()`/`wait()` gave up waiting; the job itself goes on."""

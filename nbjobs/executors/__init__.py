@@ -1,0 +1,27 @@
+"""Executors run the jobs a store hands them; each has one small interface.
+
+An executor has a `name`, says whether it `needs_pickle` (it runs the job elsewhere),
+whether it is `kernel_owned` (its jobs die with this process), and `start(job)`,
+`resize(workers)` and `shutdown()`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..runner import LocalJob
+
+NAMES = ("thread",)
+
+
+class Backend(Protocol):
+    name: str
+    needs_pickle: bool
+    kernel_owned: bool
+    workers: int
+
+    def start(self, job: LocalJob) -> None: ...
+
+    def resize(self, workers: int) -> None: ...
+
+    def shutdown(self) -> None: ...

@@ -1,0 +1,214 @@
+"""`Job`: a handle on one job in the store (not a future: the result stays on disk)."""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import codec, states, validate
+from .errors import JobCancelled, JobFailed, JobInterrupted, JobNotFound, WaitTimeout
+from .records import JobRecord
+
+if TYPE_CHECKING:
+    from .api import Store
+
+_COLORS = {
+    states.PENDING: "#6b7280",
+    states.RUNNING: "#2563eb",
+    states.RETRYING: "#d97706",
+    states.SUCCEEDED: "#16a34a",
+    states.FAILED: "#dc2626",
+    states.CANCELLED: "#6b7280",
+    states.INTERRUPTED: "#9333ea",
+}
+
+
+class Job:
+    """A job in a store. Attributes are read from the store each time you look.
+
+    >>> job = nbjobs.submit(sum, [1, 2, 3], key="six")   # doctest: +SKIP
+    >>> job.result(timeout=10)                             # doctest: +SKIP
+    6
+    """
+
+    __slots__ = ("_snap", "_store")
+
+    def __init__(self, store: Store, rec: JobRecord) -> None:
+        self._store = store
+        self._snap = rec
+
+    # ---- identity (fixed for the life of the job)
+    @property
+    def id(self) -> str:
+        return self._snap.id
+
+    @property
+    def key(self) -> str | None:
+        return self._snap.key
+
+    @property
+    def name(self) -> str:
+        return self._snap.name
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self._snap.tags
+
+    @property
+    def created_at(self) -> float:
+        return self._snap.created_at
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    # ---- state (re-read from the store)
+    def record(self) -> JobRecord:
+        """The job's current record; raises `JobNotFound` if it was forgotten."""
+        rec = self._store._current(self.id)
+        if rec is None:
+            raise JobNotFound(f"job {self.id} ({self.name}) is no longer in the store")
+        self._snap = rec
+        return rec
+
+    @property
+    def status(self) -> str:
+        return self.record().status
+
+    @property
+    def attempts(self) -> int:
+        return self.record().attempts
+
+    @property
+    def started_at(self) -> float | None:
+        return self.record().started_at
+
+    @property
+    def finished_at(self) -> float | None:
+        return self.record().finished_at
+
+    @property
+    def executor(self) -> str:
+        return self.record().executor
+
+    @property
+    def resumable(self) -> bool:
+        return self.record().resumable
+
+    @property
+    def error(self) -> dict[str, str] | None:
+        """`{'type': ..., 'message': ...}` of a failed job, else None."""
+        err = self.record().error
+        return err.to_dict() if err else None
+
+    def done(self) -> bool:
+        """True once the job succeeded, failed, was cancelled or was interrupted."""
+        return self.record().status in states.FINISHED
+
+    def wait(self, timeout: float | None = None) -> Job:
+        """Block until the job is finished; raises `WaitTimeout` after `timeout` seconds.
+
+        >>> job.wait(timeout=30).status       # doctest: +SKIP
+        'succeeded'
+        """
+        self._wait(validate.timeout(timeout))
+        return self
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the job and return its result, loaded from disk (not kept in the handle).
+
+        Raises the job's own exception when it failed (its traceback inside the job is
+        attached as a note), `JobFailed` when that exception cannot be re-created here,
+        `JobCancelled`, `JobInterrupted`, or `WaitTimeout`.
+        """
+        rec = self._wait(validate.timeout(timeout))
+        if rec.status == states.SUCCEEDED:
+            return self._store.storage.load_value(f"r:{self.id}")
+        raise self._error(rec)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """Wait for the job; return the exception it failed with, or None if it succeeded."""
+        rec = self._wait(validate.timeout(timeout))
+        return None if rec.status == states.SUCCEEDED else self._error(rec)
+
+    def traceback(self) -> str | None:
+        """The traceback text of a failed job, as it was inside the job."""
+        blob = self._store.storage.blob(f"e:{self.id}")
+        return codec.error_traceback(blob) if blob is not None else None
+
+    def cancel(self) -> bool:
+        """Cancel a pending job: True if it is now cancelled, False if it had already started."""
+        return self._store._cancel(self.id)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view of the record (no result payload), for status polling."""
+        return self.record().to_dict()
+
+    # ---- internals
+    def _wait(self, timeout: float | None) -> JobRecord:
+        rec = self._store._wait(self.id, timeout)
+        if rec is None:
+            raise WaitTimeout(
+                f"job {self.id} ({self.name}) is still {self.status} after {timeout} s; "
+                "it keeps running: call result() again later"
+            )
+        self._snap = rec
+        return rec
+
+    def _error(self, rec: JobRecord) -> BaseException:
+        if rec.status == states.CANCELLED:
+            return JobCancelled(f"job {self.id} ({self.name}) was cancelled")
+        if rec.status == states.INTERRUPTED:
+            return JobInterrupted(
+                f"job {self.id} ({self.name}) was interrupted: the process running it ended. "
+                "nbjobs.resume() or submitting its key again runs it again"
+            )
+        blob = self._store.storage.blob(f"e:{self.id}")
+        if blob is None:
+            err = rec.error
+            return JobFailed(err.type if err else "Error", err.message if err else "unknown")
+        return codec.decode_error(blob)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Job) and other.id == self.id and other._store is self._store
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        try:
+            rec = self.record()
+        except JobNotFound:
+            return f"<Job {self.name} id={self.id} (forgotten)>"
+        key = f" key={rec.key!r}" if rec.key else ""
+        extra = f" error={rec.error.type}" if rec.error else ""
+        return (
+            f"<Job {rec.name}{key} {rec.status} attempts={rec.attempts}"
+            f"{_duration(rec)}{extra} id={rec.id}>"
+        )
+
+    def _repr_html_(self) -> str:
+        rec = self.record()
+        color = _COLORS.get(rec.status, "#6b7280")
+        err = (
+            f"<div style='color:{_COLORS['failed']}'>{html.escape(rec.error.type)}: "
+            f"{html.escape(rec.error.message[:300])}</div>"
+            if rec.error
+            else ""
+        )
+        key = f" <code>{html.escape(rec.key)}</code>" if rec.key else ""
+        return (
+            "<div style='font-family:sans-serif;border:1px solid #ccc;border-radius:6px;"
+            "padding:6px 10px;display:inline-block'>"
+            f"<b>{html.escape(rec.name)}</b>{key} "
+            f"<span style='color:{color};font-weight:bold'>{rec.status}</span> "
+            f"attempts {rec.attempts}{html.escape(_duration(rec))}{err}</div>"
+        )
+
+
+def _duration(rec: JobRecord) -> str:
+    if rec.started_at is None:
+        return ""
+    end = rec.finished_at if rec.finished_at is not None else time.time()
+    return f" {end - rec.started_at:.2f}s"

@@ -1,0 +1,120 @@
+"""The job record (a small dataclass persisted as JSON) and the one function that changes state."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import states
+from .errors import PayloadLoadError
+
+
+@dataclass(slots=True)
+class ErrorInfo:
+    """How a job failed, as data: enough to show it without loading any pickle."""
+
+    type: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"type": self.type, "message": self.message}
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """Everything listed about a job. Payloads, results and tracebacks live under their own keys."""
+
+    id: str
+    name: str
+    status: str = states.PENDING
+    key: str | None = None
+    tags: tuple[str, ...] = ()
+    executor: str = "thread"
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    runs: int = 1
+    resumable: bool = True
+    not_resumable_reason: str | None = None
+    error: ErrorInfo | None = None
+    owner: str | None = None
+    fn_digest: str | None = None
+    args_digest: str | None = None
+    has_result: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        data = {f.name: getattr(self, f.name) for f in _FIELDS}
+        data["tags"] = list(self.tags)
+        data["error"] = self.error.to_dict() if self.error else None
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> JobRecord:
+        try:
+            data = json.loads(text)
+            data["tags"] = tuple(data.get("tags") or ())
+            err = data.get("error")
+            data["error"] = ErrorInfo(**err) if err else None
+            known = {f.name for f in _FIELDS}
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (ValueError, TypeError, KeyError) as exc:
+            raise PayloadLoadError(f"corrupt job record: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view for users (no payload, no result)."""
+        out: dict[str, Any] = json.loads(self.to_json())
+        out.pop("fn_digest", None)
+        out.pop("args_digest", None)
+        return out
+
+
+_FIELDS = dataclasses.fields(JobRecord)
+
+
+def transition(rec: JobRecord, new: str, now: float, **changes: Any) -> JobRecord:
+    """Return `rec` moved to state `new` at time `now`, after checking the transition table.
+
+    Timestamps and counters follow the state: entering `running` starts an attempt,
+    a finished state stamps `finished_at`, and going back to `pending` starts a new run
+    (the previous run's outcome is kept in `history`).
+
+    >>> r = JobRecord(id="a1", name="fit")
+    >>> transition(r, "running", 10.0).attempts
+    1
+    """
+    states.check_transition(rec.status, new)
+    upd: dict[str, Any] = {"status": new, "updated_at": now}
+    if new == states.RUNNING:
+        upd["started_at"] = now
+        upd["attempts"] = rec.attempts + 1
+    elif new in states.FINISHED:
+        upd["finished_at"] = now
+    elif new == states.PENDING and rec.status in states.FINISHED:
+        upd.update(_new_run(rec))
+    upd.update(changes)
+    return dataclasses.replace(rec, **upd)
+
+
+def _new_run(rec: JobRecord) -> dict[str, Any]:
+    past = {
+        "run": rec.runs,
+        "status": rec.status,
+        "attempts": rec.attempts,
+        "started_at": rec.started_at,
+        "finished_at": rec.finished_at,
+        "error": rec.error.to_dict() if rec.error else None,
+    }
+    return {
+        "runs": rec.runs + 1,
+        "started_at": None,
+        "finished_at": None,
+        "error": None,
+        "has_result": False,
+        "owner": None,
+        "history": [*rec.history, past],
+    }

@@ -1,0 +1,552 @@
+"""The durable store: a diskcache folder holding job records, their indexes and blobs.
+
+See docs/design.md. In short: diskcache owns the folder, its SQLite database
+(WAL), the per-thread connections and the cross-process transactions. Job
+records live in our own table inside that database, next to SQL indexes on
+status, name, key and tags and a per-status count kept by triggers, so every
+index changes in the same transaction as its record. Payloads, results and
+tracebacks are blobs under their own keys; large ones are files in `blobs/`.
+All writes of a process go through one writer thread that commits them in
+batches (group commit); callers that need the outcome wait for the commit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import logging
+import os
+import queue
+import sqlite3
+import tempfile
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import IO, Any
+
+import diskcache
+
+from . import codec, states
+from .clock import SYSTEM, Clock
+from .errors import (
+    IllegalTransition,
+    JobNotFound,
+    PayloadLoadError,
+    StoreFormatError,
+    StoreNotWritable,
+)
+from .records import ErrorInfo, JobRecord
+
+FORMAT_VERSION = 1
+FORMAT_FILE = "nbjobs-format.json"
+INLINE_LIMIT = 256 * 1024  # blobs above this size are written as files
+_BATCH_MAX = 512
+
+log = logging.getLogger("nbjobs")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS nbjobs_jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    key TEXT UNIQUE,
+    status TEXT NOT NULL,
+    name TEXT NOT NULL,
+    owner TEXT,
+    updated REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS nbjobs_jobs_status ON nbjobs_jobs (status, seq);
+CREATE INDEX IF NOT EXISTS nbjobs_jobs_name ON nbjobs_jobs (name, seq);
+CREATE TABLE IF NOT EXISTS nbjobs_tags (
+    tag TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (tag, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nbjobs_tags_seq ON nbjobs_tags (seq);
+CREATE TABLE IF NOT EXISTS nbjobs_counts (
+    status TEXT PRIMARY KEY, n INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS nbjobs_blobs (key TEXT PRIMARY KEY, data BLOB, file TEXT);
+CREATE TRIGGER IF NOT EXISTS nbjobs_count_ins AFTER INSERT ON nbjobs_jobs BEGIN
+    INSERT INTO nbjobs_counts (status, n) VALUES (NEW.status, 1)
+        ON CONFLICT (status) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS nbjobs_count_upd AFTER UPDATE OF status ON nbjobs_jobs
+WHEN OLD.status != NEW.status BEGIN
+    UPDATE nbjobs_counts SET n = n - 1 WHERE status = OLD.status;
+    INSERT INTO nbjobs_counts (status, n) VALUES (NEW.status, 1)
+        ON CONFLICT (status) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS nbjobs_count_del AFTER DELETE ON nbjobs_jobs BEGIN
+    UPDATE nbjobs_counts SET n = n - 1 WHERE status = OLD.status;
+    DELETE FROM nbjobs_tags WHERE seq = OLD.seq;
+END;
+"""
+
+Sql = Callable[..., sqlite3.Cursor]
+Op = Callable[[Sql], Any]
+
+
+def open_cache(path: Path) -> diskcache.Cache:
+    """Open the diskcache under `path`: the only place a diskcache object is created.
+
+    Eviction is off and the size limit cannot bite: records and results are never culled.
+    """
+    return diskcache.Cache(
+        str(path),
+        eviction_policy="none",
+        size_limit=2**62,
+        cull_limit=0,
+        statistics=0,
+        tag_index=0,
+        sqlite_synchronous=1,
+        sqlite_journal_mode="wal",
+    )
+
+
+# --------------------------------------------------------------------------- owners
+def _start_ticks(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat.rsplit(b")", 1)[1].split()[19].decode()
+
+
+def _hostname() -> str:
+    return os.uname().nodename
+
+
+def owner_token() -> str:
+    """Identifies this process across pid reuse: host, pid and process start time."""
+    return f"{_hostname()}:{os.getpid()}:{_start_ticks(os.getpid()) or '?'}"
+
+
+def owner_alive(owner: str) -> bool:
+    """False only when `owner` is a process of this host that is certainly gone."""
+    host, _, rest = owner.partition(":")
+    pid_s, _, ticks = rest.partition(":")
+    if host != _hostname() or not pid_s.isdigit():
+        return True
+    pid = int(pid_s)
+    if ticks != "?" and os.path.exists("/proc"):
+        return _start_ticks(pid) == ticks
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --------------------------------------------------------------------------- writer
+class _Write:
+    __slots__ = ("callback", "fn", "future")
+
+    def __init__(
+        self,
+        fn: Op,
+        future: Future[Any] | None,
+        callback: Callable[[Any, BaseException | None], None] | None,
+    ) -> None:
+        self.fn = fn
+        self.future = future
+        self.callback = callback
+
+
+class Writer:
+    """One thread per store and process that commits queued writes in batches."""
+
+    def __init__(self, cache: diskcache.Cache) -> None:
+        self._cache = cache
+        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = -1
+        self._lock = threading.Lock()
+
+    def _ensure_thread(self) -> None:
+        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+                return
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._loop, name="nbjobs-writer", daemon=True)
+            self._thread.start()
+
+    def put(
+        self, fn: Op, callback: Callable[[Any, BaseException | None], None] | None = None
+    ) -> None:
+        """Queue `fn(sql)`; `callback(result, error)` runs in the writer after the commit."""
+        self._ensure_thread()
+        self._queue.put(_Write(fn, None, callback))
+
+    def call(self, fn: Op) -> Any:
+        """Run `fn(sql)` in the writer's next batch and return its result once committed."""
+        self._ensure_thread()
+        fut: Future[Any] = Future()
+        self._queue.put(_Write(fn, fut, None))
+        return fut.result()
+
+    def flush(self) -> None:
+        """Return once everything queued before this call is committed."""
+        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+            self.call(lambda sql: None)
+
+    def stop(self) -> None:
+        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+        self._thread = None
+
+    def _loop(self) -> None:
+        q = self._queue
+        while True:
+            first = q.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < _BATCH_MAX:
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[_Write]) -> None:
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        try:
+            with self._cache.transact(retry=True):
+                sql = self._cache._sql
+                for w in batch:
+                    sql("SAVEPOINT nbjobs_op")
+                    try:
+                        outcomes.append((w.fn(sql), None))
+                    except Exception as exc:
+                        sql("ROLLBACK TO nbjobs_op")
+                        outcomes.append((None, exc))
+                    sql("RELEASE nbjobs_op")
+        except BaseException as exc:
+            log.exception("nbjobs: a batch of %d store writes failed", len(batch))
+            outcomes = [(None, exc)] * len(batch)
+        for w, (result, error) in zip(batch, outcomes, strict=True):
+            if w.future is not None:
+                if error is None:
+                    w.future.set_result(result)
+                else:
+                    w.future.set_exception(error)
+            elif w.callback is not None:
+                try:
+                    w.callback(result, error)
+                except Exception:
+                    log.exception("nbjobs: a store write callback failed")
+            elif error is not None:
+                log.error("nbjobs: a store write failed: %r", error)
+
+
+# --------------------------------------------------------------------------- storage
+class Storage:
+    """Records, indexes and blobs in one store folder. Knows nothing of executors."""
+
+    def __init__(self, path: str | os.PathLike[str], clock: Clock = SYSTEM) -> None:
+        self.path = Path(path).expanduser().absolute()
+        self.clock = clock
+        self.blob_dir = self.path / "blobs"
+        _prepare_folder(self.path)
+        try:
+            self.cache = open_cache(self.path)
+            with self.cache.transact(retry=True):
+                for stmt in _statements(_SCHEMA):
+                    self.cache._sql(stmt)
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise StoreNotWritable(
+                f"the job store at {self.path} cannot be opened for writing: {exc}. "
+                "Choose a folder you can write (nbjobs.configure(store=...) or $NBJOBS_STORE)."
+            ) from exc
+        self.writer = Writer(self.cache)
+        self.blob_dir.mkdir(mode=0o700, exist_ok=True)
+        _OPEN.add(self)
+
+    def __repr__(self) -> str:
+        return f"Storage({str(self.path)!r})"
+
+    def close(self) -> None:
+        self.writer.stop()
+        self.cache.close()
+        _OPEN.discard(self)
+
+    # ---- reads (any thread; WAL readers never wait for the writer)
+    @property
+    def _sql(self) -> Sql:
+        sql: Sql = self.cache._sql
+        return sql
+
+    def record(self, id_or_key: str) -> JobRecord:
+        """The record of the job with this id or key; raises `JobNotFound`."""
+        row = self._sql(
+            "SELECT status, name, data FROM nbjobs_jobs WHERE id = ? OR key = ? "
+            "ORDER BY id = ? DESC LIMIT 1",
+            (id_or_key, id_or_key, id_or_key),
+        ).fetchone()
+        if row is None:
+            raise JobNotFound(f"no job with id or key {id_or_key!r} in the store at {self.path}")
+        return _decode(*row)
+
+    def record_by_id(self, job_id: str) -> JobRecord | None:
+        row = self._sql(
+            "SELECT status, name, data FROM nbjobs_jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        return _decode(*row) if row else None
+
+    def page(
+        self,
+        statuses: Iterable[str] | None = None,
+        name: str | None = None,
+        tag: str | None = None,
+        limit: int = 100,
+    ) -> list[JobRecord]:
+        """Newest first, through the indexes: never a scan of every record."""
+        where: list[str] = []
+        params: list[Any] = []
+        if statuses is not None:
+            st = list(statuses)
+            where.append(f"j.status IN ({','.join('?' * len(st))})")
+            params += st
+        if name is not None:
+            where.append("j.name = ?")
+            params.append(name)
+        src = "nbjobs_jobs j"
+        if tag is not None:
+            src = "nbjobs_tags t JOIN nbjobs_jobs j ON j.seq = t.seq"
+            where.append("t.tag = ?")
+            params.append(tag)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._sql(
+            f"SELECT j.status, j.name, j.data FROM {src} {clause} ORDER BY j.seq DESC LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+        return [_decode(*r) for r in rows]
+
+    def active_records(self) -> list[JobRecord]:
+        return self.page(states.ACTIVE, limit=1_000_000)
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(states.STATES, 0)
+        for status, n in self._sql("SELECT status, n FROM nbjobs_counts").fetchall():
+            out[status] = n
+        return out
+
+    def blob(self, key: str) -> bytes | None:
+        row = self._sql("SELECT data, file FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        data, file = row
+        if file is not None:
+            return (self.blob_dir / str(file)).read_bytes()
+        return None if data is None else bytes(data)
+
+    def load_value(self, key: str) -> Any:
+        """Load a value stored by `put_value`, reading large ones straight from their file."""
+        row = self._sql("SELECT data, file FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise PayloadLoadError(f"no stored value under {key!r} in {self.path}")
+        data, file = row
+        if file is None:
+            return codec.loads(data)
+        try:
+            with open(self.blob_dir / file, "rb", buffering=0) as f:
+                return codec.read(f)
+        except FileNotFoundError as exc:
+            raise PayloadLoadError(f"the file holding {key!r} is missing: {exc}") from exc
+
+    # ---- blobs prepared outside the writer (large files are written by the caller's thread)
+    def prepare_value(self, key: str, frames: codec.Frames) -> tuple[bytes | None, str | None]:
+        """Bytes to store inline, or the name of a finished file under blobs/."""
+        if frames.size <= INLINE_LIMIT:
+            return frames.to_bytes(), None
+        fd, tmp = tempfile.mkstemp(dir=self.blob_dir, prefix=".tmp-")
+        with os.fdopen(fd, "wb", buffering=0) as f:
+            _write_all(f, frames.chunks())
+        name = f"{key.replace(':', '-')}-{os.urandom(4).hex()}"
+        os.replace(tmp, self.blob_dir / name)
+        return None, name
+
+    # ---- statements used inside writer ops
+    def put_blob(self, sql: Sql, key: str, data: bytes | None, file: str | None = None) -> None:
+        old = sql("SELECT file FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone()
+        sql(
+            "INSERT OR REPLACE INTO nbjobs_blobs (key, data, file) VALUES (?, ?, ?)",
+            (key, data, file),
+        )
+        if old and old[0] and old[0] != file:
+            _unlink_later(self.blob_dir / old[0])
+
+    def put_blob_once(self, sql: Sql, key: str, data: bytes) -> None:
+        sql("INSERT OR IGNORE INTO nbjobs_blobs (key, data) VALUES (?, ?)", (key, data))
+
+    def drop_blobs(self, sql: Sql, keys: Iterable[str]) -> None:
+        for key in keys:
+            row = sql("SELECT file FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone()
+            sql("DELETE FROM nbjobs_blobs WHERE key = ?", (key,))
+            if row and row[0]:
+                _unlink_later(self.blob_dir / row[0])
+
+    def read_in(self, sql: Sql, id_or_key: str) -> JobRecord | None:
+        row = sql(
+            "SELECT status, name, data FROM nbjobs_jobs WHERE id = ? OR key = ? "
+            "ORDER BY id = ? DESC LIMIT 1",
+            (id_or_key, id_or_key, id_or_key),
+        ).fetchone()
+        return _decode(*row) if row else None
+
+    def insert(self, sql: Sql, rec: JobRecord) -> None:
+        cur = sql(
+            "INSERT INTO nbjobs_jobs (id, key, status, name, owner, updated, data) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (rec.id, rec.key, rec.status, rec.name, rec.owner, rec.updated_at, rec.to_json()),
+        )
+        for tag in rec.tags:
+            sql("INSERT OR IGNORE INTO nbjobs_tags (tag, seq) VALUES (?, ?)", (tag, cur.lastrowid))
+
+    def update(self, sql: Sql, rec: JobRecord, expected: str) -> bool:
+        """Write `rec` if the stored status is still `expected` (compare-and-set)."""
+        cur = sql(
+            "UPDATE nbjobs_jobs SET status = ?, owner = ?, updated = ?, data = ? "
+            "WHERE id = ? AND status = ?",
+            (rec.status, rec.owner, rec.updated_at, rec.to_json(), rec.id, expected),
+        )
+        return cur.rowcount == 1
+
+    def cas_op(
+        self,
+        rec: JobRecord,
+        expected: str,
+        blob: tuple[str, bytes | None, str | None] | None = None,
+    ) -> Op:
+        """A writer op that stores `blob` and `rec` only if the job is still in `expected`."""
+
+        def write(sql: Sql) -> None:
+            if blob is not None:
+                self.put_blob(sql, *blob)
+            if not self.update(sql, rec, expected):
+                raise IllegalTransition(
+                    f"job {rec.id} is no longer {expected} (changed by another process); "
+                    f"its move to {rec.status} was dropped"
+                )
+
+        return write
+
+    def delete(self, sql: Sql, rec: JobRecord) -> None:
+        sql("DELETE FROM nbjobs_jobs WHERE id = ?", (rec.id,))
+        self.drop_blobs(sql, blob_keys(rec.id))
+
+    def scan_consistency(self) -> dict[str, int]:
+        """Counts per status computed from the records themselves (tests, diagnostics)."""
+        out = dict.fromkeys(states.STATES, 0)
+        for (data,) in self._sql("SELECT data FROM nbjobs_jobs").fetchall():
+            out[json.loads(data)["status"]] += 1
+        return out
+
+
+def blob_keys(job_id: str) -> tuple[str, str, str]:
+    """The per-job blobs: payload, result, error."""
+    return f"p:{job_id}", f"r:{job_id}", f"e:{job_id}"
+
+
+def _decode(status: str, name: str, data: str) -> JobRecord:
+    try:
+        return JobRecord.from_json(data)
+    except PayloadLoadError as exc:
+        return JobRecord(
+            id="?",
+            name=name,
+            status=status,
+            resumable=False,
+            error=ErrorInfo("CorruptRecord", str(exc)),
+        )
+
+
+def _statements(script: str) -> Iterator[str]:
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            yield buf.strip()
+            buf = ""
+
+
+def _write_all(f: IO[bytes], chunks: Iterable[bytes | memoryview]) -> None:
+    for chunk in chunks:
+        view = memoryview(chunk).cast("B")
+        while view:
+            n = f.write(view)
+            view = view[n or 0 :]
+
+
+def _unlink_later(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+# --------------------------------------------------------------------------- folder
+def _prepare_folder(path: Path) -> None:
+    """Create the folder 0700 with a `.gitignore`, or check the format of an existing one."""
+    fmt = path / FORMAT_FILE
+    try:
+        if fmt.exists():
+            _check_format(fmt, path)
+            return
+        if path.exists() and not path.is_dir():
+            raise StoreNotWritable(f"the job store path {path} exists and is not a folder")
+        if path.is_dir() and any(p.name not in (".gitignore",) for p in path.iterdir()):
+            raise StoreFormatError(
+                f"{path} is not an nbjobs store (it has files but no {FORMAT_FILE}); "
+                "choose an empty or new folder"
+            )
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
+        (path / ".gitignore").write_text("# nbjobs store: holds pickles, never commit it\n*\n")
+        tmp = path / f".{FORMAT_FILE}.tmp"
+        tmp.write_text(json.dumps({"format": FORMAT_VERSION, "created_by": "nbjobs"}))
+        os.replace(tmp, fmt)
+    except OSError as exc:
+        raise StoreNotWritable(
+            f"the job store at {path} cannot be created or written: {exc.strerror or exc}. "
+            "Choose a folder you can write (nbjobs.configure(store=...) or $NBJOBS_STORE)."
+        ) from exc
+
+
+def _check_format(fmt: Path, path: Path) -> None:
+    try:
+        version = json.loads(fmt.read_text())["format"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreFormatError(f"the job store at {path} has an unreadable {FORMAT_FILE}") from exc
+    if version != FORMAT_VERSION:
+        which = "a newer" if version > FORMAT_VERSION else "an older"
+        raise StoreFormatError(
+            f"the job store at {path} was written by {which} version of nbjobs "
+            f"(store format {version}, this nbjobs reads format {FORMAT_VERSION}). "
+            "Install the matching nbjobs, or use another folder."
+        )
+    if not os.access(path, os.W_OK):
+        raise StoreNotWritable(f"the job store at {path} is not writable by this user")
+
+
+_OPEN: weakref.WeakSet[Storage] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all() -> None:
+    for storage in list(_OPEN):
+        with contextlib.suppress(Exception):
+            storage.writer.flush()

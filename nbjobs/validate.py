@@ -1,0 +1,105 @@
+"""Checks of user input: each names the argument, the bad value and what is accepted."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from . import states
+from .errors import InvalidArgument, InvalidArgumentType
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def timeout(value: Any, name: str = "timeout") -> float | None:
+    """None (wait for ever) or a number of seconds >= 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentType(
+            f"{name} must be a number of seconds >= 0 or None, not {type(value).__name__} "
+            f"{_show(value)}"
+        )
+    if math.isnan(value) or value < 0:
+        raise InvalidArgument(f"{name} must be a number of seconds >= 0 or None, not {value!r}")
+    return float(value)
+
+
+def key(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgumentType(
+            f"key must be a str (an idempotency key such as 'fit-10k') or None, not "
+            f"{type(value).__name__} {_show(value)}"
+        )
+    if not value:
+        raise InvalidArgument("key must be a non-empty str or None, not ''")
+    return value
+
+
+def name(value: Any, default: str) -> str:
+    if value is None:
+        return default
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentType(
+            f"name must be a non-empty str or None, not {type(value).__name__} {_show(value)}"
+        )
+    return value
+
+
+def tags(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Iterable):
+        out = tuple(value)
+        if all(isinstance(t, str) and t for t in out):
+            return out
+    raise InvalidArgumentType(
+        f"tags must be a str or a list of non-empty str, not {type(value).__name__} {_show(value)}"
+    )
+
+
+def executor(value: Any, known: Iterable[str]) -> str:
+    names = tuple(known)
+    if not isinstance(value, str) or value not in names:
+        accepted = ", ".join(repr(n) for n in names)
+        raise InvalidArgument(f"executor must be one of {accepted}, not {_show(value)}")
+    return value
+
+
+def statuses(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    items = (value,) if isinstance(value, str) else value
+    if isinstance(items, Iterable):
+        items = tuple(items)
+        bad = [s for s in items if s not in states.STATES]
+        if not bad and items:
+            return items
+    else:
+        bad = [value]
+    raise InvalidArgument(
+        f"status must be one of {', '.join(states.STATES)} (or a list of them), "
+        f"not {_show(bad[0] if bad else value)}"
+    )
+
+
+def positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgumentType(f"{name} must be an int >= 1, not {type(value).__name__}")
+    if value < 1:
+        raise InvalidArgument(f"{name} must be an int >= 1, not {value}")
+    return value
+
+
+def flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidArgumentType(f"{name} must be True or False, not {_show(value)}")
+    return value
