@@ -24,7 +24,8 @@ from .executors.threads import ThreadExecutor
 from .job import Job
 from .records import JobRecord, transition
 from .runner import LocalJob, Runner
-from .store import Sql, Storage, owner_alive, owner_token
+from .store import Storage, owner_alive, owner_token
+from .writer import Cas, Insert, Sql
 
 DEFAULT_PATH = ".nbjobs"
 #: Option names `submit` takes for itself; pass a function's own arguments with these
@@ -74,7 +75,6 @@ class Store:
         self.storage = Storage(path, clock)
         self.owner = owner_token()
         self._local: dict[str, LocalJob] = {}
-        self._fn_written: set[str] = set()
         self._runner = Runner(self.storage, self.owner, self._finished)
         self._backends: dict[str, Backend] = {"thread": ThreadExecutor(self._runner.run, n)}
         self._closed = False
@@ -154,23 +154,24 @@ class Store:
             return rec, LocalJob(rec, fn, args, kwargs), None
         fn_digest, fn_bytes, args_bytes = payload
         rec.fn_digest = fn_digest
-        rec.args_digest = codec.digest(args_bytes)
+        if key is not None:  # only keyed resubmits compare arguments
+            rec.args_digest = codec.digest(args_bytes)
         blobs = (
             codec.payload_blob(fn_digest, args_bytes),
             fn_digest,
-            None if fn_digest in self._fn_written else fn_bytes,
+            None if f"f:{fn_digest}" in self.storage.fn_written else fn_bytes,
         )
         return rec, LocalJob(rec, fn, args, kwargs), blobs
 
     def _submit_new(self, rec: JobRecord, local: LocalJob, blobs: _Payload) -> Job:
-        storage = self.storage
-
-        def insert(sql: Sql) -> None:
-            self._write_payload(sql, rec, blobs)
-            storage.insert(sql, rec)
-
+        op = Insert(rec)
+        if blobs is not None:
+            payload, fn_digest, fn_bytes = blobs
+            op.blobs.append((f"p:{rec.id}", payload, None))
+            if fn_bytes is not None:
+                op.once.append((f"f:{fn_digest}", fn_bytes))
         self._local[rec.id] = local
-        storage.writer.put(insert)
+        self.storage.writer.put(op)
         self._backends[rec.executor].start(local)
         return Job(self, rec)
 
@@ -230,7 +231,7 @@ class Store:
         self.storage.put_blob(sql, f"p:{rec.id}", payload)
         if fn_bytes is not None:
             self.storage.put_blob_once(sql, f"f:{fn_digest}", fn_bytes)
-            self._fn_written.add(fn_digest)
+            self.storage.fn_written.add(f"f:{fn_digest}")
 
     def _backend(self, executor: str | None) -> Backend:
         name = self.default_executor if executor is None else executor
@@ -399,6 +400,7 @@ class Store:
             while not local.done.wait(_slice(deadline, clock.monotonic(), 0.2)):
                 if deadline is not None and clock.monotonic() >= deadline:
                     return None
+            return local.rec
         delay = 0.002
         while True:
             rec = self._current(job_id)
@@ -466,7 +468,7 @@ class Store:
         if rec.status not in states.ACTIVE:
             return
         self.storage.writer.put(
-            self.storage.cas_op(transition(rec, states.INTERRUPTED, now, owner=None), rec.status)
+            Cas(transition(rec, states.INTERRUPTED, now, owner=None), rec.status)
         )
 
 

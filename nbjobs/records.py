@@ -57,13 +57,15 @@ class JobRecord:
     def from_json(cls, text: str | bytes) -> JobRecord:
         try:
             data = json.loads(text)
-            data["tags"] = tuple(data.get("tags") or ())
-            err = data.get("error")
-            data["error"] = ErrorInfo(**err) if err else None
-            known = {f.name for f in _FIELDS}
-            return cls(**{k: v for k, v in data.items() if k in known})
-        except (ValueError, TypeError, KeyError) as exc:
-            raise PayloadLoadError(f"corrupt job record: {exc}") from exc
+            data["tags"] = tuple(data["tags"])
+            err = data["error"]
+            if err is not None:
+                data["error"] = ErrorInfo(**err)
+            if data.keys() - _NAMES:  # written by a newer nbjobs: keep what we know
+                data = {k: v for k, v in data.items() if k in _NAMES}
+            return cls(**data)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise PayloadLoadError(f"corrupt job record: {exc!r}") from exc
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view for users (no payload, no result)."""
@@ -74,6 +76,7 @@ class JobRecord:
 
 
 _FIELDS = dataclasses.fields(JobRecord)
+_NAMES = frozenset(f.name for f in _FIELDS)
 
 
 def transition(rec: JobRecord, new: str, now: float, **changes: Any) -> JobRecord:

@@ -12,6 +12,7 @@ from . import codec, states
 from .errors import ResultNotPicklable
 from .records import ErrorInfo, JobRecord, transition
 from .store import Storage
+from .writer import Blob, Cas
 
 
 class LocalJob:
@@ -70,7 +71,7 @@ class Runner:
             rec = transition(local.rec, states.RUNNING, self.storage.clock.now(), owner=self.owner)
             local.rec = rec
             self.storage.writer.put(
-                self.storage.cas_op(rec, states.PENDING), lambda _r, err: _lost_start(local, err)
+                Cas(rec, states.PENDING), lambda _r, err: _lost_start(local, err)
             )
         return True
 
@@ -98,14 +99,13 @@ class Runner:
         local: LocalJob,
         status: str,
         changes: dict[str, Any],
-        blob: tuple[str, bytes | None, str | None],
+        blob: Blob,
     ) -> None:
         with local.lock:
             rec = transition(local.rec, status, self.storage.clock.now(), **changes)
             local.rec = rec
             self.storage.writer.put(
-                self.storage.cas_op(rec, states.RUNNING, blob),
-                lambda _r, err: self.on_finished(local, err),
+                Cas(rec, states.RUNNING, [blob]), lambda _r, err: self.on_finished(local, err)
             )
 
 

@@ -17,13 +17,10 @@ import contextlib
 import json
 import logging
 import os
-import queue
 import sqlite3
 import tempfile
-import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,6 +36,7 @@ from .errors import (
     StoreNotWritable,
 )
 from .records import ErrorInfo, JobRecord
+from .writer import Call, Insert, Op, Sql, Writer
 
 FORMAT_VERSION = 1
 FORMAT_FILE = "nbjobs-format.json"
@@ -83,9 +81,6 @@ CREATE TRIGGER IF NOT EXISTS nbjobs_count_del AFTER DELETE ON nbjobs_jobs BEGIN
     DELETE FROM nbjobs_tags WHERE seq = OLD.seq;
 END;
 """
-
-Sql = Callable[..., sqlite3.Cursor]
-Op = Callable[[Sql], Any]
 
 
 def open_cache(path: Path) -> diskcache.Cache:
@@ -142,118 +137,6 @@ def owner_alive(owner: str) -> bool:
     return True
 
 
-# --------------------------------------------------------------------------- writer
-class _Write:
-    __slots__ = ("callback", "fn", "future")
-
-    def __init__(
-        self,
-        fn: Op,
-        future: Future[Any] | None,
-        callback: Callable[[Any, BaseException | None], None] | None,
-    ) -> None:
-        self.fn = fn
-        self.future = future
-        self.callback = callback
-
-
-class Writer:
-    """One thread per store and process that commits queued writes in batches."""
-
-    def __init__(self, cache: diskcache.Cache) -> None:
-        self._cache = cache
-        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._pid = -1
-        self._lock = threading.Lock()
-
-    def _ensure_thread(self) -> None:
-        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
-                return
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._loop, name="nbjobs-writer", daemon=True)
-            self._thread.start()
-
-    def put(
-        self, fn: Op, callback: Callable[[Any, BaseException | None], None] | None = None
-    ) -> None:
-        """Queue `fn(sql)`; `callback(result, error)` runs in the writer after the commit."""
-        self._ensure_thread()
-        self._queue.put(_Write(fn, None, callback))
-
-    def call(self, fn: Op) -> Any:
-        """Run `fn(sql)` in the writer's next batch and return its result once committed."""
-        self._ensure_thread()
-        fut: Future[Any] = Future()
-        self._queue.put(_Write(fn, fut, None))
-        return fut.result()
-
-    def flush(self) -> None:
-        """Return once everything queued before this call is committed."""
-        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-            self.call(lambda sql: None)
-
-    def stop(self) -> None:
-        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-            self._queue.put(None)
-            self._thread.join(timeout=30)
-        self._thread = None
-
-    def _loop(self) -> None:
-        q = self._queue
-        while True:
-            first = q.get()
-            if first is None:
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < _BATCH_MAX:
-                try:
-                    item = q.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            self._commit(batch)
-            if stop:
-                return
-
-    def _commit(self, batch: list[_Write]) -> None:
-        outcomes: list[tuple[Any, BaseException | None]] = []
-        try:
-            with self._cache.transact(retry=True):
-                sql = self._cache._sql
-                for w in batch:
-                    sql("SAVEPOINT nbjobs_op")
-                    try:
-                        outcomes.append((w.fn(sql), None))
-                    except Exception as exc:
-                        sql("ROLLBACK TO nbjobs_op")
-                        outcomes.append((None, exc))
-                    sql("RELEASE nbjobs_op")
-        except BaseException as exc:
-            log.exception("nbjobs: a batch of %d store writes failed", len(batch))
-            outcomes = [(None, exc)] * len(batch)
-        for w, (result, error) in zip(batch, outcomes, strict=True):
-            if w.future is not None:
-                if error is None:
-                    w.future.set_result(result)
-                else:
-                    w.future.set_exception(error)
-            elif w.callback is not None:
-                try:
-                    w.callback(result, error)
-                except Exception:
-                    log.exception("nbjobs: a store write callback failed")
-            elif error is not None:
-                log.error("nbjobs: a store write failed: %r", error)
-
-
 # --------------------------------------------------------------------------- storage
 class Storage:
     """Records, indexes and blobs in one store folder. Knows nothing of executors."""
@@ -273,7 +156,8 @@ class Storage:
                 f"the job store at {self.path} cannot be opened for writing: {exc}. "
                 "Choose a folder you can write (nbjobs.configure(store=...) or $NBJOBS_STORE)."
             ) from exc
-        self.writer = Writer(self.cache)
+        self.fn_written: set[str] = set()
+        self.writer = Writer(lambda: self.cache.transact(retry=True), lambda: self._sql, self)
         self.blob_dir.mkdir(mode=0o700, exist_ok=True)
         _OPEN.add(self)
 
@@ -383,13 +267,11 @@ class Storage:
 
     # ---- statements used inside writer ops
     def put_blob(self, sql: Sql, key: str, data: bytes | None, file: str | None = None) -> None:
-        old = sql("SELECT file FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone()
+        """Store a blob under a key that holds none (drop_blobs first to replace a file)."""
         sql(
             "INSERT OR REPLACE INTO nbjobs_blobs (key, data, file) VALUES (?, ?, ?)",
             (key, data, file),
         )
-        if old and old[0] and old[0] != file:
-            _unlink_later(self.blob_dir / old[0])
 
     def put_blob_once(self, sql: Sql, key: str, data: bytes) -> None:
         sql("INSERT OR IGNORE INTO nbjobs_blobs (key, data) VALUES (?, ?)", (key, data))
@@ -427,24 +309,23 @@ class Storage:
         )
         return cur.rowcount == 1
 
-    def cas_op(
-        self,
-        rec: JobRecord,
-        expected: str,
-        blob: tuple[str, bytes | None, str | None] | None = None,
-    ) -> Op:
-        """A writer op that stores `blob` and `rec` only if the job is still in `expected`."""
-
-        def write(sql: Sql) -> None:
-            if blob is not None:
-                self.put_blob(sql, *blob)
-            if not self.update(sql, rec, expected):
-                raise IllegalTransition(
-                    f"job {rec.id} is no longer {expected} (changed by another process); "
-                    f"its move to {rec.status} was dropped"
-                )
-
-        return write
+    def apply(self, sql: Sql, op: Op) -> Any:
+        """Carry out one writer op inside the writer's transaction."""
+        if isinstance(op, Call):
+            return op.fn(sql)
+        for key, data, file in op.blobs:
+            self.put_blob(sql, key, data, file)
+        if isinstance(op, Insert):
+            for key, data in op.once:
+                self.put_blob_once(sql, key, data)
+                self.fn_written.add(key)
+            self.insert(sql, op.rec)
+        elif not self.update(sql, op.rec, op.expected):
+            raise IllegalTransition(
+                f"job {op.rec.id} is no longer {op.expected} (changed by another process); "
+                f"its move to {op.rec.status} was dropped"
+            )
+        return None
 
     def delete(self, sql: Sql, rec: JobRecord) -> None:
         sql("DELETE FROM nbjobs_jobs WHERE id = ?", (rec.id,))
