@@ -20,6 +20,7 @@ from .clock import SYSTEM, Clock
 from .errors import InvalidArgument, InvalidArgumentType, JobNotFound, PayloadNotPicklable
 from .executors import NAMES as EXECUTOR_NAMES
 from .executors import Backend
+from .executors.processes import ProcessExecutor
 from .executors.threads import ThreadExecutor
 from .job import Job
 from .records import JobRecord, transition
@@ -71,12 +72,16 @@ class Store:
                 f"not {type(path).__name__}"
             )
         self.default_executor = validate.executor(executor, EXECUTOR_NAMES)
-        n = _default_workers() if workers is None else validate.positive_int(workers, "workers")
+        if workers is not None:
+            validate.positive_int(workers, "workers")
         self.storage = Storage(path, clock)
         self.owner = owner_token()
         self._local: dict[str, LocalJob] = {}
         self._runner = Runner(self.storage, self.owner, self._finished)
-        self._backends: dict[str, Backend] = {"thread": ThreadExecutor(self._runner.run, n)}
+        self._backends: dict[str, Backend] = {
+            "thread": ThreadExecutor(self._runner, workers or _default_workers()),
+            "process": ProcessExecutor(self._runner, workers or os.cpu_count() or 1),
+        }
         self._closed = False
         _STORES.add(self)
         self._reap_dead_owners()
@@ -153,6 +158,9 @@ class Store:
             rec.not_resumable_reason = payload
             return rec, LocalJob(rec, fn, args, kwargs), None
         fn_digest, fn_bytes, args_bytes = payload
+        local = LocalJob(
+            rec, fn, args, kwargs, (fn_bytes, args_bytes) if backend.needs_pickle else None
+        )
         rec.fn_digest = fn_digest
         if key is not None:  # only keyed resubmits compare arguments
             rec.args_digest = codec.digest(args_bytes)
@@ -161,7 +169,7 @@ class Store:
             fn_digest,
             None if f"f:{fn_digest}" in self.storage.fn_written else fn_bytes,
         )
-        return rec, LocalJob(rec, fn, args, kwargs), blobs
+        return rec, local, blobs
 
     def _submit_new(self, rec: JobRecord, local: LocalJob, blobs: _Payload) -> Job:
         op = Insert(rec)
@@ -336,6 +344,7 @@ class Store:
             warnings.warn(f"job {rec.id} ({rec.name}) has lost its payload", stacklevel=3)
             return None
         fn, args, kwargs = codec.load_payload(payload, fn_blob)
+        args_bytes = codec.payload_args(payload)
         backend = self._backends.get(rec.executor) or self._backend(None)
         new = transition(
             rec,
@@ -350,7 +359,7 @@ class Store:
 
         if not self.storage.writer.call(write):
             return None
-        local = LocalJob(new, fn, args, kwargs)
+        local = LocalJob(new, fn, args, kwargs, (fn_blob, args_bytes))
         self._local[new.id] = local
         backend.start(local)
         return Job(self, new)
@@ -510,11 +519,23 @@ def _pickle_call(
     try:
         args_bytes = codec.dump_call(args, kwargs)
     except Exception as exc:
-        why = f"an argument cannot be pickled ({type(exc).__name__}: {exc})"
+        why = f"{_culprit(args, kwargs)} cannot be pickled ({type(exc).__name__}: {exc})"
         if required:
             raise PayloadNotPicklable(why) from exc
         return why
     return fn_digest, fn_bytes, args_bytes
+
+
+def _culprit(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """Name the first argument that cannot be pickled."""
+    named = [(f"argument {i}", a) for i, a in enumerate(args)]
+    named += [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
+    for label, value in named:
+        try:
+            codec.dump_call((value,), {})
+        except Exception:
+            return f"{label} ({type(value).__name__})"
+    return "an argument"
 
 
 # ---------------------------------------------------------------------- the default store

@@ -163,6 +163,12 @@ def payload_blob(fn_digest: str, args: bytes) -> bytes:
     return pickle.dumps({"fn": fn_digest, "args": args, **VERSIONS}, PROTOCOL)
 
 
+def payload_args(blob: bytes) -> bytes:
+    """The pickled arguments inside a payload blob."""
+    args: bytes = pickle.loads(blob)["args"]
+    return args
+
+
 def load_payload(
     blob: bytes, fn_blob: bytes
 ) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:

@@ -84,6 +84,10 @@ class JobCancelled(JobError, concurrent.futures.CancelledError):
     """The job was cancelled before it produced a result."""
 
 
+class JobCrashed(JobError):
+    """The process running the job died (a segfault, `os._exit`, the OOM killer)."""
+
+
 class JobInterrupted(JobError):
     """The process that ran the job died; `resume()` or resubmitting its key runs it again."""
 

@@ -1,4 +1,9 @@
-"""Runs one attempt of a job held in this process: start, call, store the outcome."""
+"""Runs one attempt of a job held in this process: start, call, store the outcome.
+
+`call_job` runs a function and turns whatever happens into an `Outcome` (plain data that
+can cross a pipe); it is shared by the thread executor and the child processes of the
+process executor. `Runner` owns the state changes of this process's jobs.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,61 @@ import asyncio
 import inspect
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from . import codec, states
 from .errors import ResultNotPicklable
 from .records import ErrorInfo, JobRecord, transition
-from .store import Storage
-from .writer import Blob, Cas
+from .store import Storage, write_value
+from .writer import Cas
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How an attempt ended, ready to store: a result blob or an error blob."""
+
+    ok: bool
+    data: bytes | None = None  # inline result bytes, or the error blob
+    file: str | None = None  # result written as a file under blobs/
+    error_type: str = ""
+    error_message: str = ""
+
+
+def failure(exc: BaseException) -> Outcome:
+    type_name, message, blob = codec.encode_error(exc)
+    return Outcome(False, blob, None, type_name, message)
+
+
+def call_job(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    blob_dir: Path,
+    job_id: str,
+) -> Outcome:
+    """Call `fn(*args, **kwargs)` here and encode the result or the exception.
+
+    Coroutines (from `async def` functions) run to completion on their own event loop.
+    """
+    try:
+        value = fn(*args, **kwargs)
+        if inspect.iscoroutine(value):
+            value = asyncio.run(value)
+    except BaseException as exc:
+        return failure(exc)
+    try:
+        frames = codec.dumps(value)
+    except Exception as exc:
+        return failure(
+            ResultNotPicklable(
+                f"the job returned a {type(value).__name__} that cannot be pickled, so it "
+                f"cannot be stored ({type(exc).__name__}: {exc}); return plain data instead"
+            )
+        )
+    data, file = write_value(blob_dir, f"r:{job_id}", frames)
+    return Outcome(True, data, file)
 
 
 class LocalJob:
@@ -20,9 +73,22 @@ class LocalJob:
 
     `rec` is the newest state this process has queued for the store; the lock orders
     state changes made here (start, cancel) so that they reach the writer in order.
+    `on_start` hooks run under that lock when the job starts (one returning False
+    cancels it); `on_done` hooks run once the outcome is committed.
     """
 
-    __slots__ = ("args", "cancel_requested", "done", "fn", "kwargs", "lock", "rec")
+    __slots__ = (
+        "args",
+        "cancel_requested",
+        "done",
+        "fn",
+        "kwargs",
+        "lock",
+        "on_done",
+        "on_start",
+        "payload",
+        "rec",
+    )
 
     def __init__(
         self,
@@ -30,43 +96,52 @@ class LocalJob:
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        payload: tuple[bytes, bytes] | None = None,
     ) -> None:
         self.rec = rec
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
+        self.payload = payload  # (function bytes, argument bytes) for other processes
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.cancel_requested = False
+        self.on_start: list[Callable[[], bool]] = []
+        self.on_done: list[Callable[[], None]] = []
 
 
 Finished = Callable[[LocalJob, BaseException | None], None]
+Invoke = Callable[[LocalJob], Outcome]
 
 
 class Runner:
-    """Executes `LocalJob`s for the executors of one store, in whatever thread calls `run`."""
+    """Moves this process's jobs through their states around an `invoke` strategy."""
 
     def __init__(self, storage: Storage, owner: str, on_finished: Finished) -> None:
         self.storage = storage
         self.owner = owner
         self.on_finished = on_finished
 
-    def run(self, local: LocalJob) -> None:
-        """Run one attempt of `local` to completion and queue its outcome for the store."""
+    def in_thread(self, local: LocalJob) -> Outcome:
+        """The thread executor's strategy: call the function right here."""
+        return call_job(local.fn, local.args, local.kwargs, self.storage.blob_dir, local.rec.id)
+
+    def run(self, local: LocalJob, invoke: Invoke) -> None:
+        """Run one attempt of `local` with `invoke` and queue its outcome for the store."""
         if not self._begin(local):
             return
         try:
-            value = local.fn(*local.args, **local.kwargs)
-            if inspect.iscoroutine(value):
-                value = asyncio.run(value)
-        except BaseException as exc:
-            self._fail(local, exc)
-            return
-        self._succeed(local, value)
+            outcome = invoke(local)
+        except BaseException as exc:  # a failure of the executor itself
+            outcome = failure(exc)
+        self.finish(local, outcome)
 
     def _begin(self, local: LocalJob) -> bool:
         with local.lock:
             if local.cancel_requested or local.rec.status != states.PENDING:
+                return False
+            if not all(hook() for hook in local.on_start):
+                local.cancel_requested = True
                 return False
             rec = transition(local.rec, states.RUNNING, self.storage.clock.now(), owner=self.owner)
             local.rec = rec
@@ -75,32 +150,17 @@ class Runner:
             )
         return True
 
-    def _succeed(self, local: LocalJob, value: Any) -> None:
-        key = f"r:{local.rec.id}"
-        try:
-            frames = codec.dumps(value)
-        except Exception as exc:
-            err = ResultNotPicklable(
-                f"the job returned a {type(value).__name__} that cannot be pickled, so it cannot "
-                f"be stored ({type(exc).__name__}: {exc}); return plain data instead"
-            )
-            self._fail(local, err)
-            return
-        data, file = self.storage.prepare_value(key, frames)
-        self._finish(local, states.SUCCEEDED, {"has_result": True}, (key, data, file))
-
-    def _fail(self, local: LocalJob, exc: BaseException) -> None:
-        type_name, message, blob = codec.encode_error(exc)
-        changes = {"error": ErrorInfo(type_name, message)}
-        self._finish(local, states.FAILED, changes, (f"e:{local.rec.id}", blob, None))
-
-    def _finish(
-        self,
-        local: LocalJob,
-        status: str,
-        changes: dict[str, Any],
-        blob: Blob,
-    ) -> None:
+    def finish(self, local: LocalJob, outcome: Outcome) -> None:
+        """Queue the move of a running job to succeeded or failed, with its blob."""
+        job_id = local.rec.id
+        if outcome.ok:
+            status = states.SUCCEEDED
+            changes: dict[str, Any] = {"has_result": True}
+            blob = (f"r:{job_id}", outcome.data, outcome.file)
+        else:
+            status = states.FAILED
+            changes = {"error": ErrorInfo(outcome.error_type, outcome.error_message)}
+            blob = (f"e:{job_id}", outcome.data, None)
         with local.lock:
             rec = transition(local.rec, status, self.storage.clock.now(), **changes)
             local.rec = rec

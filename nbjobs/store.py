@@ -253,18 +253,6 @@ class Storage:
         except FileNotFoundError as exc:
             raise PayloadLoadError(f"the file holding {key!r} is missing: {exc}") from exc
 
-    # ---- blobs prepared outside the writer (large files are written by the caller's thread)
-    def prepare_value(self, key: str, frames: codec.Frames) -> tuple[bytes | None, str | None]:
-        """Bytes to store inline, or the name of a finished file under blobs/."""
-        if frames.size <= INLINE_LIMIT:
-            return frames.to_bytes(), None
-        fd, tmp = tempfile.mkstemp(dir=self.blob_dir, prefix=".tmp-")
-        with os.fdopen(fd, "wb", buffering=0) as f:
-            _write_all(f, frames.chunks())
-        name = f"{key.replace(':', '-')}-{os.urandom(4).hex()}"
-        os.replace(tmp, self.blob_dir / name)
-        return None, name
-
     # ---- statements used inside writer ops
     def put_blob(self, sql: Sql, key: str, data: bytes | None, file: str | None = None) -> None:
         """Store a blob under a key that holds none (drop_blobs first to replace a file)."""
@@ -337,6 +325,22 @@ class Storage:
         for (data,) in self._sql("SELECT data FROM nbjobs_jobs").fetchall():
             out[json.loads(data)["status"]] += 1
         return out
+
+
+def write_value(blob_dir: Path, key: str, frames: codec.Frames) -> tuple[bytes | None, str | None]:
+    """Bytes to store inline, or the name of a finished file under `blob_dir`.
+
+    Large values are streamed to a file by the thread or process that produced them,
+    so the writer thread never copies them.
+    """
+    if frames.size <= INLINE_LIMIT:
+        return frames.to_bytes(), None
+    fd, tmp = tempfile.mkstemp(dir=blob_dir, prefix=".tmp-")
+    with os.fdopen(fd, "wb", buffering=0) as f:
+        _write_all(f, frames.chunks())
+    name = f"{key.replace(':', '-')}-{os.urandom(4).hex()}"
+    os.replace(tmp, blob_dir / name)
+    return None, name
 
 
 def blob_keys(job_id: str) -> tuple[str, str, str]:

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from ..runner import LocalJob
 
-NAMES = ("thread",)
+NAMES = ("thread", "process")
 
 
 class Backend(Protocol):

@@ -1,0 +1,80 @@
+"""A resizable pool of daemon threads that take jobs from one queue.
+
+Each thread owns a *slot* (nothing for threads, a child process for processes), so a
+slot can be replaced on its own when its process dies or must be killed.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
+
+from ..runner import LocalJob
+
+
+class Slot(Protocol):
+    def close(self) -> None: ...
+
+
+S = TypeVar("S", bound=Slot)
+
+
+class Pool(Generic[S]):
+    """Runs `run(job, slot)` for queued jobs on at most `workers` threads.
+
+    >>> pool = Pool("demo", 2, make_slot=lambda: None, run=lambda job, slot: None)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        name: str,
+        workers: int,
+        make_slot: Callable[[], S],
+        run: Callable[[LocalJob, S], None],
+    ) -> None:
+        self.name = name
+        self.workers = workers
+        self._make_slot = make_slot
+        self._run = run
+        self._queue: queue.SimpleQueue[LocalJob | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def start(self, job: LocalJob) -> None:
+        """Queue `job`; a free thread starts it."""
+        self._queue.put(job)
+        if len(self._threads) < self.workers:
+            self._grow()
+
+    def resize(self, workers: int) -> None:
+        with self._lock:
+            self.workers = workers
+            for _ in range(max(0, len(self._threads) - workers)):
+                self._queue.put(None)
+            del self._threads[workers:]
+
+    def shutdown(self) -> None:
+        self.resize(0)
+
+    def _grow(self) -> None:
+        with self._lock:
+            while len(self._threads) < self.workers:
+                t = threading.Thread(
+                    target=self._loop, name=f"nbjobs-{self.name}-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(t)
+                t.start()
+
+    def _loop(self) -> None:
+        slot = self._make_slot()
+        try:
+            while True:
+                job = self._queue.get()
+                if job is None:
+                    return
+                self._run(job, slot)
+        finally:
+            if slot is not None:
+                slot.close()

@@ -1,0 +1,119 @@
+"""The process executor: each job runs in the main thread of a child process of our own.
+
+Functions and arguments travel as cloudpickle bytes, so functions defined in the
+notebook (`__main__`), lambdas and closures work; nothing relies on fork or on
+importing `__main__`. Children start with the kernel's working directory and
+`sys.path`. A child that dies (segfault, `os._exit`) fails its job with `JobCrashed`
+and is replaced; the other children carry on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from .. import codec
+from ..errors import JobCrashed
+from ..runner import LocalJob, Outcome, Runner, failure
+from .pool import Pool
+
+
+class ChildProcess:
+    """One child running `python -m nbjobs._child`, started on first use."""
+
+    def __init__(self, blob_dir: Path) -> None:
+        self.blob_dir = blob_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.conn: Connection | None = None
+
+    def _spawn(self) -> Connection:
+        ours, theirs = socket.socketpair()
+        fd = theirs.fileno()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "nbjobs._child", str(fd)],
+            pass_fds=[fd],
+            cwd=os.getcwd(),
+            stdin=subprocess.DEVNULL,
+        )
+        theirs.close()
+        conn = Connection(ours.detach())
+        init = {"sys_path": list(sys.path), "cwd": os.getcwd(), "blob_dir": str(self.blob_dir)}
+        conn.send_bytes(pickle.dumps(init))
+        self.conn = conn
+        return conn
+
+    def call(self, job_id: str, fn_bytes: bytes, args_bytes: bytes) -> Outcome:
+        """Run one job in the child and wait for its outcome (or its death)."""
+        conn = self.conn if self.proc is not None and self.proc.poll() is None else None
+        if conn is None:
+            self.close()
+            conn = self._spawn()
+        try:
+            conn.send_bytes(pickle.dumps((job_id, fn_bytes, args_bytes), codec.PROTOCOL))
+            reply: Outcome = pickle.loads(conn.recv_bytes())
+            return reply
+        except (EOFError, OSError):
+            return failure(JobCrashed(self._death_note()))
+
+    def _death_note(self) -> str:
+        proc = self.proc
+        code = None
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = proc.wait(timeout=5)
+        self.close()
+        if code is not None and code < 0:
+            try:
+                sig = signal.Signals(-code).name
+            except ValueError:
+                sig = f"signal {-code}"
+            how = f"was killed by {sig}"
+        else:
+            how = f"exited with code {code}"
+        return f"the process running the job {how}; a new process takes its place"
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            self.proc = None
+
+
+class ProcessExecutor(Pool[ChildProcess]):
+    """Jobs in child processes, one job per process at a time."""
+
+    needs_pickle = True
+    kernel_owned = True
+
+    def __init__(self, runner: Runner, workers: int) -> None:
+        blob_dir = runner.storage.blob_dir
+        super().__init__("process", workers, lambda: ChildProcess(blob_dir), self._run_job)
+        self._runner = runner
+
+    def _run_job(self, job: LocalJob, child: ChildProcess) -> None:
+        payload = job.payload
+        assert payload is not None, "process jobs always carry their pickled payload"
+
+        def invoke(local: LocalJob) -> Outcome:
+            return child.call(local.rec.id, *payload)
+
+        self._runner.run(job, invoke)
