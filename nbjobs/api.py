@@ -118,6 +118,7 @@ class Store:
         if not callable(fn):
             raise InvalidArgumentType(f"fn must be callable, not {type(fn).__name__}")
         key = validate.key(key)
+        _refuse_unbuilt_options(fn_kwargs)
         call_kwargs = _merge_kwargs(fn_kwargs, kwargs)
         rec, local, blobs = self._prepare(fn, args, call_kwargs, key, name, tags, executor, force)
         if key is None:
@@ -489,6 +490,20 @@ def _fn_name(fn: Callable[..., Any]) -> str:
     return str(
         getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
     )
+
+
+_UNBUILT = ("retries", "retry_on", "backoff", "timeout", "soft_timeout")
+
+
+def _refuse_unbuilt_options(fn_kwargs: dict[str, Any]) -> None:
+    """Reserved option names that this version does not implement yet must not reach fn."""
+    for option in _UNBUILT:
+        if option in fn_kwargs:
+            raise InvalidArgument(
+                f"{option}= is a reserved option of submit() that this version of nbjobs does "
+                f"not support yet; if your function has a parameter named {option!r}, pass it "
+                f"with kwargs={{{option!r}: ...}}"
+            )
 
 
 def _merge_kwargs(fn_kwargs: dict[str, Any], kwargs: Any) -> dict[str, Any]:
