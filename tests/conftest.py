@@ -1,0 +1,49 @@
+"""Shared fixtures: real diskcache stores in temporary folders, never the repository's."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import nbjobs
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.01) -> Any:
+    """Poll `condition` until it returns something truthy; fail the test after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s: {condition}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., Any]:
+    """`wait_for(condition, timeout=30)`: poll with a deadline instead of sleeping."""
+    return wait_until
+
+
+@pytest.fixture(autouse=True)
+def default_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point the default store of module-level functions at a fresh folder for every test."""
+    path = tmp_path / "default-store"
+    monkeypatch.setenv("NBJOBS_STORE", str(path))
+    nbjobs.configure(store=str(path))
+    yield path
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[nbjobs.Store]:
+    """An explicit store on its own temporary folder, closed after the test."""
+    s = nbjobs.Store(tmp_path / "store")
+    try:
+        yield s
+    finally:
+        s.close()

@@ -1,0 +1,95 @@
+"""Cancelling: a pending job is cancelled at once and never runs; a finished one is left alone."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import nbjobs
+
+GATE = threading.Event()
+
+
+def blocker(seconds: float) -> str:
+    if not GATE.wait(seconds):
+        raise TimeoutError("the test never opened the gate")
+    return "unblocked"
+
+
+def mark(path: str) -> str:
+    with open(path, "a") as f:
+        f.write("ran\n")
+    return "marked"
+
+
+@pytest.fixture
+def one_worker() -> Iterator[threading.Event]:
+    nbjobs.configure(workers=1)
+    GATE.clear()
+    yield GATE
+    GATE.set()
+
+
+def test_cancel_a_pending_job(one_worker: threading.Event, tmp_path: Path, wait_for: Any) -> None:
+    marker = tmp_path / "ran.txt"
+    first = nbjobs.submit(blocker, 60)
+    wait_for(lambda: first.status == "running")
+    second = nbjobs.submit(mark, str(marker), key="second")
+    assert second.status == "pending"
+
+    assert second.cancel() is True
+    assert second.status == "cancelled"
+    assert nbjobs.get("second").status == "cancelled"
+    assert second.done()
+    with pytest.raises(nbjobs.JobCancelled):
+        second.result(timeout=60)
+    with pytest.raises(concurrent.futures.CancelledError):
+        second.result(timeout=0)
+
+    one_worker.set()
+    assert first.result(timeout=60) == "unblocked"
+    # The freed worker must not pick up the cancelled job: a job queued after it runs,
+    # and by then the cancelled one would have run too.
+    third = nbjobs.submit(mark, str(marker))
+    assert third.result(timeout=60) == "marked"
+    assert marker.read_text().splitlines() == ["ran"]
+    assert second.status == "cancelled"
+    assert second.cancel() is False
+
+    stats = nbjobs.stats()
+    assert stats["cancelled"] == 1
+    assert stats["succeeded"] == 2
+    assert [j.id for j in nbjobs.jobs(status="cancelled")] == [second.id]
+
+
+def test_cancel_a_finished_job_returns_false(tmp_path: Path) -> None:
+    marker = tmp_path / "ran.txt"
+    job = nbjobs.submit(mark, str(marker))
+    assert job.result(timeout=60) == "marked"
+    assert job.cancel() is False
+    assert job.status == "succeeded"
+    assert job.result(timeout=60) == "marked"
+    assert nbjobs.stats()["cancelled"] == 0
+
+
+def test_a_cancelled_keyed_job_runs_again_when_resubmitted(
+    one_worker: threading.Event, tmp_path: Path, wait_for: Any
+) -> None:
+    marker = tmp_path / "ran.txt"
+    first = nbjobs.submit(blocker, 60)
+    wait_for(lambda: first.status == "running")
+    job = nbjobs.submit(mark, str(marker), key="again")
+    assert job.cancel() is True
+    one_worker.set()
+    first.result(timeout=60)
+
+    rerun = nbjobs.submit(mark, str(marker), key="again")
+    assert rerun.id == job.id
+    assert rerun.result(timeout=60) == "marked"
+    assert marker.read_text().splitlines() == ["ran"]
+    assert nbjobs.stats()["cancelled"] == 0

@@ -1,0 +1,84 @@
+"""A kernel that dies mid-job: its jobs become `interrupted`, never re-run until asked."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import nbjobs
+
+
+def run_when_gate_opens(log: str, gate: str) -> str:
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, b"start\n")
+    finally:
+        os.close(fd)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(gate):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the gate never opened")
+        time.sleep(0.005)
+    return "through"
+
+
+def doomed_kernel(path: str, log: str, gate: str) -> None:
+    """Child process: start a keyed thread job, then wait to be killed."""
+    store = nbjobs.Store(path)
+    store.submit(run_when_gate_opens, log, gate, key="doomed")
+    time.sleep(120)
+
+
+def starts(log: Path) -> int:
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["resume", "resubmit"])
+def test_jobs_of_a_killed_kernel_are_interrupted_until_asked(
+    tmp_path: Path, wait_for: Any, how: str
+) -> None:
+    path = tmp_path / "store"
+    log = tmp_path / "runs.log"
+    gate = tmp_path / "gate"
+    ctx = multiprocessing.get_context("spawn")
+    proc = ctx.Process(target=doomed_kernel, args=(str(path), str(log), str(gate)))
+    proc.start()
+    try:
+        wait_for(lambda: starts(log) == 1, timeout=60)
+    finally:
+        proc.kill()
+        proc.join(timeout=30)
+    assert proc.exitcode is not None
+
+    store = nbjobs.Store(path)
+    try:
+        job = wait_for(lambda: _interrupted(store), timeout=30)
+        with pytest.raises(nbjobs.JobInterrupted):
+            job.result(timeout=10)
+        assert store.stats()["interrupted"] == 1
+        assert starts(log) == 1, "an interrupted job was re-run without being asked"
+
+        gate.touch()
+        if how == "resume":
+            resumed = store.resume()
+            assert [j.id for j in resumed] == [job.id]
+        else:
+            assert store.submit(run_when_gate_opens, str(log), str(gate), key="doomed").id == job.id
+        assert store.get("doomed").result(timeout=60) == "through"
+        assert starts(log) == 2
+        stats = store.stats()
+        assert stats["succeeded"] == 1
+        assert stats["interrupted"] == 0
+    finally:
+        store.close()
+
+
+def _interrupted(store: nbjobs.Store) -> nbjobs.Job | None:
+    job = store.get("doomed")
+    return job if job.status == "interrupted" else None

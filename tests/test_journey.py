@@ -1,0 +1,103 @@
+"""The first user journey, end to end through the module-level API and the default store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import nbjobs
+
+
+def fit(n: int, alpha: float = 0.1, calls: str | None = None) -> float:
+    if calls is not None:
+        with open(calls, "a") as f:
+            f.write("run\n")
+    return sum(i * alpha for i in range(n))
+
+
+def explode(i: int) -> None:
+    raise ValueError(f"bad input {i}")
+
+
+def count_lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_submit_result_resubmit_get_list_and_stats(tmp_path: Path) -> None:
+    calls = tmp_path / "calls.txt"
+
+    job = nbjobs.submit(fit, 10_000, alpha=0.1, calls=str(calls), key="fit-10k")
+    assert isinstance(job, nbjobs.Job)
+    assert job.key == "fit-10k"
+    assert job.status in nbjobs.STATES
+    value = job.result(timeout=60)
+    assert value == fit(10_000, alpha=0.1)
+    assert value == pytest.approx(4999500.0)
+    assert job.status == "succeeded"
+    assert count_lines(calls) == 1
+
+    again = nbjobs.submit(fit, 10_000, alpha=0.1, calls=str(calls), key="fit-10k")
+    assert again.id == job.id
+    assert again.status == "succeeded"
+    assert again.result(timeout=60) == value
+    assert count_lines(calls) == 1, "a succeeded keyed job was run again"
+
+    got = nbjobs.get("fit-10k")
+    assert got.id == job.id
+    assert got.status == "succeeded"
+    assert nbjobs.get(job.id).key == "fit-10k"
+
+    failing = [nbjobs.submit(explode, i) for i in range(3)]
+    for j in failing:
+        j.wait(timeout=60)
+        assert j.status == "failed"
+        assert j.error is not None
+        assert j.error["type"] == "ValueError"
+    with pytest.raises(ValueError, match="bad input 1"):
+        failing[1].result(timeout=60)
+
+    listed = nbjobs.jobs(status="failed", limit=50)
+    assert [j.id for j in listed] == [j.id for j in reversed(failing)]
+    created = [j.created_at for j in listed]
+    assert created == sorted(created, reverse=True)
+    assert [j.id for j in nbjobs.jobs(limit=2)] == [failing[2].id, failing[1].id]
+    assert [j.id for j in nbjobs.jobs()][-1] == job.id
+
+    stats = nbjobs.stats()
+    assert set(stats) >= set(nbjobs.STATES)
+    assert stats["succeeded"] == 1
+    assert stats["failed"] == 3
+    assert sum(stats[s] for s in nbjobs.STATES) == 4
+
+
+def test_module_functions_use_the_configured_store(default_store: Path) -> None:
+    job = nbjobs.submit(fit, 10, key="where")
+    job.result(timeout=60)
+    assert (default_store / ".gitignore").exists()
+    other = nbjobs.Store(default_store)
+    try:
+        assert other.get("where").id == job.id
+    finally:
+        other.close()
+
+
+def test_import_does_not_load_notebook_packages() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        import nbjobs
+        loaded = sorted(
+            m for m in sys.modules
+            if m.split(".")[0] in ("ipywidgets", "IPython", "ipykernel")
+        )
+        print(repr(loaded))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout
