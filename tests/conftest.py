@@ -37,6 +37,7 @@ def default_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("NBJOBS_STORE", str(path))
     nbjobs.configure(store=str(path))
     yield path
+    nbjobs.default_store().close()
 
 
 @pytest.fixture

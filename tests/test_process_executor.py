@@ -1,0 +1,203 @@
+"""executor="process": jobs in child processes of our own, shipped as cloudpickle bytes."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import signal
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+import nbjobs
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class LockedError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+def pid_and_cwd() -> tuple[int, str]:
+    return os.getpid(), os.getcwd()
+
+
+def fails() -> None:
+    raise KeyError("missing thing")
+
+
+def raise_locked() -> None:
+    raise LockedError("locked out 9")
+
+
+def returns_lock() -> Any:
+    return threading.Lock()
+
+
+def dies(code: int) -> None:
+    os._exit(code)
+
+
+def kills_itself() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def mark(path: str) -> str:
+    with open(path, "a") as f:
+        f.write("ran\n")
+    return "marked"
+
+
+def nb_children() -> list[psutil.Process]:
+    out = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "nbjobs._child" in " ".join(child.cmdline()):
+                out.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_children_left_behind(wait_for: Any) -> Iterator[None]:
+    yield
+    nbjobs.default_store().close()
+    wait_for(lambda: not nb_children(), timeout=30)
+
+
+@pytest.fixture
+def pstore(tmp_path: Path) -> Iterator[nbjobs.Store]:
+    s = nbjobs.Store(tmp_path / "pstore", executor="process", workers=2)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def test_a_job_runs_in_another_process_with_this_working_directory(
+    pstore: nbjobs.Store,
+) -> None:
+    pid, cwd = pstore.submit(pid_and_cwd).result(timeout=60)
+    assert pid != os.getpid()
+    assert cwd == os.getcwd()
+
+
+def test_a_lambda_and_a_closure_run_in_a_process() -> None:
+    factor = 7
+    assert nbjobs.submit(lambda x: x * factor, 6, executor="process").result(timeout=60) == 42
+
+    def closure(x: int) -> int:
+        return x + factor
+
+    assert nbjobs.submit(closure, 1, executor="process").result(timeout=60) == 8
+
+
+def test_a_function_from_the_users_own_module_is_imported_in_the_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "nbjobs_test_usermod.py").write_text(
+        textwrap.dedent(
+            """
+            import os
+
+            def where(x):
+                return x * 2, os.getpid()
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(src))
+    mod = importlib.import_module("nbjobs_test_usermod")
+    try:
+        store = nbjobs.Store(tmp_path / "s", executor="process", workers=1)
+        try:
+            value, pid = store.submit(mod.where, 21).result(timeout=60)
+        finally:
+            store.close()
+    finally:
+        sys.modules.pop("nbjobs_test_usermod", None)
+    assert value == 42
+    assert pid != os.getpid()
+
+
+def test_an_unpicklable_argument_is_refused_at_submit_and_writes_nothing() -> None:
+    nbjobs.submit(mark, os.devnull, key="existing").result(timeout=60)
+    before = (nbjobs.stats(), [j.id for j in nbjobs.jobs(limit=10**6)])
+    with pytest.raises(nbjobs.PayloadNotPicklable) as info:
+        nbjobs.submit(mark, threading.Lock(), key="never", executor="process")
+    assert re.search("pickl", str(info.value), re.IGNORECASE)
+    assert "lock" in str(info.value).lower()
+    assert (nbjobs.stats(), [j.id for j in nbjobs.jobs(limit=10**6)]) == before
+    with pytest.raises(nbjobs.JobNotFound):
+        nbjobs.get("never")
+
+
+def test_errors_come_back_from_the_child(pstore: nbjobs.Store) -> None:
+    with pytest.raises(KeyError, match="missing thing"):
+        pstore.submit(fails).result(timeout=60)
+
+    locked = pstore.submit(raise_locked)
+    with pytest.raises(Exception) as info:
+        locked.result(timeout=60)
+    described = f"{type(info.value).__name__} {getattr(info.value, 'type_name', '')} {info.value}"
+    assert "LockedError" in described
+    assert "locked out 9" in described
+
+    bad_result = pstore.submit(returns_lock)
+    bad_result.wait(timeout=60)
+    assert bad_result.status == "failed"
+    assert bad_result.error is not None
+    assert re.search("pickl", str(bad_result.error), re.IGNORECASE)
+
+
+@pytest.mark.parametrize(
+    ("fn", "args"),
+    [pytest.param(dies, (3,), id="exit"), pytest.param(kills_itself, (), id="sigkill")],
+)
+def test_a_crashing_child_fails_its_job_and_the_pool_carries_on(
+    pstore: nbjobs.Store, fn: Any, args: tuple[Any, ...]
+) -> None:
+    job = pstore.submit(fn, *args)
+    job.wait(timeout=60)
+    assert job.status == "failed"
+    assert job.error is not None
+    with pytest.raises(nbjobs.NbjobsError):
+        job.result(timeout=10)
+    values = [pstore.submit(pid_and_cwd) for _ in range(4)]
+    assert all(v.result(timeout=60)[0] != os.getpid() for v in values)
+
+
+def test_keys_are_idempotent_for_process_jobs(pstore: nbjobs.Store, tmp_path: Path) -> None:
+    log = tmp_path / "runs.log"
+    first = pstore.submit(mark, str(log), key="p")
+    assert first.result(timeout=60) == "marked"
+    again = pstore.submit(mark, str(log), key="p")
+    assert again.id == first.id
+    assert log.read_text().splitlines() == ["ran"]
+
+
+def test_closing_the_store_leaves_no_child_processes(tmp_path: Path, wait_for: Any) -> None:
+    store = nbjobs.Store(tmp_path / "s", executor="process", workers=2)
+    jobs = [store.submit(pid_and_cwd) for _ in range(4)]
+    pids = {j.result(timeout=60)[0] for j in jobs}
+    assert pids and os.getpid() not in pids
+    store.close()
+    wait_for(lambda: not any(psutil.pid_exists(p) and _alive(p) for p in pids), timeout=30)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
