@@ -6,6 +6,8 @@
 1024
 """
 
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
+
 from .api import (
     RESERVED,
     Store,
@@ -18,10 +20,12 @@ from .api import (
     stats,
     submit,
 )
+from .autokey import AutoKey, auto
 from .errors import (
     InvalidArgument,
     InvalidArgumentType,
     JobCancelled,
+    JobCrashed,
     JobError,
     JobFailed,
     JobInterrupted,
@@ -35,18 +39,26 @@ from .errors import (
     StoreNotWritable,
     WaitTimeout,
 )
+from .futures import Executor
 from .job import Job
 from .states import STATES
+from .waiting import as_completed, wait
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALL_COMPLETED",
+    "AutoKey",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
     "RESERVED",
     "STATES",
+    "Executor",
     "InvalidArgument",
     "InvalidArgumentType",
     "Job",
     "JobCancelled",
+    "JobCrashed",
     "JobError",
     "JobFailed",
     "JobInterrupted",
@@ -60,6 +72,8 @@ __all__ = [
     "StoreFormatError",
     "StoreNotWritable",
     "WaitTimeout",
+    "as_completed",
+    "auto",
     "configure",
     "default_store",
     "forget",
@@ -68,4 +82,5 @@ __all__ = [
     "resume",
     "stats",
     "submit",
+    "wait",
 ]

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import threading
-import warnings
 import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from . import codec, states, validate
+from .autokey import AutoKey, auto, auto_key
 from .clock import SYSTEM, Clock
 from .errors import InvalidArgument, InvalidArgumentType, JobNotFound, PayloadNotPicklable
 from .executors import NAMES as EXECUTOR_NAMES
@@ -26,9 +27,11 @@ from .job import Job
 from .records import JobRecord, transition
 from .runner import LocalJob, Runner
 from .store import Storage, owner_alive, owner_token
+from .waiting import Watcher
 from .writer import Cas, Insert, Sql
 
 DEFAULT_PATH = ".nbjobs"
+log = logging.getLogger("nbjobs")
 #: Option names `submit` takes for itself; pass a function's own arguments with these
 #: names through `kwargs={...}`.
 RESERVED = (
@@ -82,6 +85,7 @@ class Store:
             "thread": ThreadExecutor(self._runner, workers or _default_workers()),
             "process": ProcessExecutor(self._runner, workers or os.cpu_count() or 1),
         }
+        self._watcher = Watcher(self.storage)
         self._closed = False
         _STORES.add(self)
         self._reap_dead_owners()
@@ -99,7 +103,7 @@ class Store:
         fn: Callable[..., Any],
         /,
         *args: Any,
-        key: str | None = None,
+        key: str | AutoKey | None = None,
         name: str | None = None,
         tags: str | list[str] | tuple[str, ...] | None = None,
         executor: str | None = None,
@@ -111,16 +115,34 @@ class Store:
 
         `key` is an idempotency key: if a job with that key exists it is returned instead
         (re-run only if it failed, was cancelled or interrupted, or with `force=True`).
+        `key=nbjobs.auto` derives it from the function's name and source and the arguments,
+        so re-running an unchanged cell, even after a kernel restart, finds the stored job.
         Arguments whose names clash with these options go through `kwargs={...}`.
 
         >>> job = store.submit(fit, df, alpha=0.1, key="fit-a0.1")   # doctest: +SKIP
         """
         if not callable(fn):
             raise InvalidArgumentType(f"fn must be callable, not {type(fn).__name__}")
-        key = validate.key(key)
         _refuse_unbuilt_options(fn_kwargs)
         call_kwargs = _merge_kwargs(fn_kwargs, kwargs)
-        rec, local, blobs = self._prepare(fn, args, call_kwargs, key, name, tags, executor, force)
+        key = auto_key(fn, args, call_kwargs) if key is auto else validate.key(key)
+        return self._submit(fn, args, call_kwargs, key, name, tags, executor, force)
+
+    def _submit(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        key: str | None,
+        name: str | None,
+        tags: Any,
+        executor: str | None,
+        force: bool,
+        on_start: Callable[[], bool] | None = None,
+    ) -> Job:
+        rec, local, blobs = self._prepare(fn, args, kwargs, key, name, tags, executor, force)
+        if on_start is not None:
+            local.on_start.append(on_start)
         if key is None:
             return self._submit_new(rec, local, blobs)
         return self._submit_keyed(rec, local, blobs, force)
@@ -150,10 +172,9 @@ class Store:
         rec.created_at = rec.updated_at = now
         payload = _pickle_call(fn, args, kwargs, backend.needs_pickle)
         if isinstance(payload, str):
-            warnings.warn(
+            validate.warn(
                 f"job {rec.name!r} runs in this kernel but cannot be resumed after a restart: "
                 f"{payload}",
-                stacklevel=4,
             )
             rec.resumable = False
             rec.not_resumable_reason = payload
@@ -221,11 +242,10 @@ class Store:
         outcome, stored = storage.writer.call(claim)
         if outcome == "existing":
             if rec.args_digest and stored.args_digest and rec.args_digest != stored.args_digest:
-                warnings.warn(
+                validate.warn(
                     f"a job with key {rec.key!r} already exists with different arguments; "
                     "returning the existing job (use force=True to run it again with these, "
                     f"or another key)",
-                    stacklevel=3,
                 )
             return Job(self, stored)
         local.rec = stored
@@ -333,16 +353,15 @@ class Store:
 
     def _rerun(self, rec: JobRecord) -> Job | None:
         if not rec.resumable or rec.fn_digest is None:
-            warnings.warn(
+            validate.warn(
                 f"job {rec.id} ({rec.name}) cannot be resumed: "
                 f"{rec.not_resumable_reason or 'no payload'}",
-                stacklevel=3,
             )
             return None
         fn_blob = self.storage.blob(f"f:{rec.fn_digest}")
         payload = self.storage.blob(f"p:{rec.id}")
         if fn_blob is None or payload is None:
-            warnings.warn(f"job {rec.id} ({rec.name}) has lost its payload", stacklevel=3)
+            validate.warn(f"job {rec.id} ({rec.name}) has lost its payload")
             return None
         fn, args, kwargs = codec.load_payload(payload, fn_blob)
         args_bytes = codec.payload_args(payload)
@@ -454,15 +473,42 @@ class Store:
             stored = self.storage.record_by_id(local.rec.id)
             if stored is not None:
                 local.rec = stored
-        self._local.pop(local.rec.id, None)
-        local.done.set()
+        with local.lock:
+            self._local.pop(local.rec.id, None)
+            local.done.set()
+            hooks, local.on_done = local.on_done, []
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("nbjobs: a done callback of job %s failed", local.rec.id)
+
+    def _on_done(self, job_id: str, callback: Callable[[], None]) -> None:
+        """Call `callback()` once the job is finished (at once if it already is)."""
+        local = self._local.get(job_id)
+        if local is not None:
+            with local.lock:
+                if not local.done.is_set():
+                    local.on_done.append(callback)
+                    return
+        rec = self.storage.record_by_id(job_id)
+        if rec is None or rec.status in states.FINISHED:
+            callback()
+        else:
+            self._watcher.add(job_id, callback)
 
     def _reap_dead_owners(self) -> None:
         """Jobs left active by a kernel that died become `interrupted` (never re-run silently)."""
         now = self.storage.clock.now()
-        for rec in self.storage.active_records():
-            if rec.owner and rec.owner != self.owner and not owner_alive(rec.owner):
-                self._interrupt(rec, now)
+        dead = [
+            rec
+            for rec in self.storage.active_records()
+            if rec.owner and rec.owner != self.owner and not owner_alive(rec.owner)
+        ]
+        for rec in dead:
+            self._interrupt(rec, now)
+        if dead:
+            self.flush()
 
     def _interrupt_local(self) -> None:
         now = self.storage.clock.now()

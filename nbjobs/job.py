@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
+import logging
 import time
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from . import codec, states, validate
-from .errors import JobCancelled, JobFailed, JobInterrupted, JobNotFound, WaitTimeout
+from .errors import (
+    InvalidArgumentType,
+    JobCancelled,
+    JobFailed,
+    JobInterrupted,
+    JobNotFound,
+    WaitTimeout,
+)
 from .records import JobRecord
 
 if TYPE_CHECKING:
@@ -137,6 +147,29 @@ class Job:
         blob = self._store.storage.blob(f"e:{self.id}")
         return codec.error_traceback(blob) if blob is not None else None
 
+    def add_done_callback(self, fn: Callable[[Job], object]) -> None:
+        """Call `fn(job)` once the job is finished (at once, here, if it already is).
+
+        Callbacks of jobs run by this process run in the writer thread; others in a
+        watcher thread. Keep them short.
+        """
+        if not callable(fn):
+            raise InvalidArgumentType(f"fn must be callable, not {type(fn).__name__}")
+        self._store._on_done(self.id, lambda: _call_quietly(fn, self))
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        """`await job` in a notebook cell: waits without blocking the kernel's event loop."""
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not finished.done():
+                finished.set_result(None)
+
+        self.add_done_callback(lambda _job: loop.call_soon_threadsafe(wake))
+        yield from finished.__await__()
+        return self.result()
+
     def cancel(self) -> bool:
         """Cancel a pending job: True if it is now cancelled, False if it had already started."""
         return self._store._cancel(self.id)
@@ -205,6 +238,13 @@ class Job:
             f"<span style='color:{color};font-weight:bold'>{rec.status}</span> "
             f"attempts {rec.attempts}{html.escape(_duration(rec))}{err}</div>"
         )
+
+
+def _call_quietly(fn: Callable[[Job], object], job: Job) -> None:
+    try:
+        fn(job)
+    except Exception:
+        logging.getLogger("nbjobs").exception("nbjobs: a done callback of job %s failed", job.id)
 
 
 def _duration(rec: JobRecord) -> str:

@@ -142,6 +142,11 @@ class Runner:
                 return False
             if not all(hook() for hook in local.on_start):
                 local.cancel_requested = True
+                rec = transition(local.rec, states.CANCELLED, self.storage.clock.now())
+                local.rec = rec
+                self.storage.writer.put(
+                    Cas(rec, states.PENDING), lambda _r, err: self.on_finished(local, err)
+                )
                 return False
             rec = transition(local.rec, states.RUNNING, self.storage.clock.now(), owner=self.owner)
             local.rec = rec

@@ -221,6 +221,18 @@ class Storage:
         ).fetchall()
         return [_decode(*r) for r in rows]
 
+    def finished_among(self, ids: list[str]) -> list[str]:
+        """Which of these job ids are finished (or gone from the store)."""
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._sql(
+                f"SELECT id, status FROM nbjobs_jobs WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            found.update(rows)
+        return [i for i in ids if found.get(i, states.SUCCEEDED) in states.FINISHED]
+
     def active_records(self) -> list[JobRecord]:
         return self.page(states.ACTIVE, limit=1_000_000)
 

@@ -1,0 +1,132 @@
+"""`nbjobs.Executor`: a `concurrent.futures.Executor` whose work is recorded in a store.
+
+Code written for `ThreadPoolExecutor` works unchanged: `submit` returns a real
+`concurrent.futures.Future`, and `map`, `shutdown(wait, cancel_futures)` and the
+context manager behave as the standard library documents. Unlike a `Job`, a Future
+keeps its result in memory once it has it (that is what a Future is).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+from . import validate
+from .api import Store, default_store
+from .job import Job
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Executor(concurrent.futures.Executor):
+    """A drop-in `Executor` backed by the job store.
+
+    >>> with nbjobs.Executor(max_workers=4) as ex:        # doctest: +SKIP
+    ...     squares = list(ex.map(pow, range(10), [2] * 10))
+    >>> squares[3]                                        # doctest: +SKIP
+    9
+
+    `executor` is `"thread"` or `"process"`; `store` a path or `nbjobs.Store` (default:
+    the default store's folder). Every call becomes a job you can see with `nbjobs.jobs()`.
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        executor: str = "thread",
+        *,
+        store: str | os.PathLike[str] | Store | None = None,
+        name: str | None = None,
+    ) -> None:
+        if max_workers is not None:
+            validate.positive_int(max_workers, "max_workers")
+        if store is None:
+            path: str | os.PathLike[str] = default_store().path
+        else:
+            path = store.path if isinstance(store, Store) else store
+        # A Store of its own, so that max_workers bounds this executor's concurrency.
+        self._store = Store(path, executor=executor, workers=max_workers)
+        self._name = name
+        self._futures: set[concurrent.futures.Future[Any]] = set()
+        self._lock = threading.Lock()
+        self._shutdown = False
+        self._deliveries: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Job] | None]
+        self._deliveries = queue.SimpleQueue()
+        self._courier = threading.Thread(target=self._deliver, name="nbjobs-futures", daemon=True)
+        self._courier.start()
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def submit(
+        self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> concurrent.futures.Future[T]:
+        """Schedule `fn(*args, **kwargs)`; every keyword goes to `fn` (no job options here)."""
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+            job = self._store._submit(
+                fn, args, dict(kwargs), None, self._name, None, None, False,
+                on_start=fut.set_running_or_notify_cancel,
+            )  # fmt: skip
+            fut.job = job  # type: ignore[attr-defined]
+            self._futures.add(fut)
+        fut.add_done_callback(lambda f: self._settled(f, job))
+        job.add_done_callback(lambda j: self._deliveries.put((fut, j)))
+        return fut
+
+    def _settled(self, fut: concurrent.futures.Future[Any], job: Job) -> None:
+        # A future cancelled before its job started: cancel the job, and tell waiters
+        # (concurrent.futures.wait counts a cancelled future only once it is "notified";
+        # when the job's start hook got there first, it did that already).
+        if fut.cancelled() and job.cancel():
+            fut.set_running_or_notify_cancel()
+        with self._lock:
+            self._futures.discard(fut)
+
+    def _deliver(self) -> None:
+        # Results are loaded from disk here, never in the store's writer thread.
+        while (item := self._deliveries.get()) is not None:
+            fut, job = item
+            if fut.done():
+                continue
+            exc = job.exception(timeout=0)
+            if isinstance(exc, concurrent.futures.CancelledError):
+                fut.cancel()
+                # A job cancelled elsewhere after it started: the future is running.
+                if not fut.cancelled():
+                    fut.set_exception(exc)
+            elif exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(job.result(timeout=0))
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop accepting work; optionally cancel what has not started; optionally wait."""
+        with self._lock:
+            self._shutdown = True
+            pending = list(self._futures)
+        if cancel_futures:
+            for fut in pending:
+                fut.cancel()
+        if wait:
+            concurrent.futures.wait(pending)
+            self._close()
+        else:
+            threading.Thread(target=self._close_when_done, args=(pending,), daemon=True).start()
+
+    def _close_when_done(self, pending: list[concurrent.futures.Future[Any]]) -> None:
+        concurrent.futures.wait(pending)
+        self._close()
+
+    def _close(self) -> None:
+        self._deliveries.put(None)
+        self._courier.join(timeout=60)
+        self._store.close()

@@ -1,0 +1,152 @@
+"""Waiting on many jobs: done callbacks, `wait`, `as_completed`.
+
+Jobs run by this process signal their end directly; jobs run elsewhere (another
+kernel, a worker) are watched by one polling thread per store.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
+from typing import TYPE_CHECKING, NamedTuple
+
+from . import states, validate
+from .clock import SYSTEM
+from .errors import InvalidArgument, WaitTimeout
+from .store import Storage
+
+if TYPE_CHECKING:
+    from .job import Job
+
+_POLL_MIN = 0.02
+_POLL_MAX = 0.25
+
+
+class Watcher:
+    """Polls the store for jobs of other processes and calls their done callbacks."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._waiting: dict[str, list[Callable[[], None]]] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, job_id: str, callback: Callable[[], None]) -> None:
+        with self._lock:
+            self._waiting.setdefault(job_id, []).append(callback)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="nbjobs-watch", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def _loop(self) -> None:
+        delay = _POLL_MIN
+        while True:
+            with self._lock:
+                ids = list(self._waiting)
+                if not ids:
+                    self._thread = None
+                    return
+            finished = self._storage.finished_among(ids)
+            fire: list[Callable[[], None]] = []
+            with self._lock:
+                for job_id in finished:
+                    fire += self._waiting.pop(job_id, [])
+            for callback in fire:
+                callback()
+            delay = _POLL_MIN if finished else min(delay * 1.5, _POLL_MAX)
+            self._wake.wait(delay)
+            self._wake.clear()
+
+
+class DoneAndNotDone(NamedTuple):
+    done: set[Job]
+    not_done: set[Job]
+
+
+def _failed(job: Job) -> bool:
+    return job.status in (states.FAILED, states.INTERRUPTED)
+
+
+def wait(
+    jobs: Iterable[Job], timeout: float | None = None, return_when: str = ALL_COMPLETED
+) -> DoneAndNotDone:
+    """Wait for jobs like `concurrent.futures.wait`; returns `(done, not_done)` sets.
+
+    `return_when` is `FIRST_COMPLETED`, `FIRST_EXCEPTION` or `ALL_COMPLETED` (the
+    constants of `concurrent.futures`, also available as `nbjobs.FIRST_COMPLETED`, ...).
+
+    >>> done, pending = nbjobs.wait([a, b], timeout=60)   # doctest: +SKIP
+    """
+    limit = validate.timeout(timeout)
+    if return_when not in (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION):
+        raise InvalidArgument(
+            "return_when must be nbjobs.ALL_COMPLETED, FIRST_COMPLETED or FIRST_EXCEPTION, "
+            f"not {return_when!r}"
+        )
+    pending = set(jobs)
+    done: set[Job] = set()
+    cond = threading.Condition()
+    finished: list[Job] = []
+
+    def enough() -> bool:
+        if not pending:
+            return True
+        if return_when == FIRST_COMPLETED:
+            return bool(done)
+        return return_when == FIRST_EXCEPTION and any(_failed(j) for j in done)
+
+    for job in list(pending):
+        job.add_done_callback(lambda j: _notify(cond, finished, j))
+    deadline = None if limit is None else SYSTEM.monotonic() + limit
+    with cond:
+        while True:
+            for job in finished:
+                pending.discard(job)
+                done.add(job)
+            finished.clear()
+            if enough():
+                break
+            left = None if deadline is None else deadline - SYSTEM.monotonic()
+            if left is not None and left <= 0:
+                break
+            cond.wait(0.25 if left is None else min(left, 0.25))
+    return DoneAndNotDone(done, pending)
+
+
+def as_completed(jobs: Iterable[Job], timeout: float | None = None) -> Iterator[Job]:
+    """Yield jobs as they finish, like `concurrent.futures.as_completed`.
+
+    Raises `nbjobs.WaitTimeout` (a `TimeoutError`) if some are still unfinished after
+    `timeout` seconds from the call.
+
+    >>> for job in nbjobs.as_completed(jobs, timeout=600):   # doctest: +SKIP
+    ...     print(job.name, job.status)
+    """
+    limit = validate.timeout(timeout)
+    todo = set(jobs)
+    deadline = None if limit is None else SYSTEM.monotonic() + limit
+    cond = threading.Condition()
+    finished: list[Job] = []
+    for job in list(todo):
+        job.add_done_callback(lambda j: _notify(cond, finished, j))
+    while todo:
+        with cond:
+            while not finished:
+                left = None if deadline is None else deadline - SYSTEM.monotonic()
+                if left is not None and left <= 0:
+                    raise WaitTimeout(f"{len(todo)} (of the jobs) unfinished after {timeout} s")
+                cond.wait(0.25 if left is None else min(left, 0.25))
+            ready, finished[:] = list(finished), []
+        for job in ready:
+            if job in todo:
+                todo.discard(job)
+                yield job
+
+
+def _notify(cond: threading.Condition, finished: list[Job], job: Job) -> None:
+    with cond:
+        finished.append(job)
+        cond.notify_all()
