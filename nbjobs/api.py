@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import codec, states, validate
-from .autokey import AutoKey, auto, auto_key
+from .autokey import AutoKey, arguments_digest, auto, auto_key
 from .clock import SYSTEM, Clock
 from .errors import InvalidArgument, InvalidArgumentType, JobNotFound, PayloadNotPicklable
 from .executors import NAMES as EXECUTOR_NAMES
@@ -185,7 +185,7 @@ class Store:
         )
         rec.fn_digest = fn_digest
         if key is not None:  # only keyed resubmits compare arguments
-            rec.args_digest = codec.digest(args_bytes)
+            rec.args_digest = arguments_digest(fn, args, kwargs)
         blobs = (
             codec.payload_blob(fn_digest, args_bytes),
             fn_digest,
@@ -208,6 +208,10 @@ class Store:
     def _submit_keyed(self, rec: JobRecord, local: LocalJob, blobs: _Payload, force: bool) -> Job:
         storage = self.storage
         now = rec.created_at
+        assert rec.key is not None
+        seen = storage.record_by_key(rec.key)  # re-running a notebook: no lock needed
+        if seen is not None and not _rerun_wanted(seen, force):
+            return self._existing(rec, seen)
 
         def claim(sql: Sql) -> tuple[str, JobRecord]:
             row = sql("SELECT status, name, data FROM nbjobs_jobs WHERE key = ?", (rec.key,))
@@ -217,10 +221,7 @@ class Store:
                 storage.insert(sql, rec)
                 return "new", rec
             old = JobRecord.from_json(found[2])
-            rerun = old.status in states.RERUN_ON_RESUBMIT or (
-                force and old.status == states.SUCCEEDED
-            )
-            if not rerun:
+            if not _rerun_wanted(old, force):
                 return "existing", old
             new = transition(
                 old,
@@ -241,16 +242,19 @@ class Store:
 
         outcome, stored = storage.writer.call(claim)
         if outcome == "existing":
-            if rec.args_digest and stored.args_digest and rec.args_digest != stored.args_digest:
-                validate.warn(
-                    f"a job with key {rec.key!r} already exists with different arguments; "
-                    "returning the existing job (use force=True to run it again with these, "
-                    f"or another key)",
-                )
-            return Job(self, stored)
+            return self._existing(rec, stored)
         local.rec = stored
         self._local[stored.id] = local
         self._backends[stored.executor].start(local)
+        return Job(self, stored)
+
+    def _existing(self, rec: JobRecord, stored: JobRecord) -> Job:
+        if rec.args_digest and stored.args_digest and rec.args_digest != stored.args_digest:
+            validate.warn(
+                f"a job with key {rec.key!r} already exists with different arguments; "
+                "returning the existing job (use force=True to run it again with these, "
+                "or another key)",
+            )
         return Job(self, stored)
 
     def _write_payload(self, sql: Sql, rec: JobRecord, blobs: _Payload) -> None:
@@ -526,6 +530,14 @@ class Store:
         self.storage.writer.put(
             Cas(transition(rec, states.INTERRUPTED, now, owner=None), rec.status)
         )
+
+
+def _rerun_wanted(rec: JobRecord, force: bool) -> bool:
+    """Resubmitting a key re-runs a failed, cancelled or interrupted job (any finished one
+    with force=True); a pending, running or retrying one is returned as it is."""
+    if force:
+        return rec.status in states.FINISHED
+    return rec.status in states.RERUN_ON_RESUBMIT
 
 
 def _slice(deadline: float | None, now: float, step: float) -> float:

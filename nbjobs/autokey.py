@@ -98,6 +98,27 @@ def auto_key(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, An
     return f"auto:{_label(fn)}:{canon.hexdigest()}"
 
 
+def arguments_digest(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> str | None:
+    """A restart-stable digest of the call's arguments only, or None if one cannot be hashed.
+
+    Used to warn when a key is resubmitted with other arguments.
+
+    >>> arguments_digest(max, (1, 2), {}) == arguments_digest(max, (1, 2), {})
+    True
+    """
+    canon = _Canon()
+    canon.token(b"scheme", _SCHEME)
+    try:
+        for name, value in _arguments(fn, args, kwargs):
+            canon.text(b"arg", name)
+            canon.value(value)
+    except _Unhashable:
+        return None
+    return canon.hexdigest()
+
+
 def _cannot_hash(what: str, exc: _Unhashable) -> str:
     return (
         f"key=nbjobs.auto cannot hash {what}: {exc}; pass an explicit key='...' instead, "

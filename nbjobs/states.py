@@ -17,7 +17,8 @@ INTERRUPTED: Final = "interrupted"
 STATES: Final = (PENDING, RUNNING, RETRYING, SUCCEEDED, FAILED, CANCELLED, INTERRUPTED)
 
 TRANSITIONS: Final[dict[str, frozenset[str]]] = {
-    PENDING: frozenset({RUNNING, CANCELLED, FAILED}),
+    # pending -> interrupted: queued in the pool of a kernel that ended (see docs/design.md)
+    PENDING: frozenset({RUNNING, CANCELLED, FAILED, INTERRUPTED}),
     RUNNING: frozenset({SUCCEEDED, FAILED, CANCELLED, RETRYING, INTERRUPTED, PENDING}),
     RETRYING: frozenset({RUNNING, CANCELLED, INTERRUPTED}),
     SUCCEEDED: frozenset({PENDING}),  # only by force=True resubmission

@@ -186,6 +186,12 @@ class Storage:
             raise JobNotFound(f"no job with id or key {id_or_key!r} in the store at {self.path}")
         return _decode(*row)
 
+    def record_by_key(self, key: str) -> JobRecord | None:
+        row = self._sql(
+            "SELECT status, name, data FROM nbjobs_jobs WHERE key = ?", (key,)
+        ).fetchone()
+        return _decode(*row) if row else None
+
     def record_by_id(self, job_id: str) -> JobRecord | None:
         row = self._sql(
             "SELECT status, name, data FROM nbjobs_jobs WHERE id = ?", (job_id,)

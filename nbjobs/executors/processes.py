@@ -52,10 +52,10 @@ class ChildProcess:
     def call(self, job_id: str, fn_bytes: bytes, args_bytes: bytes) -> Outcome:
         """Run one job in the child and wait for its outcome (or its death)."""
         conn = self.conn if self.proc is not None and self.proc.poll() is None else None
-        if conn is None:
-            self.close()
-            conn = self._spawn()
         try:
+            if conn is None:
+                self.close()
+                conn = self._spawn()
             conn.send_bytes(pickle.dumps((job_id, fn_bytes, args_bytes), codec.PROTOCOL))
             reply: Outcome = pickle.loads(conn.recv_bytes())
             return reply
