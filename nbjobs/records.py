@@ -48,10 +48,10 @@ class JobRecord:
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
-        data = {f.name: getattr(self, f.name) for f in _FIELDS}
-        data["tags"] = list(self.tags)
-        data["error"] = self.error.to_dict() if self.error else None
-        return json.dumps(data, separators=(",", ":"))
+        data = {name: getattr(self, name) for name in _ORDER}
+        if self.error is not None:
+            data["error"] = self.error.to_dict()
+        return _ENCODE(data)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> JobRecord:
@@ -76,7 +76,9 @@ class JobRecord:
 
 
 _FIELDS = dataclasses.fields(JobRecord)
-_NAMES = frozenset(f.name for f in _FIELDS)
+_ORDER = tuple(f.name for f in _FIELDS)
+_NAMES = frozenset(_ORDER)
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def transition(rec: JobRecord, new: str, now: float, **changes: Any) -> JobRecord:

@@ -68,6 +68,30 @@ def call_job(
     return Outcome(True, data, file)
 
 
+class OneShot:
+    """A cheap one-shot event (a `threading.Event` costs a Condition per job)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        if self._lock.locked():
+            self._lock.release()
+
+    def is_set(self) -> bool:
+        return not self._lock.locked()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once set; False if `timeout` seconds passed first."""
+        if self._lock.acquire(timeout=-1 if timeout is None else timeout):
+            self._lock.release()
+            return True
+        return False
+
+
 class LocalJob:
     """A job this process is responsible for: its callable, and its latest record.
 
@@ -104,7 +128,7 @@ class LocalJob:
         self.kwargs = kwargs
         self.payload = payload  # (function bytes, argument bytes) for other processes
         self.lock = threading.Lock()
-        self.done = threading.Event()
+        self.done = OneShot()
         self.cancel_requested = False
         self.on_start: list[Callable[[], bool]] = []
         self.on_done: list[Callable[[], None]] = []
