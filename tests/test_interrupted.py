@@ -34,6 +34,14 @@ def doomed_kernel(path: str, log: str, gate: str) -> None:
     time.sleep(120)
 
 
+def doomed_kernel_with_a_queue(path: str, log: str, gate: str) -> None:
+    """Child process: one worker busy with a blocked job, a second job queued behind it."""
+    store = nbjobs.Store(path, workers=1)
+    store.submit(run_when_gate_opens, log, gate, key="busy")
+    store.submit(run_when_gate_opens, log, gate, key="queued")
+    time.sleep(120)
+
+
 def starts(log: Path) -> int:
     return len(log.read_text().splitlines()) if log.exists() else 0
 
@@ -82,3 +90,43 @@ def test_jobs_of_a_killed_kernel_are_interrupted_until_asked(
 def _interrupted(store: nbjobs.Store) -> nbjobs.Job | None:
     job = store.get("doomed")
     return job if job.status == "interrupted" else None
+
+
+@pytest.mark.slow
+def test_pending_jobs_of_a_killed_kernel_are_interrupted(tmp_path: Path, wait_for: Any) -> None:
+    path = tmp_path / "store"
+    log = tmp_path / "runs.log"
+    gate = tmp_path / "gate"
+    ctx = multiprocessing.get_context("spawn")
+    proc = ctx.Process(target=doomed_kernel_with_a_queue, args=(str(path), str(log), str(gate)))
+    proc.start()
+    try:
+        wait_for(lambda: starts(log) == 1, timeout=60)
+        observer = wait_for(lambda: _store_when_created(path), timeout=60)
+        try:
+            wait_for(lambda: _statuses(observer) == {"busy": "running", "queued": "pending"})
+        finally:
+            observer.close()
+    finally:
+        proc.kill()
+        proc.join(timeout=30)
+
+    store = nbjobs.Store(path)  # must not fail on the dead kernel's queued job
+    try:
+        wait_for(lambda: _statuses(store) == {"busy": "interrupted", "queued": "interrupted"})
+        assert starts(log) == 1
+        gate.touch()
+        assert sorted(j.key for j in store.resume()) == ["busy", "queued"]
+        assert store.get("queued").result(timeout=60) == "through"
+        assert store.get("busy").result(timeout=60) == "through"
+        assert starts(log) == 3
+    finally:
+        store.close()
+
+
+def _store_when_created(path: Path) -> nbjobs.Store | None:
+    return nbjobs.Store(path) if (path / "nbjobs-format.json").exists() else None
+
+
+def _statuses(store: nbjobs.Store) -> dict[str | None, str]:
+    return {j.key: j.status for j in store.jobs(limit=10)}
