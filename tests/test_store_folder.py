@@ -8,7 +8,9 @@ import multiprocessing
 import os
 import random
 import re
+import shutil
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,38 @@ def test_store_folder_is_private_and_gitignored(store: nbjobs.Store, tmp_path: P
     assert stat.S_IMODE(path.stat().st_mode) == 0o700
     ignore = (path / ".gitignore").read_text().splitlines()
     assert "*" in [line.strip() for line in ignore]
+
+
+def test_store_folder_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        s = nbjobs.Store(tmp_path / "open-umask")
+    finally:
+        os.umask(old)
+    try:
+        assert stat.S_IMODE((tmp_path / "open-umask").stat().st_mode) == 0o700
+    finally:
+        s.close()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_git_does_not_see_the_store(tmp_path: Path) -> None:
+    repo = tmp_path / "project"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    s = nbjobs.Store(repo / ".nbjobs")
+    try:
+        s.submit(square, 5, key="five").result(timeout=60)
+    finally:
+        s.close()
+    (repo / "analysis.py").write_text("x = 1\n")
+    out = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=all"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.splitlines() == ["?? analysis.py"]
 
 
 def test_default_store_is_created_private_on_first_use(default_store: Path) -> None:
