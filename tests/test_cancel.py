@@ -41,6 +41,12 @@ def test_cancel_a_pending_job(one_worker: threading.Event, tmp_path: Path, wait_
     wait_for(lambda: first.status == "running")
     second = nbjobs.submit(mark, str(marker), key="second")
     assert second.status == "pending"
+    assert not second.done()
+    with pytest.raises(nbjobs.WaitTimeout):
+        second.wait(timeout=0.05)
+    same = nbjobs.submit(mark, str(marker), key="second")
+    assert same.id == second.id
+    assert same.status == "pending"
 
     assert second.cancel() is True
     assert second.status == "cancelled"

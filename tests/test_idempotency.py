@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,17 @@ def flaky(path: str, label: str) -> str:
 
 def echo(key: Any = None, name: Any = None, executor: Any = None, force: Any = None) -> Any:
     return {"key": key, "name": name, "executor": executor, "force": force}
+
+
+def submit_in_another_kernel(store_path: str, log_path: str, out: multiprocessing.Queue) -> None:
+    """Child process: a kernel that submits a keyed job with arguments and waits for it."""
+    try:
+        store = nbjobs.Store(store_path)
+        job = store.submit(append_line, log_path, "from-child", key="shared-key")
+        out.put((job.id, job.result(timeout=60)))
+        store.close()
+    except BaseException as exc:
+        out.put(repr(exc))
 
 
 def submit_all_keys(
@@ -231,3 +243,34 @@ def test_kwargs_pass_reserved_names_through_to_the_function() -> None:
     assert keyed.key == "opt-key"
     assert keyed.result(timeout=60) == {"key": 2, "name": None, "executor": None, "force": None}
     assert nbjobs.get("opt-key").id == keyed.id
+
+
+@pytest.mark.slow
+def test_a_key_from_another_kernel_warns_only_when_arguments_differ(tmp_path: Path) -> None:
+    store_path = tmp_path / "store"
+    log = tmp_path / "runs.log"
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=submit_in_another_kernel, args=(str(store_path), str(log), out))
+    proc.start()
+    try:
+        got = out.get(timeout=120)
+    finally:
+        proc.join(timeout=60)
+    assert isinstance(got, tuple), got
+    job_id, value = got
+    assert value == "from-child"
+
+    store = nbjobs.Store(store_path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            same = store.submit(append_line, str(log), "from-child", key="shared-key")
+        assert same.id == job_id
+        with pytest.warns(UserWarning, match="shared-key"):
+            other = store.submit(append_line, str(log), "different", key="shared-key")
+        assert other.id == job_id
+        assert other.result(timeout=60) == "from-child"
+    finally:
+        store.close()
+    assert runs(log) == ["from-child"]

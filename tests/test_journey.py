@@ -67,6 +67,14 @@ def test_submit_result_resubmit_get_list_and_stats(tmp_path: Path) -> None:
     assert [j.id for j in nbjobs.jobs(limit=2)] == [failing[2].id, failing[1].id]
     assert [j.id for j in nbjobs.jobs()][-1] == job.id
 
+    both = nbjobs.jobs(status=["failed", "succeeded"], limit=50)
+    assert [j.id for j in both] == [*(j.id for j in reversed(failing)), job.id]
+    assert nbjobs.jobs(status="running") == []
+    assert job.wait(timeout=60).id == job.id
+    assert job.done()
+    assert job.exception(timeout=60) is None
+    assert isinstance(failing[0].exception(timeout=60), ValueError)
+
     stats = nbjobs.stats()
     assert set(stats) >= set(nbjobs.STATES)
     assert stats["succeeded"] == 1
