@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import importlib
+import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import textwrap
 import threading
@@ -201,3 +204,133 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+# --------------------------------------------------------------------------- Foundation II
+SUBMITTER = textwrap.dedent(
+    """
+    import json, os, sys
+    sys.path.insert(0, sys.argv[1])  # a folder only this process has on its path
+    forks = []
+    os.register_at_fork(before=lambda: forks.append(os.getpid()))
+    import nbjobs
+
+    def in_main(x):
+        return x * 2, os.getpid()
+
+    def uses_helper():
+        import nbjobs_extra_helper
+        return os.getcwd(), nbjobs_extra_helper.VALUE, sys.path
+
+    def make_closure(k):
+        def add(x):
+            return x + k
+        return add
+
+    store = nbjobs.Store(sys.argv[2], executor="process", workers=2)
+    try:
+        doubled, pid = store.submit(in_main, 21).result(timeout=60)
+        squared = store.submit(lambda x: x**2, 9).result(timeout=60)
+        added = store.submit(make_closure(5), 1).result(timeout=60)
+        cwd, helped, child_path = store.submit(uses_helper).result(timeout=60)
+    finally:
+        store.close()
+    print(json.dumps({
+        "main": in_main.__module__, "doubled": doubled, "child_pid": pid, "pid": os.getpid(),
+        "squared": squared, "added": added, "cwd": cwd, "my_cwd": os.getcwd(),
+        "helped": helped, "child_path": child_path, "my_path": sys.path, "forks": forks,
+    }))
+    """
+)
+
+
+def test_main_functions_lambdas_and_closures_run_with_the_submitters_cwd_and_path(
+    tmp_path: Path,
+) -> None:
+    scripts, work, extra = (tmp_path / d for d in ("scripts", "work", "extra"))
+    for folder in (scripts, work, extra):
+        folder.mkdir()
+    (scripts / "submitter.py").write_text(SUBMITTER)
+    (extra / "nbjobs_extra_helper.py").write_text("VALUE = 'helped'\n")
+    done = subprocess.run(
+        [sys.executable, str(scripts / "submitter.py"), str(extra), str(tmp_path / "store")],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["main"] == "__main__"
+    assert seen["doubled"] == 42
+    assert seen["child_pid"] != seen["pid"]
+    assert (seen["squared"], seen["added"]) == (81, 6)
+    assert seen["cwd"] == seen["my_cwd"] == str(work)
+    assert seen["helped"] == "helped"
+    assert seen["child_path"] == seen["my_path"]
+    assert str(extra) in seen["child_path"]
+    assert seen["forks"] == [], "the process executor forked"
+
+
+def segfault() -> None:
+    ctypes.string_at(0)
+
+
+@pytest.mark.parametrize(
+    ("fn", "args", "says"),
+    [
+        pytest.param(dies, (7,), r"\b7\b", id="exit-7"),
+        pytest.param(segfault, (), r"SIGSEGV|segmentation", id="segfault"),
+    ],
+)
+def test_a_crash_fails_the_job_with_job_crashed_and_the_pool_carries_on(
+    pstore: nbjobs.Store, fn: Any, args: tuple[Any, ...], says: str
+) -> None:
+    job = pstore.submit(fn, *args)
+    with pytest.raises(nbjobs.JobCrashed) as info:
+        job.result(timeout=60)
+    message = str(info.value)
+    assert re.search(says, message, re.IGNORECASE), message
+    assert re.search(r"process", message), message
+    assert job.status == "failed"
+    assert job.error is not None
+    assert job.error["type"].endswith("JobCrashed")
+    later = [pstore.submit(pid_and_cwd) for _ in range(4)]
+    assert all(j.result(timeout=60)[0] != os.getpid() for j in later)
+    assert pstore.stats()["succeeded"] == 4
+
+
+def takes(*args: Any, **kwargs: Any) -> int:
+    return len(args) + len(kwargs)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "named"),
+    [
+        pytest.param((1, threading.Lock()), {}, r"argument 1\b", id="positional"),
+        pytest.param((1,), {"conn": threading.Lock()}, r"conn", id="keyword"),
+    ],
+)
+def test_an_unpicklable_argument_is_named_in_the_error(
+    args: tuple[Any, ...], kwargs: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(nbjobs.PayloadNotPicklable, match=named):
+        nbjobs.submit(takes, *args, executor="process", **kwargs)
+    assert nbjobs.jobs() == []
+
+
+def test_an_unpicklable_function_is_refused_at_submit() -> None:
+    lock = threading.Lock()
+
+    def holds_a_lock() -> bool:
+        return lock.locked()
+
+    with pytest.raises(nbjobs.PayloadNotPicklable, match="holds_a_lock"):
+        nbjobs.submit(holds_a_lock, executor="process")
+    executor = nbjobs.Executor(1, executor="process")
+    try:
+        with pytest.raises(nbjobs.PayloadNotPicklable, match="argument 0"):
+            executor.submit(takes, threading.Lock())
+    finally:
+        executor.shutdown()
+    assert nbjobs.jobs() == []
