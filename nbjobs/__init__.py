@@ -41,6 +41,8 @@ from .errors import (
 )
 from .futures import Executor
 from .job import Job
+from .records import JobRecord, Progress
+from .reporting import CurrentJob, current_job, progress, track
 from .states import STATES
 from .waiting import as_completed, wait
 
@@ -49,6 +51,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ALL_COMPLETED",
     "AutoKey",
+    "CurrentJob",
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
     "RESERVED",
@@ -63,9 +66,11 @@ __all__ = [
     "JobFailed",
     "JobInterrupted",
     "JobNotFound",
+    "JobRecord",
     "NbjobsError",
     "PayloadLoadError",
     "PayloadNotPicklable",
+    "Progress",
     "ResultNotPicklable",
     "Store",
     "StoreError",
@@ -75,12 +80,15 @@ __all__ = [
     "as_completed",
     "auto",
     "configure",
+    "current_job",
     "default_store",
     "forget",
     "get",
     "jobs",
+    "progress",
     "resume",
     "stats",
     "submit",
+    "track",
     "wait",
 ]

@@ -13,8 +13,9 @@ import signal
 import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
-from . import codec
+from . import codec, reporting
 from .errors import PayloadLoadError
 from .runner import Outcome, call_job, failure
 
@@ -30,8 +31,13 @@ def _die_with_parent() -> None:
             pass
 
 
-def _run_one(message: bytes, blob_dir: Path) -> Outcome:
-    job_id, fn_bytes, args_bytes = pickle.loads(message)
+def _run_one(message: bytes, blob_dir: Path, conn: Connection) -> Outcome:
+    info, fn_bytes, args_bytes = pickle.loads(message)
+
+    def send_progress(progress: dict[str, Any]) -> None:
+        conn.send_bytes(pickle.dumps(("progress", progress), codec.PROTOCOL))
+
+    ctx = reporting.JobContext(reporting.CurrentJob(*info), send_progress)
     try:
         fn = pickle.loads(fn_bytes)
         args, kwargs = pickle.loads(args_bytes)
@@ -43,7 +49,7 @@ def _run_one(message: bytes, blob_dir: Path) -> Outcome:
                 "be importable from the notebook's folder and sys.path"
             )
         )
-    return call_job(fn, args, kwargs, blob_dir, job_id)
+    return call_job(fn, args, kwargs, blob_dir, ctx)
 
 
 def main(fd: int) -> None:
@@ -58,7 +64,7 @@ def main(fd: int) -> None:
             message = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        conn.send_bytes(pickle.dumps(_run_one(message, blob_dir), codec.PROTOCOL))
+        conn.send_bytes(pickle.dumps(_run_one(message, blob_dir, conn), codec.PROTOCOL))
 
 
 if __name__ == "__main__":

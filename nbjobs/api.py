@@ -307,6 +307,26 @@ class Store:
         self.flush()
         return [Job(self, r) for r in self.storage.page(statuses, name, tag, limit)]
 
+    def records(
+        self,
+        status: str | list[str] | tuple[str, ...] | None = None,
+        name: str | None = None,
+        tag: str | None = None,
+        search: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[JobRecord]:
+        """One page of job records, newest first, in one read (for dashboards and panels).
+
+        Unlike `jobs()`, returns plain `JobRecord` snapshots and does not wait for this
+        process's queued writes. `search` matches a substring of the name or key.
+        """
+        statuses = validate.statuses(status)
+        limit = validate.positive_int(limit, "limit")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidArgument(f"offset must be an int >= 0, not {offset!r}")
+        return self.storage.page(statuses, name, tag, limit, offset, search)
+
     def stats(self) -> dict[str, int]:
         """Number of jobs per status (every status present), read from the count index.
 
@@ -450,18 +470,23 @@ class Store:
         local = self._local.get(job_id)
         if local is not None:
             with local.lock:
+                if local.rec.status == states.RUNNING:
+                    return self._backends[local.rec.executor].cancel_running(local)
                 if local.rec.status != states.PENDING:
                     return False
                 local.cancel_requested = True
         storage = self.storage
         now = storage.clock.now()
+        # A job running in another process is marked cancelled here; its owner learns it
+        # at its next write (a progress report), stops there, and its late outcome is dropped.
+        cancellable = (states.PENDING,) if local is not None else (states.PENDING, states.RUNNING)
 
         def cancel(sql: Sql) -> JobRecord | None:
             rec = storage.read_in(sql, job_id)
-            if rec is None or rec.status != states.PENDING:
+            if rec is None or rec.status not in cancellable:
                 return None
             new = transition(rec, states.CANCELLED, now, owner=None)
-            return new if storage.update(sql, new, states.PENDING) else None
+            return new if storage.update(sql, new, rec.status) else None
 
         done: JobRecord | None = storage.writer.call(cancel)
         if local is not None:

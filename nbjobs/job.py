@@ -18,7 +18,7 @@ from .errors import (
     JobNotFound,
     WaitTimeout,
 )
-from .records import JobRecord
+from .records import JobRecord, Progress
 
 if TYPE_CHECKING:
     from .api import Store
@@ -105,6 +105,11 @@ class Job:
     @property
     def resumable(self) -> bool:
         return self.record().resumable
+
+    @property
+    def progress(self) -> Progress | None:
+        """The latest progress the job reported (current, total, fraction, message, rate, eta)."""
+        return self.record().progress_info()
 
     @property
     def error(self) -> dict[str, str] | None:

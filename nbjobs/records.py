@@ -22,6 +22,49 @@ class ErrorInfo:
         return {"type": self.type, "message": self.message}
 
 
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a running job says it is, as reported by `nbjobs.progress()` / `track()`.
+
+    `rate` is in units per second since the first report; `eta` in seconds (None when
+    there is no total or no rate yet).
+    """
+
+    current: float
+    total: float | None = None
+    message: str | None = None
+    rate: float | None = None
+    updated_at: float = 0.0
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.total:
+            return None
+        return max(0.0, min(1.0, self.current / self.total))
+
+    @property
+    def eta(self) -> float | None:
+        if self.total is None or not self.rate:
+            return None
+        return max(0.0, (self.total - self.current) / self.rate)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "current": self.current,
+            "total": self.total,
+            "message": self.message,
+            "rate": self.rate,
+            "updated_at": self.updated_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Progress:
+        return cls(
+            data["current"], data.get("total"), data.get("message"), data.get("rate"),
+            data.get("updated_at", 0.0),
+        )  # fmt: skip
+
+
 @dataclass(slots=True)
 class JobRecord:
     """Everything listed about a job. Payloads, results and tracebacks live under their own keys."""
@@ -46,6 +89,7 @@ class JobRecord:
     args_digest: str | None = None
     has_result: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
+    progress: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         data = {name: getattr(self, name) for name in _ORDER}
@@ -66,6 +110,9 @@ class JobRecord:
             return cls(**data)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise PayloadLoadError(f"corrupt job record: {exc!r}") from exc
+
+    def progress_info(self) -> Progress | None:
+        return Progress.from_dict(self.progress) if self.progress else None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view for users (no payload, no result)."""

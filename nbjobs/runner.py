@@ -8,6 +8,7 @@ process executor. `Runner` owns the state changes of this process's jobs.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import threading
 from collections.abc import Callable
@@ -15,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import codec, states
-from .errors import ResultNotPicklable
+from . import codec, reporting, states
+from .errors import JobCancelled, ResultNotPicklable
 from .records import ErrorInfo, JobRecord, transition
 from .store import Storage, write_value
 from .writer import Cas
@@ -31,11 +32,14 @@ class Outcome:
     file: str | None = None  # result written as a file under blobs/
     error_type: str = ""
     error_message: str = ""
+    cancelled: bool = False  # stopped at a cooperative point after a cancel
+    progress: dict[str, Any] | None = None  # the last progress reported
 
 
-def failure(exc: BaseException) -> Outcome:
+def failure(exc: BaseException, progress: dict[str, Any] | None = None) -> Outcome:
     type_name, message, blob = codec.encode_error(exc)
-    return Outcome(False, blob, None, type_name, message)
+    cancelled = isinstance(exc, JobCancelled)
+    return Outcome(False, blob, None, type_name, message, cancelled, progress)
 
 
 def call_job(
@@ -43,18 +47,21 @@ def call_job(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     blob_dir: Path,
-    job_id: str,
+    ctx: reporting.JobContext,
 ) -> Outcome:
-    """Call `fn(*args, **kwargs)` here and encode the result or the exception.
+    """Call `fn(*args, **kwargs)` here, inside `ctx`, and encode the result or the exception.
 
     Coroutines (from `async def` functions) run to completion on their own event loop.
     """
+    token = reporting.enter(ctx)
     try:
         value = fn(*args, **kwargs)
         if inspect.iscoroutine(value):
             value = asyncio.run(value)
     except BaseException as exc:
-        return failure(exc)
+        return failure(exc, ctx.latest)
+    finally:
+        reporting.leave(token)
     try:
         frames = codec.dumps(value)
     except Exception as exc:
@@ -62,10 +69,15 @@ def call_job(
             ResultNotPicklable(
                 f"the job returned a {type(value).__name__} that cannot be pickled, so it "
                 f"cannot be stored ({type(exc).__name__}: {exc}); return plain data instead"
-            )
+            ),
+            ctx.latest,
         )
-    data, file = write_value(blob_dir, f"r:{job_id}", frames)
-    return Outcome(True, data, file)
+    data, file = write_value(blob_dir, f"r:{ctx.info.id}", frames)
+    return Outcome(True, data, file, progress=ctx.latest)
+
+
+def job_info(rec: JobRecord) -> reporting.CurrentJob:
+    return reporting.CurrentJob(rec.id, rec.key, rec.name, rec.attempts)
 
 
 class OneShot:
@@ -148,7 +160,22 @@ class Runner:
 
     def in_thread(self, local: LocalJob) -> Outcome:
         """The thread executor's strategy: call the function right here."""
-        return call_job(local.fn, local.args, local.kwargs, self.storage.blob_dir, local.rec.id)
+        ctx = reporting.JobContext(
+            job_info(local.rec),
+            lambda p: self.report_progress(local, p),
+            lambda: _checkpoint(local),
+            self.storage.clock,
+        )
+        return call_job(local.fn, local.args, local.kwargs, self.storage.blob_dir, ctx)
+
+    def report_progress(self, local: LocalJob, progress: dict[str, Any]) -> None:
+        """Queue a progress update of a running job (already throttled by the caller)."""
+        with local.lock:
+            if local.rec.status != states.RUNNING:
+                return
+            rec = dataclasses.replace(local.rec, progress=progress)
+            local.rec = rec
+            self.storage.writer.put(Cas(rec, states.RUNNING), lambda _r, err: _lost(local, err))
 
     def run(self, local: LocalJob, invoke: Invoke) -> None:
         """Run one attempt of `local` with `invoke` and queue its outcome for the store."""
@@ -174,21 +201,20 @@ class Runner:
                 return False
             rec = transition(local.rec, states.RUNNING, self.storage.clock.now(), owner=self.owner)
             local.rec = rec
-            self.storage.writer.put(
-                Cas(rec, states.PENDING), lambda _r, err: _lost_start(local, err)
-            )
+            self.storage.writer.put(Cas(rec, states.PENDING), lambda _r, err: _lost(local, err))
         return True
 
     def finish(self, local: LocalJob, outcome: Outcome) -> None:
         """Queue the move of a running job to succeeded or failed, with its blob."""
         job_id = local.rec.id
+        changes: dict[str, Any] = {"progress": outcome.progress or local.rec.progress}
         if outcome.ok:
             status = states.SUCCEEDED
-            changes: dict[str, Any] = {"has_result": True}
+            changes["has_result"] = True
             blob = (f"r:{job_id}", outcome.data, outcome.file)
         else:
-            status = states.FAILED
-            changes = {"error": ErrorInfo(outcome.error_type, outcome.error_message)}
+            status = states.CANCELLED if outcome.cancelled else states.FAILED
+            changes["error"] = ErrorInfo(outcome.error_type, outcome.error_message)
             blob = (f"e:{job_id}", outcome.data, None)
         with local.lock:
             rec = transition(local.rec, status, self.storage.clock.now(), **changes)
@@ -198,8 +224,14 @@ class Runner:
             )
 
 
-def _lost_start(local: LocalJob, err: BaseException | None) -> None:
-    # Someone else (another process) changed the job before it started here: stop at
+def _lost(local: LocalJob, err: BaseException | None) -> None:
+    # Someone else (another process) changed the running job, e.g. cancelled it: stop at
     # the next cooperative point; its outcome will be dropped by the final compare-and-set.
     if err is not None:
         local.cancel_requested = True
+
+
+def _checkpoint(local: LocalJob) -> None:
+    """A cooperative point of a thread job: stop here if it was cancelled."""
+    if local.cancel_requested:
+        raise JobCancelled(f"job {local.rec.id} ({local.rec.name}) was cancelled while running")

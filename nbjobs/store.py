@@ -204,8 +204,13 @@ class Storage:
         name: str | None = None,
         tag: str | None = None,
         limit: int = 100,
+        offset: int = 0,
+        search: str | None = None,
     ) -> list[JobRecord]:
-        """Newest first, through the indexes: never a scan of every record."""
+        """Newest first, through the indexes: never a scan of every record.
+
+        `search` (a substring of the name or key) is the one filter that may scan.
+        """
         where: list[str] = []
         params: list[Any] = []
         if statuses is not None:
@@ -220,10 +225,17 @@ class Storage:
             src = "nbjobs_tags t JOIN nbjobs_jobs j ON j.seq = t.seq"
             where.append("t.tag = ?")
             params.append(tag)
+        if search:
+            where.append("(j.name LIKE ? ESCAPE '\\' OR j.key LIKE ? ESCAPE '\\')")
+            pattern = (
+                "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            )
+            params += [pattern, pattern]
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = self._sql(
-            f"SELECT j.status, j.name, j.data FROM {src} {clause} ORDER BY j.seq DESC LIMIT ?",
-            (*params, limit),
+            f"SELECT j.status, j.name, j.data FROM {src} {clause} "
+            "ORDER BY j.seq DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
         ).fetchall()
         return [_decode(*r) for r in rows]
 

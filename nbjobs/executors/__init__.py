@@ -2,7 +2,7 @@
 
 An executor has a `name`, says whether it `needs_pickle` (it runs the job elsewhere),
 whether it is `kernel_owned` (its jobs die with this process), and `start(job)`,
-`resize(workers)` and `shutdown()`.
+`resize(workers)`, `shutdown()` and `cancel_running(job)`.
 """
 
 from __future__ import annotations
@@ -25,3 +25,7 @@ class Backend(Protocol):
     def resize(self, workers: int) -> None: ...
 
     def shutdown(self) -> None: ...
+
+    def cancel_running(self, job: LocalJob) -> bool:
+        """Stop a running job of this executor (called with the job's lock held)."""
+        ...

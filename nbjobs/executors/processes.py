@@ -10,18 +10,21 @@ and is replaced; the other children carry on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pickle
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from .. import codec
-from ..errors import JobCrashed
-from ..runner import LocalJob, Outcome, Runner, failure
+from ..errors import JobCancelled, JobCrashed
+from ..runner import LocalJob, Outcome, Runner, failure, job_info
 from .pool import Pool
 
 
@@ -49,16 +52,30 @@ class ChildProcess:
         self.conn = conn
         return conn
 
-    def call(self, job_id: str, fn_bytes: bytes, args_bytes: bytes) -> Outcome:
-        """Run one job in the child and wait for its outcome (or its death)."""
+    def call(
+        self,
+        info: tuple[Any, ...],
+        payload: tuple[bytes, bytes],
+        on_progress: Callable[[dict[str, Any]], None],
+    ) -> Outcome:
+        """Run one job in the child and wait for its outcome (or its death).
+
+        `info` is the job's (id, key, name, attempt); progress reports from the child are
+        handed to `on_progress` as they arrive.
+        """
         conn = self.conn if self.proc is not None and self.proc.poll() is None else None
         try:
             if conn is None:
                 self.close()
                 conn = self._spawn()
-            conn.send_bytes(pickle.dumps((job_id, fn_bytes, args_bytes), codec.PROTOCOL))
-            reply: Outcome = pickle.loads(conn.recv_bytes())
-            return reply
+            conn.send_bytes(pickle.dumps((tuple(info), *payload), codec.PROTOCOL))
+            while True:
+                reply = pickle.loads(conn.recv_bytes())
+                if isinstance(reply, Outcome):
+                    return reply
+                kind, body = reply
+                if kind == "progress":
+                    on_progress(body)
         except (EOFError, OSError):
             return failure(JobCrashed(self._death_note()))
 
@@ -108,12 +125,29 @@ class ProcessExecutor(Pool[ChildProcess]):
         blob_dir = runner.storage.blob_dir
         super().__init__("process", workers, lambda: ChildProcess(blob_dir), self._run_job)
         self._runner = runner
+        self._running: dict[str, ChildProcess] = {}
+
+    def cancel_running(self, job: LocalJob) -> bool:
+        """Kill the process running `job`; a new process takes its place."""
+        job.cancel_requested = True
+        child = self._running.get(job.rec.id)
+        if child is not None:
+            child.kill()
+        return True
 
     def _run_job(self, job: LocalJob, child: ChildProcess) -> None:
         payload = job.payload
         assert payload is not None, "process jobs always carry their pickled payload"
 
         def invoke(local: LocalJob) -> Outcome:
-            return child.call(local.rec.id, *payload)
+            progress = functools.partial(self._runner.report_progress, local)
+            self._running[local.rec.id] = child
+            try:
+                outcome = child.call(job_info(local.rec), payload, progress)
+            finally:
+                self._running.pop(local.rec.id, None)
+            if local.cancel_requested and not outcome.ok:
+                return failure(JobCancelled(f"job {local.rec.id} was cancelled while running"))
+            return outcome
 
         self._runner.run(job, invoke)

@@ -21,5 +21,10 @@ class ThreadExecutor(Pool[_NoSlot]):
         super().__init__("thread", workers, _NoSlot, self._run_job)
         self._runner = runner
 
+    def cancel_running(self, job: LocalJob) -> bool:
+        """Python cannot stop a thread: the job stops at its next `progress()`/`track()`."""
+        job.cancel_requested = True
+        return True
+
     def _run_job(self, job: LocalJob, slot: _NoSlot) -> None:
         self._runner.run(job, self._runner.in_thread)

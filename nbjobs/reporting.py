@@ -1,0 +1,148 @@
+"""What a job can say about itself while it runs: `progress()`, `track()`, `current_job()`.
+
+Inside a job these write (throttled) to the job's record; outside a job they do nothing
+and cost next to nothing. `progress()` and `track()` are also the cooperative points at
+which a thread job that was cancelled stops.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple, TypeVar
+
+from .clock import SYSTEM, Clock
+from .errors import InvalidArgumentType
+
+T = TypeVar("T")
+
+#: Seconds between two progress writes of one job (the last value is always written).
+MIN_INTERVAL = 0.25
+
+
+class CurrentJob(NamedTuple):
+    """Who is running: give `key` and `attempt` to external services as idempotency keys."""
+
+    id: str
+    key: str | None
+    name: str
+    attempt: int
+
+
+class JobContext:
+    """The running job's side of reporting; one per attempt, set by the runner."""
+
+    __slots__ = (
+        "_checkpoint",
+        "_clock",
+        "_first",
+        "_last_write",
+        "_send",
+        "info",
+        "latest",
+    )
+
+    def __init__(
+        self,
+        info: CurrentJob,
+        send: Callable[[dict[str, Any]], None],
+        checkpoint: Callable[[], None] = lambda: None,
+        clock: Clock = SYSTEM,
+    ) -> None:
+        self.info = info
+        self._send = send
+        self._checkpoint = checkpoint
+        self._clock = clock
+        self._first: tuple[float, float] | None = None
+        self._last_write = float("-inf")
+        self.latest: dict[str, Any] | None = None
+
+    def report(self, current: float, total: float | None, message: str | None) -> None:
+        self._checkpoint()
+        now = self._clock.now()
+        mono = self._clock.monotonic()
+        if self._first is None:
+            self._first = (mono, current)
+        start_t, start_v = self._first
+        rate = (current - start_v) / (mono - start_t) if mono > start_t else None
+        self.latest = {
+            "current": current,
+            "total": total,
+            "message": message,
+            "rate": rate,
+            "updated_at": now,
+        }
+        if mono - self._last_write >= MIN_INTERVAL:
+            self._last_write = mono
+            self._send(self.latest)
+
+
+_CONTEXT: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar(
+    "nbjobs_job", default=None
+)
+
+
+def enter(ctx: JobContext) -> contextvars.Token[JobContext | None]:
+    return _CONTEXT.set(ctx)
+
+
+def leave(token: contextvars.Token[JobContext | None]) -> None:
+    _CONTEXT.reset(token)
+
+
+def current_job() -> CurrentJob | None:
+    """The job this code runs in (id, key, name, attempt), or None outside a job.
+
+    >>> def charge(order):
+    ...     me = nbjobs.current_job()
+    ...     payments.charge(order, idempotency_key=f"{me.key}-{me.attempt}")  # doctest: +SKIP
+    """
+    ctx = _CONTEXT.get()
+    return ctx.info if ctx is not None else None
+
+
+def progress(current: float, total: float | None = None, message: str | None = None) -> None:
+    """Report how far the running job is; shown as `job.progress` and in the panel.
+
+    Writes are throttled (a few per second at most, the last value always kept), so it is
+    fine to call in a tight loop. Outside a job it does nothing.
+
+    >>> for i, row in enumerate(rows):          # doctest: +SKIP
+    ...     nbjobs.progress(i + 1, len(rows), message=f"row {i + 1}")
+    """
+    ctx = _CONTEXT.get()
+    if ctx is None:
+        return
+    _check_number(current, "current")
+    if total is not None:
+        _check_number(total, "total")
+    if message is not None and not isinstance(message, str):
+        message = str(message)
+    ctx.report(current, total, message)
+
+
+def track(
+    iterable: Iterable[T], total: float | None = None, description: str | None = None
+) -> Iterator[T]:
+    """Iterate like tqdm, reporting progress: `for x in nbjobs.track(items): ...`.
+
+    `total` defaults to `len(iterable)` when it has one. Outside a job it just iterates.
+    """
+    ctx = _CONTEXT.get()
+    if ctx is None:
+        yield from iterable
+        return
+    if total is None:
+        try:
+            total = len(iterable)  # type: ignore[arg-type]
+        except TypeError:
+            total = None
+    ctx.report(0, total, description)
+    for done, item in enumerate(iterable, 1):
+        yield item
+        ctx.report(done, total, description)
+
+
+def _check_number(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentType(f"{name} must be a number, not {type(value).__name__}")
