@@ -7,16 +7,19 @@
 """
 
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
+from typing import TYPE_CHECKING
 
 from .api import (
     RESERVED,
     Store,
     configure,
+    dead_letters,
     default_store,
     forget,
     get,
     jobs,
     resume,
+    retry,
     stats,
     submit,
 )
@@ -30,10 +33,12 @@ from .errors import (
     JobFailed,
     JobInterrupted,
     JobNotFound,
+    JobTimeout,
     NbjobsError,
     PayloadLoadError,
     PayloadNotPicklable,
     ResultNotPicklable,
+    SoftTimeout,
     StoreError,
     StoreFormatError,
     StoreNotWritable,
@@ -43,10 +48,27 @@ from .futures import Executor
 from .job import Job
 from .records import JobRecord, Progress
 from .reporting import CurrentJob, current_job, progress, track
+from .retrying import Retry
 from .states import STATES
 from .waiting import as_completed, wait
 
+if TYPE_CHECKING:
+    from . import widgets
+
 __version__ = "0.1.0"
+
+
+def panel(store: Store | None = None, *, page_size: int = 20) -> "widgets.Panel":
+    """A live table of the store's jobs (ipywidgets), updated from a background thread.
+
+    Imports ipywidgets on first call only. After a kernel restart, run it again.
+
+    >>> nbjobs.panel()      # doctest: +SKIP
+    """
+    from .widgets import panel as _panel
+
+    return _panel(store, page_size=page_size)
+
 
 __all__ = [
     "ALL_COMPLETED",
@@ -67,11 +89,14 @@ __all__ = [
     "JobInterrupted",
     "JobNotFound",
     "JobRecord",
+    "JobTimeout",
     "NbjobsError",
     "PayloadLoadError",
     "PayloadNotPicklable",
     "Progress",
     "ResultNotPicklable",
+    "Retry",
+    "SoftTimeout",
     "Store",
     "StoreError",
     "StoreFormatError",
@@ -81,12 +106,15 @@ __all__ = [
     "auto",
     "configure",
     "current_job",
+    "dead_letters",
     "default_store",
     "forget",
     "get",
     "jobs",
+    "panel",
     "progress",
     "resume",
+    "retry",
     "stats",
     "submit",
     "track",

@@ -12,10 +12,11 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import codec, states, validate
+from . import codec, retrying, states, validate
 from .autokey import AutoKey, arguments_digest, auto, auto_key
 from .clock import SYSTEM, Clock
 from .errors import InvalidArgument, InvalidArgumentType, JobNotFound, PayloadNotPicklable
@@ -25,6 +26,7 @@ from .executors.processes import ProcessExecutor
 from .executors.threads import ThreadExecutor
 from .job import Job
 from .records import JobRecord, transition
+from .retrying import Policy, Retry
 from .runner import LocalJob, Runner
 from .store import Storage, owner_alive, owner_token
 from .waiting import Watcher
@@ -47,6 +49,20 @@ RESERVED = (
     "force",
     "kwargs",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """A submit's validated options."""
+
+    key: str | None = None
+    name: str | None = None
+    tags: tuple[str, ...] = ()
+    executor: str | None = None
+    force: bool = False
+    policy: Policy | None = None
+    timeout: float | None = None
+    soft_timeout: float | None = None
 
 
 def _default_workers() -> int:
@@ -80,7 +96,7 @@ class Store:
         self.storage = Storage(path, clock)
         self.owner = owner_token()
         self._local: dict[str, LocalJob] = {}
-        self._runner = Runner(self.storage, self.owner, self._finished)
+        self._runner = Runner(self.storage, self.owner, self._finished, self._restart, self._expire)
         self._backends: dict[str, Backend] = {
             "thread": ThreadExecutor(self._runner, workers or _default_workers()),
             "process": ProcessExecutor(self._runner, workers or os.cpu_count() or 1),
@@ -106,6 +122,11 @@ class Store:
         key: str | AutoKey | None = None,
         name: str | None = None,
         tags: str | list[str] | tuple[str, ...] | None = None,
+        retries: int | Retry | Any = 0,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] | Any = None,
+        backoff: float | Any = None,
+        timeout: float | None = None,
+        soft_timeout: float | None = None,
         executor: str | None = None,
         force: bool = False,
         kwargs: dict[str, Any] | None = None,
@@ -119,54 +140,64 @@ class Store:
         so re-running an unchanged cell, even after a kernel restart, finds the stored job.
         Arguments whose names clash with these options go through `kwargs={...}`.
 
+        Retries: `retries=n` allows n retries after the first attempt (or a tenacity stop
+        strategy, or `nbjobs.Retry(...)`); `retry_on` the exception types (or a tenacity
+        retry strategy) worth retrying, others fail at once; `backoff` a tenacity wait
+        strategy or seconds (default: exponential with full jitter). `timeout` is the hard
+        time limit in seconds; `soft_timeout` raises `nbjobs.SoftTimeout` inside the job first.
+
         >>> job = store.submit(fit, df, alpha=0.1, key="fit-a0.1")   # doctest: +SKIP
+        >>> job = store.submit(fetch, url, retries=5, retry_on=ConnectionError)  # doctest: +SKIP
         """
         if not callable(fn):
             raise InvalidArgumentType(f"fn must be callable, not {type(fn).__name__}")
-        _refuse_unbuilt_options(fn_kwargs)
         call_kwargs = _merge_kwargs(fn_kwargs, kwargs)
-        key = auto_key(fn, args, call_kwargs) if key is auto else validate.key(key)
-        return self._submit(fn, args, call_kwargs, key, name, tags, executor, force)
+        opts = Options(
+            key=auto_key(fn, args, call_kwargs) if key is auto else validate.key(key),
+            name=validate.name(name, _fn_name(fn)),
+            tags=validate.tags(tags),
+            executor=self._backend(executor).name,
+            force=validate.flag(force, "force"),
+            policy=retrying.policy(retries, retry_on, backoff),
+            timeout=validate.limit(timeout, "timeout"),
+            soft_timeout=validate.limit(soft_timeout, "soft_timeout"),
+        )
+        if opts.timeout and opts.soft_timeout and opts.soft_timeout >= opts.timeout:
+            raise InvalidArgument(
+                f"soft_timeout ({opts.soft_timeout} s) must be shorter than timeout "
+                f"({opts.timeout} s): it is the warning before the hard limit"
+            )
+        return self._submit(fn, args, call_kwargs, opts)
 
     def _submit(
         self,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        key: str | None,
-        name: str | None,
-        tags: Any,
-        executor: str | None,
-        force: bool,
+        opts: Options,
         on_start: Callable[[], bool] | None = None,
     ) -> Job:
-        rec, local, blobs = self._prepare(fn, args, kwargs, key, name, tags, executor, force)
+        rec, local, blobs = self._prepare(fn, args, kwargs, opts)
         if on_start is not None:
             local.on_start.append(on_start)
-        if key is None:
+        if opts.key is None:
             return self._submit_new(rec, local, blobs)
-        return self._submit_keyed(rec, local, blobs, force)
+        return self._submit_keyed(rec, local, blobs, opts.force)
 
     def _prepare(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        key: str | None,
-        name: str | None,
-        tags: Any,
-        executor: str | None,
-        force: bool,
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], opts: Options
     ) -> tuple[JobRecord, LocalJob, _Payload]:
-        backend = self._backend(executor)
-        validate.flag(force, "force")
+        backend = self._backends[opts.executor or self.default_executor]
+        key = opts.key
         rec = JobRecord(
             id=os.urandom(8).hex(),
             key=key,
-            name=validate.name(name, _fn_name(fn)),
-            tags=validate.tags(tags),
+            name=opts.name or _fn_name(fn),
+            tags=opts.tags,
             executor=backend.name,
             owner=self.owner if backend.kernel_owned else None,
+            timeout=opts.timeout,
+            soft_timeout=opts.soft_timeout,
         )
         now = self.storage.clock.now()
         rec.created_at = rec.updated_at = now
@@ -178,16 +209,19 @@ class Store:
             )
             rec.resumable = False
             rec.not_resumable_reason = payload
-            return rec, LocalJob(rec, fn, args, kwargs), None
+            local = LocalJob(rec, fn, args, kwargs)
+            local.policy = opts.policy
+            return rec, local, None
         fn_digest, fn_bytes, args_bytes = payload
         local = LocalJob(
             rec, fn, args, kwargs, (fn_bytes, args_bytes) if backend.needs_pickle else None
         )
+        local.policy = opts.policy
         rec.fn_digest = fn_digest
         if key is not None:  # only keyed resubmits compare arguments
             rec.args_digest = arguments_digest(fn, args, kwargs)
         blobs = (
-            codec.payload_blob(fn_digest, args_bytes),
+            codec.payload_blob(fn_digest, args_bytes, opts.policy),
             fn_digest,
             None if f"f:{fn_digest}" in self.storage.fn_written else fn_bytes,
         )
@@ -370,12 +404,40 @@ class Store:
         self.flush()
         out = []
         for rec in self.storage.page((states.INTERRUPTED,), limit=1_000_000):
-            job = self._rerun(rec)
+            job = self._rerun(rec, fresh=False)
             if job is not None:
                 out.append(job)
         return out
 
-    def _rerun(self, rec: JobRecord) -> Job | None:
+    def retry(self, id_or_key: str) -> Job:
+        """Run a failed, cancelled or interrupted job again: a fresh set of attempts under
+        the same id, its earlier attempts kept in its history.
+
+        >>> store.retry("fetch-prices").result(timeout=60)     # doctest: +SKIP
+        """
+        rec = self.get(id_or_key).record()
+        if rec.status not in states.RERUN_ON_RESUBMIT:
+            raise InvalidArgument(
+                f"job {id_or_key!r} is {rec.status}; only failed, cancelled or interrupted jobs "
+                "can be retried (resubmit with force=True to run a succeeded job again)"
+            )
+        job = self._rerun(rec, fresh=True)
+        if job is None:
+            raise InvalidArgument(
+                f"job {id_or_key!r} cannot be run again: "
+                f"{rec.not_resumable_reason or 'its payload is missing or changed meanwhile'}"
+            )
+        return job
+
+    def dead_letters(self, limit: int = 100) -> list[Job]:
+        """Failed jobs (their retries exhausted or not retryable), newest first.
+
+        Inspect them with `job.exception()`, `job.attempt_history()`, and run one again
+        with `job.retry()`.
+        """
+        return self.jobs(status=states.FAILED, limit=limit)
+
+    def _rerun(self, rec: JobRecord, fresh: bool) -> Job | None:
         if not rec.resumable or rec.fn_digest is None:
             validate.warn(
                 f"job {rec.id} ({rec.name}) cannot be resumed: "
@@ -388,24 +450,32 @@ class Store:
             validate.warn(f"job {rec.id} ({rec.name}) has lost its payload")
             return None
         fn, args, kwargs = codec.load_payload(payload, fn_blob)
-        args_bytes = codec.payload_args(payload)
         backend = self._backends.get(rec.executor) or self._backend(None)
+        now = self.storage.clock.now()
         new = transition(
             rec,
             states.PENDING,
-            self.storage.clock.now(),
+            now,
+            fresh=fresh,
             owner=self.owner if backend.kernel_owned else None,
             executor=backend.name,
         )
 
         def write(sql: Sql) -> bool:
+            if fresh:
+                self.storage.drop_blobs(sql, (f"r:{rec.id}", f"e:{rec.id}"))
             return self.storage.update(sql, new, rec.status)
 
         if not self.storage.writer.call(write):
             return None
-        local = LocalJob(new, fn, args, kwargs, (fn_blob, args_bytes))
+        local = LocalJob(new, fn, args, kwargs, (fn_blob, codec.payload_args(payload)))
+        local.policy = codec.payload_policy(payload)
         self._local[new.id] = local
-        backend.start(local)
+        if new.retry_at is not None and new.retry_at > now:
+            # An interrupted job that was waiting for its next attempt keeps waiting.
+            self._runner.alarms.at(new.retry_at, lambda: backend.start(local))
+        else:
+            backend.start(local)
         return Job(self, new)
 
     # ------------------------------------------------------------------ control
@@ -526,6 +596,13 @@ class Store:
         else:
             self._watcher.add(job_id, callback)
 
+    def _restart(self, local: LocalJob) -> None:
+        self._backends[local.rec.executor].start(local)
+
+    def _expire(self, local: LocalJob, attempt: int) -> None:
+        if attempt == local.attempt and local.rec.status == states.RUNNING:
+            self._backends[local.rec.executor].expire(local, attempt)
+
     def _reap_dead_owners(self) -> None:
         """Jobs left active by a kernel that died become `interrupted` (never re-run silently)."""
         now = self.storage.clock.now()
@@ -573,20 +650,6 @@ def _fn_name(fn: Callable[..., Any]) -> str:
     return str(
         getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
     )
-
-
-_UNBUILT = ("retries", "retry_on", "backoff", "timeout", "soft_timeout")
-
-
-def _refuse_unbuilt_options(fn_kwargs: dict[str, Any]) -> None:
-    """Reserved option names that this version does not implement yet must not reach fn."""
-    for option in _UNBUILT:
-        if option in fn_kwargs:
-            raise InvalidArgument(
-                f"{option}= is a reserved option of submit() that this version of nbjobs does "
-                f"not support yet; if your function has a parameter named {option!r}, pass it "
-                f"with kwargs={{{option!r}: ...}}"
-            )
 
 
 def _merge_kwargs(fn_kwargs: dict[str, Any], kwargs: Any) -> dict[str, Any]:
@@ -713,8 +776,18 @@ def forget(key: str) -> bool:
 
 
 def resume() -> list[Job]:
-    """Run the default store's interrupted jobs again."""
+    """Run the default store's interrupted jobs again (they keep their remaining attempts)."""
     return default_store().resume()
+
+
+def retry(id_or_key: str) -> Job:
+    """Run a failed, cancelled or interrupted job of the default store again. See `Store.retry`."""
+    return default_store().retry(id_or_key)
+
+
+def dead_letters(limit: int = 100) -> list[Job]:
+    """Failed jobs of the default store, newest first. See `Store.dead_letters`."""
+    return default_store().dead_letters(limit)
 
 
 @atexit.register

@@ -158,9 +158,20 @@ def digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def payload_blob(fn_digest: str, args: bytes) -> bytes:
-    """The persisted call: function digest, pickled arguments and the versions that wrote them."""
-    return pickle.dumps({"fn": fn_digest, "args": args, **VERSIONS}, PROTOCOL)
+def payload_blob(fn_digest: str, args: bytes, policy: Any = None) -> bytes:
+    """The persisted call: function digest, pickled arguments, the retry policy (if any)
+    and the versions that wrote them."""
+    meta: dict[str, Any] = {"fn": fn_digest, "args": args, **VERSIONS}
+    if policy is not None:
+        with contextlib.suppress(Exception):  # a policy that cannot be kept is not resumed
+            meta["policy"] = cloudpickle.dumps(policy, PROTOCOL)
+    return pickle.dumps(meta, PROTOCOL)
+
+
+def payload_policy(blob: bytes) -> Any:
+    """The retry policy stored with a payload, or None."""
+    data = pickle.loads(blob).get("policy")
+    return pickle.loads(data) if data else None
 
 
 def payload_args(blob: bytes) -> bytes:

@@ -88,6 +88,14 @@ class JobCrashed(JobError):
     """The process running the job died (a segfault, `os._exit`, the OOM killer)."""
 
 
+class JobTimeout(JobError, TimeoutError):
+    """The job ran past its `timeout=`; it can be listed in `retry_on`."""
+
+
+class SoftTimeout(NbjobsError):
+    """Raised inside a job that passed its `soft_timeout=`, so it can clean up and stop."""
+
+
 class JobInterrupted(JobError):
     """The process that ran the job died; `resume()` or resubmitting its key runs it again."""
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from . import validate
-from .api import Store, default_store
+from .api import Options, Store, default_store
 from .job import Job
 
 P = ParamSpec("P")
@@ -51,7 +51,7 @@ class Executor(concurrent.futures.Executor):
             path = store.path if isinstance(store, Store) else store
         # A Store of its own, so that max_workers bounds this executor's concurrency.
         self._store = Store(path, executor=executor, workers=max_workers)
-        self._name = name
+        self._options = Options(name=validate.name(name, "") or None)
         self._futures: set[concurrent.futures.Future[Any]] = set()
         self._lock = threading.Lock()
         self._shutdown = False
@@ -73,9 +73,8 @@ class Executor(concurrent.futures.Executor):
                 raise RuntimeError("cannot schedule new futures after shutdown")
             fut: concurrent.futures.Future[T] = concurrent.futures.Future()
             job = self._store._submit(
-                fn, args, dict(kwargs), None, self._name, None, None, False,
-                on_start=fut.set_running_or_notify_cancel,
-            )  # fmt: skip
+                fn, args, dict(kwargs), self._options, on_start=fut.set_running_or_notify_cancel
+            )
             fut.job = job  # type: ignore[attr-defined]
             self._futures.add(fut)
         fut.add_done_callback(lambda f: self._settled(f, job))

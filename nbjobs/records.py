@@ -90,6 +90,12 @@ class JobRecord:
     has_result: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
     progress: dict[str, Any] | None = None
+    run_attempts: int = 0  # attempts in the current run (a retry() starts a new run)
+    run_started_at: float | None = None  # start of the current run's first attempt
+    idle_for: float = 0.0  # seconds this run has waited between attempts
+    retry_at: float | None = None  # wall-clock time of the next attempt while retrying
+    timeout: float | None = None
+    soft_timeout: float | None = None
 
     def to_json(self) -> str:
         data = {name: getattr(self, name) for name in _ORDER}
@@ -128,12 +134,15 @@ _NAMES = frozenset(_ORDER)
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def transition(rec: JobRecord, new: str, now: float, **changes: Any) -> JobRecord:
+def transition(
+    rec: JobRecord, new: str, now: float, *, fresh: bool = True, **changes: Any
+) -> JobRecord:
     """Return `rec` moved to state `new` at time `now`, after checking the transition table.
 
     Timestamps and counters follow the state: entering `running` starts an attempt,
     a finished state stamps `finished_at`, and going back to `pending` starts a new run
-    (the previous run's outcome is kept in `history`).
+    (the previous run's outcome is kept in `history`) unless `fresh=False` (resuming an
+    interrupted job keeps its remaining attempts and `retry_at`).
 
     >>> r = JobRecord(id="a1", name="fit")
     >>> transition(r, "running", 10.0).attempts
@@ -144,10 +153,14 @@ def transition(rec: JobRecord, new: str, now: float, **changes: Any) -> JobRecor
     if new == states.RUNNING:
         upd["started_at"] = now
         upd["attempts"] = rec.attempts + 1
+        upd["run_attempts"] = rec.run_attempts + 1
+        upd["retry_at"] = None
+        if rec.run_attempts == 0:
+            upd["run_started_at"] = now
     elif new in states.FINISHED:
         upd["finished_at"] = now
     elif new == states.PENDING and rec.status in states.FINISHED:
-        upd.update(_new_run(rec))
+        upd.update(_new_run(rec) if fresh else {"finished_at": None, "owner": None})
     upd.update(changes)
     return dataclasses.replace(rec, **upd)
 
@@ -168,5 +181,10 @@ def _new_run(rec: JobRecord) -> dict[str, Any]:
         "error": None,
         "has_result": False,
         "owner": None,
+        "run_attempts": 0,
+        "run_started_at": None,
+        "idle_for": 0.0,
+        "retry_at": None,
+        "progress": None,
         "history": [*rec.history, past],
     }

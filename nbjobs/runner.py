@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import pickle
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from . import codec, reporting, states
-from .errors import JobCancelled, ResultNotPicklable
+from .alarms import Alarms
+from .errors import JobCancelled, ResultNotPicklable, SoftTimeout
 from .records import ErrorInfo, JobRecord, transition
+from .retrying import Policy
 from .store import Storage, write_value
-from .writer import Cas
+from .writer import Blob, Cas
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ class LocalJob:
 
     __slots__ = (
         "args",
+        "attempt",
         "cancel_requested",
         "done",
         "fn",
@@ -123,7 +127,10 @@ class LocalJob:
         "on_done",
         "on_start",
         "payload",
+        "policy",
         "rec",
+        "soft_deadline",
+        "timed_out",
     )
 
     def __init__(
@@ -144,26 +151,41 @@ class LocalJob:
         self.cancel_requested = False
         self.on_start: list[Callable[[], bool]] = []
         self.on_done: list[Callable[[], None]] = []
+        self.policy: Policy | None = None
+        self.attempt = 0  # which attempt of this process is current; late outcomes are dropped
+        self.timed_out = False
+        self.soft_deadline: float | None = None
 
 
 Finished = Callable[[LocalJob, BaseException | None], None]
 Invoke = Callable[[LocalJob], Outcome]
+Expire = Callable[[LocalJob, int], None]
 
 
 class Runner:
     """Moves this process's jobs through their states around an `invoke` strategy."""
 
-    def __init__(self, storage: Storage, owner: str, on_finished: Finished) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        owner: str,
+        on_finished: Finished,
+        restart: Callable[[LocalJob], None],
+        expire: Expire,
+    ) -> None:
         self.storage = storage
         self.owner = owner
         self.on_finished = on_finished
+        self.restart = restart  # hand a job back to its executor (its next attempt)
+        self.expire = expire  # end an attempt that passed its time limit
+        self.alarms = Alarms(storage.clock)
 
     def in_thread(self, local: LocalJob) -> Outcome:
         """The thread executor's strategy: call the function right here."""
         ctx = reporting.JobContext(
             job_info(local.rec),
             lambda p: self.report_progress(local, p),
-            lambda: _checkpoint(local),
+            lambda: _checkpoint(local, self.storage.clock.now()),
             self.storage.clock,
         )
         return call_job(local.fn, local.args, local.kwargs, self.storage.blob_dir, ctx)
@@ -179,49 +201,98 @@ class Runner:
 
     def run(self, local: LocalJob, invoke: Invoke) -> None:
         """Run one attempt of `local` with `invoke` and queue its outcome for the store."""
-        if not self._begin(local):
+        attempt = self._begin(local)
+        if attempt is None:
             return
         try:
             outcome = invoke(local)
         except BaseException as exc:  # a failure of the executor itself
             outcome = failure(exc)
-        self.finish(local, outcome)
+        self.finish(local, outcome, attempt)
 
-    def _begin(self, local: LocalJob) -> bool:
+    def _begin(self, local: LocalJob) -> int | None:
+        """Move the job to running; returns the attempt token, or None if it must not run."""
         with local.lock:
-            if local.cancel_requested or local.rec.status != states.PENDING:
-                return False
+            start_from = local.rec.status
+            if local.cancel_requested or start_from not in (states.PENDING, states.RETRYING):
+                return None
             if not all(hook() for hook in local.on_start):
                 local.cancel_requested = True
                 rec = transition(local.rec, states.CANCELLED, self.storage.clock.now())
                 local.rec = rec
                 self.storage.writer.put(
-                    Cas(rec, states.PENDING), lambda _r, err: self.on_finished(local, err)
+                    Cas(rec, start_from), lambda _r, err: self.on_finished(local, err)
                 )
-                return False
-            rec = transition(local.rec, states.RUNNING, self.storage.clock.now(), owner=self.owner)
+                return None
+            now = self.storage.clock.now()
+            rec = transition(local.rec, states.RUNNING, now, owner=self.owner)
             local.rec = rec
-            self.storage.writer.put(Cas(rec, states.PENDING), lambda _r, err: _lost(local, err))
-        return True
+            local.attempt += 1
+            local.timed_out = False
+            local.soft_deadline = now + rec.soft_timeout if rec.soft_timeout else None
+            self.storage.writer.put(Cas(rec, start_from), lambda _r, err: _lost(local, err))
+            attempt = local.attempt
+            if rec.timeout:
+                self.alarms.at(now + rec.timeout, lambda: self.expire(local, attempt))
+            return attempt
 
-    def finish(self, local: LocalJob, outcome: Outcome) -> None:
-        """Queue the move of a running job to succeeded or failed, with its blob."""
-        job_id = local.rec.id
-        changes: dict[str, Any] = {"progress": outcome.progress or local.rec.progress}
+    def finish(self, local: LocalJob, outcome: Outcome, attempt: int) -> None:
+        """Queue the end of attempt `attempt`: succeeded, failed, cancelled or retrying.
+
+        An outcome that arrives after its attempt was already ended (a thread job that
+        outlived its time limit) is dropped.
+        """
+        with local.lock:
+            if attempt != local.attempt or local.rec.status != states.RUNNING:
+                return
+            now = self.storage.clock.now()
+            rec, blobs = self._ending(local, outcome, now)
+            local.rec = rec
+            if rec.status == states.RETRYING:
+                when = rec.retry_at or now
+
+                def after(_r: Any, err: BaseException | None) -> None:
+                    if err is None:
+                        self.alarms.at(when, lambda: self.restart(local))
+                    else:
+                        self.on_finished(local, err)
+            else:
+
+                def after(_r: Any, err: BaseException | None) -> None:
+                    self.on_finished(local, err)
+
+            self.storage.writer.put(Cas(rec, states.RUNNING, blobs), after)
+
+    def _ending(
+        self, local: LocalJob, outcome: Outcome, now: float
+    ) -> tuple[JobRecord, list[Blob]]:
+        prev = local.rec
+        job_id = prev.id
+        changes: dict[str, Any] = {"progress": outcome.progress or prev.progress}
         if outcome.ok:
             status = states.SUCCEEDED
             changes["has_result"] = True
-            blob = (f"r:{job_id}", outcome.data, outcome.file)
+            blobs: list[Blob] = [(f"r:{job_id}", outcome.data, outcome.file)]
         else:
             status = states.CANCELLED if outcome.cancelled else states.FAILED
             changes["error"] = ErrorInfo(outcome.error_type, outcome.error_message)
-            blob = (f"e:{job_id}", outcome.data, None)
-        with local.lock:
-            rec = transition(local.rec, status, self.storage.clock.now(), **changes)
-            local.rec = rec
-            self.storage.writer.put(
-                Cas(rec, states.RUNNING, [blob]), lambda _r, err: self.on_finished(local, err)
-            )
+            blobs = [(f"e:{job_id}", outcome.data, None)]
+            delay = self._retry_delay(local, outcome, now)
+            if delay is not None:
+                status = states.RETRYING
+                changes["retry_at"] = now + delay
+                changes["idle_for"] = prev.idle_for + delay
+        rec = transition(prev, status, now, **changes)
+        blobs.append(attempt_blob(prev, outcome, now))
+        return rec, blobs
+
+    def _retry_delay(self, local: LocalJob, outcome: Outcome, now: float) -> float | None:
+        if local.policy is None or outcome.cancelled or outcome.data is None:
+            return None
+        rec = local.rec
+        error = codec.decode_error(outcome.data)
+        first = rec.run_started_at if rec.run_started_at is not None else now
+        return local.policy.next_delay(rec.run_attempts, error, first, now, rec.idle_for)
 
 
 def _lost(local: LocalJob, err: BaseException | None) -> None:
@@ -231,7 +302,35 @@ def _lost(local: LocalJob, err: BaseException | None) -> None:
         local.cancel_requested = True
 
 
-def _checkpoint(local: LocalJob) -> None:
-    """A cooperative point of a thread job: stop here if it was cancelled."""
+def _checkpoint(local: LocalJob, now: float) -> None:
+    """A cooperative point of a thread job: stop here if it was cancelled or is past its
+    soft time limit (raised once, so that the job can clean up)."""
     if local.cancel_requested:
         raise JobCancelled(f"job {local.rec.id} ({local.rec.name}) was cancelled while running")
+    if local.soft_deadline is not None and now >= local.soft_deadline:
+        local.soft_deadline = None
+        raise SoftTimeout(
+            f"job {local.rec.id} ({local.rec.name}) passed its soft time limit of "
+            f"{local.rec.soft_timeout} s"
+        )
+
+
+def attempt_blob(rec: JobRecord, outcome: Outcome, now: float) -> Blob:
+    """One entry of the attempt history: number, start, end, outcome, error and traceback."""
+    entry: dict[str, Any] = {
+        "number": rec.attempts,
+        "run": rec.runs,
+        "started_at": rec.started_at,
+        "finished_at": now,
+        "ok": outcome.ok,
+        "cancelled": outcome.cancelled,
+        "error": None,
+    }
+    if not outcome.ok and outcome.data is not None:
+        entry["error"] = {
+            "type": outcome.error_type,
+            "message": outcome.error_message,
+            "traceback": codec.error_traceback(outcome.data),
+        }
+    key = f"a:{rec.id}:{rec.attempts:06d}"
+    return key, pickle.dumps(entry, codec.PROTOCOL), None

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import pickle
 import sqlite3
 import tempfile
 import weakref
@@ -269,6 +270,14 @@ class Storage:
             return (self.blob_dir / str(file)).read_bytes()
         return None if data is None else bytes(data)
 
+    def attempts(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's attempt history, oldest first (a range scan of its `a:` blobs)."""
+        rows = self._sql(
+            "SELECT data FROM nbjobs_blobs WHERE key >= ? AND key < ? ORDER BY key",
+            (f"a:{job_id}:", f"a:{job_id};"),
+        ).fetchall()
+        return [pickle.loads(data) for (data,) in rows]
+
     def load_value(self, key: str) -> Any:
         """Load a value stored by `put_value`, reading large ones straight from their file."""
         row = self._sql("SELECT data, file FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone()
@@ -348,6 +357,7 @@ class Storage:
     def delete(self, sql: Sql, rec: JobRecord) -> None:
         sql("DELETE FROM nbjobs_jobs WHERE id = ?", (rec.id,))
         self.drop_blobs(sql, blob_keys(rec.id))
+        sql("DELETE FROM nbjobs_blobs WHERE key >= ? AND key < ?", (f"a:{rec.id}:", f"a:{rec.id};"))
 
     def scan_consistency(self) -> dict[str, int]:
         """Counts per status computed from the records themselves (tests, diagnostics)."""

@@ -32,6 +32,20 @@ def timeout(value: Any, name: str = "timeout") -> float | None:
     return float(value)
 
 
+def limit(value: Any, name: str) -> float | None:
+    """None (no limit) or a number of seconds > 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentType(
+            f"{name} must be a number of seconds > 0 or None, not {type(value).__name__} "
+            f"{_show(value)}"
+        )
+    if math.isnan(value) or value <= 0:
+        raise InvalidArgument(f"{name} must be a number of seconds > 0 or None, not {value!r}")
+    return float(value)
+
+
 def key(value: Any) -> str | None:
     if value is None:
         return None

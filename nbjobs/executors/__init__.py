@@ -26,6 +26,10 @@ class Backend(Protocol):
 
     def shutdown(self) -> None: ...
 
+    def expire(self, job: LocalJob, attempt: int) -> None:
+        """End attempt `attempt` of a job that ran past its time limit."""
+        ...
+
     def cancel_running(self, job: LocalJob) -> bool:
         """Stop a running job of this executor (called with the job's lock held)."""
         ...

@@ -40,6 +40,7 @@ class Pool(Generic[S]):
         self._run = run
         self._queue: queue.SimpleQueue[LocalJob | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self._busy: dict[str, threading.Thread] = {}  # job id -> thread running it
         self._lock = threading.Lock()
 
     def start(self, job: LocalJob) -> None:
@@ -52,8 +53,19 @@ class Pool(Generic[S]):
         with self._lock:
             self.workers = workers
             for _ in range(max(0, len(self._threads) - workers)):
-                self._queue.put(None)
-            del self._threads[workers:]
+                self._queue.put(None)  # the thread that takes it leaves the pool
+
+    def abandon(self, job_id: str) -> None:
+        """Give the slot of the thread running `job_id` to a new thread.
+
+        Python cannot stop a thread: the old one finishes its call, its outcome is
+        dropped, and it leaves the pool instead of taking another job.
+        """
+        with self._lock:
+            stuck = self._busy.pop(job_id, None)
+            if stuck is not None and stuck in self._threads:
+                self._threads.remove(stuck)
+        self._grow()
 
     def shutdown(self) -> None:
         self.resize(0)
@@ -68,13 +80,21 @@ class Pool(Generic[S]):
                 t.start()
 
     def _loop(self) -> None:
+        me = threading.current_thread()
         slot = self._make_slot()
         try:
-            while True:
+            while me in self._threads:
                 job = self._queue.get()
                 if job is None:
-                    return
-                self._run(job, slot)
+                    break
+                self._busy[job.rec.id] = me
+                try:
+                    self._run(job, slot)
+                finally:
+                    if self._busy.get(job.rec.id) is me:
+                        del self._busy[job.rec.id]
         finally:
-            if slot is not None:
-                slot.close()
+            with self._lock:
+                if me in self._threads:
+                    self._threads.remove(me)
+            slot.close()

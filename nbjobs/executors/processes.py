@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import codec
-from ..errors import JobCancelled, JobCrashed
+from ..errors import JobCancelled, JobCrashed, JobTimeout
 from ..runner import LocalJob, Outcome, Runner, failure, job_info
 from .pool import Pool
 
@@ -127,6 +127,13 @@ class ProcessExecutor(Pool[ChildProcess]):
         self._runner = runner
         self._running: dict[str, ChildProcess] = {}
 
+    def expire(self, job: LocalJob, attempt: int) -> None:
+        """Time limit reached: kill the job's process (its slot starts a new one)."""
+        job.timed_out = True
+        child = self._running.get(job.rec.id)
+        if child is not None:
+            child.kill()
+
     def cancel_running(self, job: LocalJob) -> bool:
         """Kill the process running `job`; a new process takes its place."""
         job.cancel_requested = True
@@ -146,6 +153,13 @@ class ProcessExecutor(Pool[ChildProcess]):
                 outcome = child.call(job_info(local.rec), payload, progress)
             finally:
                 self._running.pop(local.rec.id, None)
+            if local.timed_out and not outcome.ok:
+                return failure(
+                    JobTimeout(
+                        f"job {local.rec.id} ({local.rec.name}) ran past its time limit of "
+                        f"{local.rec.timeout} s; its process was killed"
+                    )
+                )
             if local.cancel_requested and not outcome.ok:
                 return failure(JobCancelled(f"job {local.rec.id} was cancelled while running"))
             return outcome

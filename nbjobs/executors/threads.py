@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..runner import LocalJob, Runner
+from ..errors import JobTimeout
+from ..runner import LocalJob, Runner, failure
 from .pool import Pool
 
 
@@ -21,6 +22,11 @@ class ThreadExecutor(Pool[_NoSlot]):
         super().__init__("thread", workers, _NoSlot, self._run_job)
         self._runner = runner
 
+    def expire(self, job: LocalJob, attempt: int) -> None:
+        """Time limit reached: fail the attempt now, abandon its thread, refill the slot."""
+        self._runner.finish(job, failure(_timeout_error(job)), attempt)
+        self.abandon(job.rec.id)
+
     def cancel_running(self, job: LocalJob) -> bool:
         """Python cannot stop a thread: the job stops at its next `progress()`/`track()`."""
         job.cancel_requested = True
@@ -28,3 +34,10 @@ class ThreadExecutor(Pool[_NoSlot]):
 
     def _run_job(self, job: LocalJob, slot: _NoSlot) -> None:
         self._runner.run(job, self._runner.in_thread)
+
+
+def _timeout_error(job: LocalJob) -> JobTimeout:
+    return JobTimeout(
+        f"job {job.rec.id} ({job.rec.name}) ran past its time limit of {job.rec.timeout} s; "
+        "its thread was abandoned (Python cannot stop a thread) and its late result is dropped"
+    )

@@ -1,0 +1,187 @@
+"""Retry policies: the only module that imports tenacity.
+
+A policy is driven one step at a time: after each failed attempt, `Policy.next_delay`
+rebuilds a tenacity `RetryCallState` from what the store persisted (attempt number, start
+of the first attempt, time already spent waiting), asks tenacity's own strategies, and
+returns the seconds to wait or None. Times come from our clock, never tenacity's
+`time.monotonic()`, so decisions survive a restart and tests use a fake clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import tenacity
+from tenacity.retry import retry_base
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
+
+from .errors import InvalidArgument, InvalidArgumentType, JobCancelled
+
+#: Default cap on one wait between attempts, in seconds.
+DEFAULT_MAX_WAIT = 180.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """When to retry (`retry`), when to stop (`stop`), how long to wait (`wait`)."""
+
+    stop: Any
+    wait: Any
+    retry: Any
+
+    def next_delay(
+        self, attempt: int, error: BaseException, first_start: float, now: float, idle: float
+    ) -> float | None:
+        """Seconds to wait before attempt `attempt + 1`, or None to give up now.
+
+        >>> p = policy(retries=2, retry_on=None, backoff=0)
+        >>> p.next_delay(1, ValueError(), 0.0, 1.0, 0.0)
+        0.0
+        >>> p.next_delay(3, ValueError(), 0.0, 1.0, 0.0) is None
+        True
+        """
+        if isinstance(error, JobCancelled):
+            return None
+        retrying = tenacity.Retrying(stop=self.stop, wait=self.wait, retry=self.retry)
+        state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
+        state.attempt_number = attempt
+        state.start_time = first_start
+        state.idle_for = idle
+        outcome = tenacity.Future(attempt)
+        outcome.set_exception(error)
+        state.outcome, state.outcome_timestamp = outcome, now
+        retrying.begin()
+        try:
+            action = retrying.iter(state)
+        except BaseException:  # tenacity gives up by raising (RetryError or the error itself)
+            return None
+        return float(action) if isinstance(action, tenacity.DoSleep) else None
+
+
+class Retry:
+    """A retry policy for people who do not use tenacity.
+
+    >>> policy = nbjobs.Retry(3, on=ConnectionError, delay=2)
+    >>> nbjobs.submit(fetch, url, retries=policy)           # doctest: +SKIP
+
+    `times` retries after the first attempt; `on` the exception types worth retrying
+    (default: any `Exception`); waits grow exponentially from `delay` seconds with full
+    jitter, capped at `max_delay` (`jitter=False` for plain exponential, `backoff="fixed"`
+    for a constant `delay`).
+    """
+
+    def __init__(
+        self,
+        times: int = 3,
+        *,
+        on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        delay: float = 1.0,
+        max_delay: float = DEFAULT_MAX_WAIT,
+        backoff: str = "exponential",
+        jitter: bool = True,
+    ) -> None:
+        _check_count(times, "times")
+        _check_seconds(delay, "delay")
+        _check_seconds(max_delay, "max_delay")
+        if backoff not in ("exponential", "fixed"):
+            raise InvalidArgument(f"backoff must be 'exponential' or 'fixed', not {backoff!r}")
+        self.times = times
+        self.on = _exception_types(on, "on")
+        self.delay = float(delay)
+        self.max_delay = float(max_delay)
+        self.backoff = backoff
+        self.jitter = jitter
+
+    def policy(self) -> Policy:
+        wait: Any
+        if self.backoff == "fixed":
+            wait = tenacity.wait_fixed(self.delay)
+        elif self.jitter:
+            wait = tenacity.wait_random_exponential(multiplier=self.delay, max=self.max_delay)
+        else:
+            wait = tenacity.wait_exponential(multiplier=self.delay, max=self.max_delay)
+        return Policy(
+            tenacity.stop_after_attempt(self.times + 1),
+            wait,
+            tenacity.retry_if_exception_type(self.on),
+        )
+
+    def __repr__(self) -> str:
+        names = ", ".join(t.__name__ for t in self.on)
+        return f"Retry({self.times}, on=({names}), delay={self.delay}, backoff={self.backoff!r})"
+
+
+def policy(retries: Any, retry_on: Any, backoff: Any) -> Policy | None:
+    """The policy for `submit(retries=..., retry_on=..., backoff=...)`, or None: no retry.
+
+    `retries`: an int (retries after the first attempt), a tenacity stop strategy, or a
+    `Retry`. `retry_on`: exception types or a tenacity retry strategy (default: any
+    `Exception`). `backoff`: a tenacity wait strategy or seconds (default: exponential
+    with full jitter, capped at a few minutes).
+    """
+    if isinstance(retries, Retry):
+        if retry_on is not None or backoff is not None:
+            raise InvalidArgument("retries=nbjobs.Retry(...) already says retry_on and backoff")
+        return retries.policy()
+    if retries is None or (
+        isinstance(retries, int) and not isinstance(retries, bool) and retries == 0
+    ):
+        if retry_on is not None or backoff is not None:
+            raise InvalidArgument("retry_on= and backoff= need retries= (how many retries)")
+        return None
+    return Policy(_stop(retries), _wait(backoff), _retry(retry_on))
+
+
+def _stop(retries: Any) -> Any:
+    if isinstance(retries, stop_base):
+        return retries
+    _check_count(retries, "retries")
+    return tenacity.stop_after_attempt(retries + 1)
+
+
+def _wait(backoff: Any) -> Any:
+    if backoff is None:
+        return tenacity.wait_random_exponential(multiplier=1, max=DEFAULT_MAX_WAIT)
+    if isinstance(backoff, wait_base):
+        return backoff
+    if isinstance(backoff, int | float) and not isinstance(backoff, bool) and backoff >= 0:
+        return tenacity.wait_fixed(backoff)
+    raise InvalidArgumentType(
+        "backoff must be a tenacity wait strategy (e.g. tenacity.wait_exponential(max=60)) or "
+        f"a number of seconds >= 0, not {backoff!r}"
+    )
+
+
+def _retry(retry_on: Any) -> Any:
+    if retry_on is None:
+        return tenacity.retry_if_exception_type(Exception)
+    if isinstance(retry_on, retry_base):
+        return retry_on
+    return tenacity.retry_if_exception_type(_exception_types(retry_on, "retry_on"))
+
+
+def _exception_types(value: Any, name: str) -> tuple[type[BaseException], ...]:
+    items = value if isinstance(value, tuple | list) else (value,)
+    if items and all(isinstance(t, type) and issubclass(t, BaseException) for t in items):
+        return tuple(items)
+    raise InvalidArgumentType(
+        f"{name} must be an exception type, a tuple of them, or a tenacity retry strategy, "
+        f"not {value!r}"
+    )
+
+
+def _check_count(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgumentType(
+            f"{name} must be an int >= 0 (retries after the first attempt), a tenacity stop "
+            f"strategy or nbjobs.Retry(...), not {value!r}"
+        )
+    if value < 0:
+        raise InvalidArgument(f"{name} must be >= 0, not {value}")
+
+
+def _check_seconds(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise InvalidArgument(f"{name} must be a number of seconds >= 0, not {value!r}")
