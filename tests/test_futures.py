@@ -150,6 +150,17 @@ def test_keyword_arguments_go_to_the_function(make: Make) -> None:
     assert executor.submit(slow_square, 5, delay=0.0).result(timeout=60) == 25
 
 
+def echo_kwargs(**kwargs: Any) -> dict[str, Any]:
+    return kwargs
+
+
+def test_every_keyword_goes_to_the_function(make: Make) -> None:
+    """Names that are options of `nbjobs.submit` are just arguments for `Executor.submit`."""
+    executor = make(2)
+    sent = {"key": "k", "name": "n", "timeout": 5, "retries": 2, "executor": "x", "kwargs": {}}
+    assert executor.submit(echo_kwargs, **sent).result(timeout=60) == sent
+
+
 def test_map_keeps_the_order_of_its_inputs(make: Make) -> None:
     executor = make(3)
     # Later inputs finish first, so completion order is not input order.
@@ -318,6 +329,17 @@ def test_shutdown_cancel_futures_cancels_what_has_not_started(
         with pytest.raises(cf.CancelledError):
             future.result(timeout=10)
     assert lines(log) == 0
+
+
+def test_shutdown_without_wait_returns_while_work_is_running(
+    make: Make, gates: Gates, wait_for: Any
+) -> None:
+    executor = make(1)
+    first = start_blocked(executor, gates, "first", "first", wait_for)
+    executor.shutdown(wait=False)
+    assert not first.done(), "shutdown(wait=False) waited for the running task"
+    gates.open("first")
+    assert first.result(timeout=60) == "first"
 
 
 def test_submit_after_shutdown_raises_runtime_error(make: Make) -> None:
