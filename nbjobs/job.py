@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
+import sys
 import time
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from . import codec, states, validate
+from . import codec, render, states, validate
 from .errors import (
     InvalidArgumentType,
     JobCancelled,
@@ -22,16 +22,6 @@ from .records import JobRecord, Progress
 
 if TYPE_CHECKING:
     from .api import Store
-
-_COLORS = {
-    states.PENDING: "#6b7280",
-    states.RUNNING: "#2563eb",
-    states.RETRYING: "#d97706",
-    states.SUCCEEDED: "#16a34a",
-    states.FAILED: "#dc2626",
-    states.CANCELLED: "#6b7280",
-    states.INTERRUPTED: "#9333ea",
-}
 
 
 class Job:
@@ -227,22 +217,17 @@ class Job:
         )
 
     def _repr_html_(self) -> str:
-        rec = self.record()
-        color = _COLORS.get(rec.status, "#6b7280")
-        err = (
-            f"<div style='color:{_COLORS['failed']}'>{html.escape(rec.error.type)}: "
-            f"{html.escape(rec.error.message[:300])}</div>"
-            if rec.error
-            else ""
-        )
-        key = f" <code>{html.escape(rec.key)}</code>" if rec.key else ""
-        return (
-            "<div style='font-family:sans-serif;border:1px solid #ccc;border-radius:6px;"
-            "padding:6px 10px;display:inline-block'>"
-            f"<b>{html.escape(rec.name)}</b>{key} "
-            f"<span style='color:{color};font-weight:bold'>{rec.status}</span> "
-            f"attempts {rec.attempts}{html.escape(_duration(rec))}{err}</div>"
-        )
+        """A static card (nbconvert, plain HTML): status, progress, attempts, elapsed, error."""
+        return render.job_card(self.record())
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
+        """In a Jupyter kernel, a live widget (see `nbjobs.widgets`); elsewhere None, so the
+        text and HTML reprs are used. ipywidgets is imported only here, on first display."""
+        if "ipykernel" not in sys.modules:
+            return None
+        from .widgets import job_bundle
+
+        return job_bundle(self, include, exclude)
 
 
 def _call_quietly(fn: Callable[[Job], object], job: Job) -> None:

@@ -1,0 +1,306 @@
+"""The job widget and the panel, without a browser: what one refresh reads, what it sends,
+when polling stops, and the buttons acting through the public API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import nbjobs
+from nbjobs import states
+from nbjobs.clock import FakeClock
+from nbjobs.records import JobRecord
+from nbjobs.widgets import REGISTRY, JobView, Panel, Poller, Registry, details_html, job_bundle
+
+W = pytest.importorskip("ipywidgets")
+
+
+def slow(n: int, pause: float = 0.01) -> dict[str, int]:
+    for i in range(n):
+        nbjobs.progress(i + 1, n, message=f"step {i + 1}")
+        threading.Event().wait(pause)
+    return {"answer": 42}
+
+
+def boom(x: int) -> None:
+    raise ValueError(f"bad x: {x}")
+
+
+def blocker(gate: threading.Event) -> str:
+    gate.wait(30)
+    return "released"
+
+
+def fill(store: nbjobs.Store, n: int) -> None:
+    """Insert `n` finished job records in batches (fast; 20,000 submits would take seconds)."""
+    storage = store.storage
+    for start in range(0, n, 2000):
+        recs = [
+            JobRecord(id=f"{i:016x}", name=f"job{i % 7}", status=states.SUCCEEDED,
+                      created_at=float(i), updated_at=float(i), attempts=1)
+            for i in range(start, min(n, start + 2000))
+        ]  # fmt: skip
+
+        def insert(sql: Any, recs: list[JobRecord] = recs) -> None:
+            for rec in recs:
+                storage.insert(sql, rec)
+
+        storage.writer.call(insert)
+
+
+@pytest.fixture
+def big_store(tmp_path: Path) -> Iterator[nbjobs.Store]:
+    s = nbjobs.Store(tmp_path / "big")
+    fill(s, 20_000)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def all_widgets(widget: Any) -> Iterator[Any]:
+    yield widget
+    yield widget.layout
+    for child in getattr(widget, "children", ()):
+        yield from all_widgets(child)
+
+
+def count_changes(panel: Panel) -> Callable[[], int]:
+    """Observe every trait of every widget of the panel; returns a counter."""
+    events: list[Any] = []
+    for w in all_widgets(panel.widget):
+        w.observe(events.append)
+    return lambda: len(events)
+
+
+def test_import_nbjobs_does_not_import_ipywidgets_or_ipython() -> None:
+    code = "import sys, nbjobs; print(sorted(m for m in sys.modules if m.split('.')[0] in " \
+           "('ipywidgets', 'IPython', 'ipykernel')))"  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_one_refresh_reads_the_counts_and_one_page(big_store: nbjobs.Store) -> None:
+    panel = Panel(big_store, page_size=25)
+    statements: list[str] = []
+    big_store.storage.cache._con.set_trace_callback(statements.append)
+    try:
+        panel.refresh()
+    finally:
+        big_store.storage.cache._con.set_trace_callback(None)
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    job_reads = [s for s in reads if "nbjobs_jobs" in s]
+    assert panel.records_read == 26  # one page and one more to know there is a next page
+    assert len(job_reads) == 1 and "LIMIT 26" in job_reads[0], job_reads
+    assert len(reads) <= 3, reads  # the counts, the page (and at most one preview lookup)
+    assert "20,000" in panel.header.value
+    assert "1-25 of 20,000" in panel.page_label.value
+
+
+def test_paging_and_filters_read_one_page_each(big_store: nbjobs.Store) -> None:
+    panel = Panel(big_store, page_size=10)
+    panel.refresh()
+    first = [row.job_id for row in panel.rows]
+    panel.next.click()
+    panel.refresh()
+    assert panel.offset == 10 and panel.records_read == 11
+    assert set(first).isdisjoint(row.job_id for row in panel.rows)
+    panel.search.value = "job3"
+    panel.refresh()
+    assert panel.offset == 0
+    assert all("job3" in row.left.value for row in panel.rows)
+    panel.search.value = ""
+    panel.status.value = "failed"
+    panel.refresh()
+    assert all(row.job_id is None for row in panel.rows)
+    assert "no jobs match" in panel.empty.value
+
+
+def test_a_refresh_without_changes_sends_nothing(store: nbjobs.Store) -> None:
+    done = [store.submit(slow, 2, 0), store.submit(boom, 3)]
+    for job in done:
+        job.wait(timeout=30)
+    panel = Panel(store, page_size=5)
+    assert panel.refresh() is True
+    changes = count_changes(panel)
+    assert panel.refresh() is False
+    assert changes() == 0
+    late = store.submit(slow, 2, 0)
+    late.wait(timeout=30)
+    assert panel.refresh() is True
+    assert 0 < changes() < 25  # the header, the pager and the rows that moved, not everything
+
+
+def test_panel_shows_progress_results_and_errors(store: nbjobs.Store, wait_for: Any) -> None:
+    ok = store.submit(slow, 3, 0, key="ok")
+    bad = store.submit(boom, 7)
+    ok.wait(timeout=30)
+    bad.wait(timeout=30)
+    panel = Panel(store)
+    panel.refresh()
+    text = " ".join(row.right.value for row in panel.rows if row.job_id)
+    assert "{&#x27;answer&#x27;: 42}" in text
+    assert "ValueError: bad x: 7" in text
+    assert "100% · step 3" in text
+    assert [row.bar.value for row in panel.rows[:2]] == [0.0, 1.0]  # failed, succeeded
+
+
+def test_details_show_arguments_traceback_and_history(store: nbjobs.Store) -> None:
+    bad = store.submit(boom, 123456)
+    bad.wait(timeout=30)
+    html = details_html(store, bad.record())
+    assert "boom(123456)" in html
+    assert "Traceback" in html and "bad x: 123456" in html
+    assert "run 1" in html
+
+
+def test_delete_asks_for_confirmation(store: nbjobs.Store) -> None:
+    job = store.submit(boom, 1)
+    job.wait(timeout=30)
+    panel = Panel(store)
+    panel.refresh()
+    row = panel.rows[0]
+    row.toggle.click()
+    panel.refresh()
+    assert row.details is not None
+    row.details.buttons["delete"].click()
+    assert row.details.buttons["confirm"].layout.display == ""
+    assert store.get(job.id).status == "failed"  # nothing deleted yet
+    row.details.buttons["confirm"].click()
+    with pytest.raises(nbjobs.JobNotFound):
+        store.get(job.id)
+    panel.refresh()
+    assert row.job_id is None
+
+
+@pytest.mark.filterwarnings("ignore:job 'blocker' runs in this kernel")
+def test_cancel_button_cancels_a_pending_job(tmp_path: Path) -> None:
+    gate = threading.Event()
+    with nbjobs.Store(tmp_path / "one", workers=1) as store:
+        running = store.submit(blocker, gate)
+        queued = store.submit(blocker, gate)
+        panel = Panel(store)
+        panel.refresh()
+        row = next(r for r in panel.rows if r.job_id == queued.id)
+        row.toggle.click()
+        panel.refresh()
+        assert row.details is not None
+        assert row.details.buttons["cancel"].layout.display == ""
+        row.details.buttons["cancel"].click()
+        assert queued.status == "cancelled"
+        assert "cancelled" in row.details.note.value
+        gate.set()
+        running.wait(timeout=30)
+
+
+def test_registry_closes_the_panel_of_a_rerun_cell(store: nbjobs.Store) -> None:
+    registry = Registry()
+    first, second, third = Panel(store), Panel(store), Panel(store)
+    registry.add(first, "cell-a", "run-1")
+    registry.add(second, "cell-a", "run-1")  # a second panel in the same run stays
+    assert first.widget.comm is not None
+    registry.add(third, "cell-a", "run-2")  # the cell was re-run
+    assert first.widget.comm is None and second.widget.comm is None
+    assert third.widget.comm is not None
+    assert registry.views("cell-a") == [third]
+
+
+def test_poller_stops_when_the_panel_is_closed(store: nbjobs.Store, wait_for: Any) -> None:
+    panel = Panel(store, interval=0.01)
+    panel.show()
+    wait_for(lambda: panel.poller.ticks >= 3)
+    panel.close()
+    panel.poller.join(5)
+    assert not panel.poller.running
+    assert panel.widget.comm is None
+    ticks = panel.poller.ticks
+    threading.Event().wait(0.05)
+    assert panel.poller.ticks == ticks
+
+
+def test_poller_stops_after_the_idle_timeout_and_wakes_again() -> None:
+    clock = FakeClock()
+    reasons: list[str] = []
+
+    def tick() -> Any:
+        clock.advance(60)  # each poll finds nothing new, a minute later
+        return "same"
+
+    poller = Poller(tick, interval=0.001, slow_interval=0.001, idle_timeout=300, clock=clock,
+                    on_stop=reasons.append)  # fmt: skip
+    poller.start()
+    poller.join(5)
+    assert reasons == ["idle"] and poller.ticks == 5
+    poller.start()  # a click or a re-display wakes it
+    poller.join(5)
+    assert reasons == ["idle", "idle"] and poller.ticks == 10
+
+
+def test_poller_slows_down_when_nothing_changes() -> None:
+    clock = FakeClock()
+    waits: list[float] = []
+    poller = Poller(lambda: "same", interval=0.001, slow_interval=0.002, slow_after=10,
+                    idle_timeout=100, clock=clock)  # fmt: skip
+    real_wait = poller._wake.wait
+
+    def wait(timeout: float | None = None) -> bool:
+        waits.append(timeout or 0)
+        clock.advance(4)
+        return real_wait(timeout)
+
+    poller._wake.wait = wait  # type: ignore[method-assign]
+    poller.start()
+    poller.join(5)
+    assert waits[:2] == [0.001, 0.001] and waits[-1] == 0.002
+
+
+def test_poller_ends_when_the_job_is_finished(store: nbjobs.Store, wait_for: Any) -> None:
+    job = store.submit(slow, 20, 0.01)
+    view = JobView(job, interval=0.01)
+    view.show()
+    job.wait(timeout=30)
+    view.poller.join(5)
+    assert not view.poller.running
+    assert "succeeded" in view.title.value
+    assert view.bar.value == 1.0 and view.bar.bar_style == "success"
+    assert "answer" in view.outcome.value
+    REGISTRY.close_all()
+
+
+def test_job_view_of_a_failed_job_offers_its_traceback(store: nbjobs.Store) -> None:
+    job = store.submit(boom, 5)
+    job.wait(timeout=30)
+    view = JobView(job)
+    assert view.tick() == "done"
+    assert "ValueError: bad x: 5" in view.outcome.value
+    assert view.tb_button.layout.display == ""
+    view.tb_button.click()
+    assert "Traceback" in view.tb.value and "boom" in view.tb.value
+
+
+def test_outside_a_kernel_a_job_shows_its_text_and_html_reprs(store: nbjobs.Store) -> None:
+    job = store.submit(slow, 2, 0)
+    job.wait(timeout=30)
+    assert job_bundle(job) is None
+    assert job._repr_mimebundle_() is None
+    card = job._repr_html_()
+    assert "succeeded" in card and "attempt 1" in card and "100% · step 2" in card
+    assert "#fff'" not in card and "white;" not in card  # theme variables, not fixed colours
+    assert repr(job).startswith("<Job slow ")
+
+
+@pytest.mark.skipif(os.environ.get("NBJOBS_BENCH") is None, reason="timing, not a unit test")
+def test_refresh_time_with_many_jobs(big_store: nbjobs.Store) -> None:  # pragma: no cover
+    import time
+
+    panel = Panel(big_store)
+    t = time.perf_counter()
+    panel.refresh()
+    print(f"refresh: {(time.perf_counter() - t) * 1000:.1f} ms")
