@@ -11,11 +11,11 @@ import os
 import pickle
 import signal
 import sys
+import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
-from . import codec, reporting
+from . import capture, codec, reporting
 from .errors import PayloadLoadError
 from .runner import Outcome, call_job, failure
 
@@ -31,13 +31,28 @@ def _die_with_parent() -> None:
             pass
 
 
-def _run_one(message: bytes, blob_dir: Path, conn: Connection) -> Outcome:
-    info, fn_bytes, args_bytes = pickle.loads(message)
+class _Channel:
+    """Messages to the parent; a lock because threads of the job may print too."""
 
-    def send_progress(progress: dict[str, Any]) -> None:
-        conn.send_bytes(pickle.dumps(("progress", progress), codec.PROTOCOL))
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
 
-    ctx = reporting.JobContext(reporting.CurrentJob(*info), send_progress)
+    def send(self, message: object) -> None:
+        data = pickle.dumps(message, codec.PROTOCOL)
+        with self.lock:
+            self.conn.send_bytes(data)
+
+
+def _run_one(message: bytes, blob_dir: Path, channel: _Channel) -> Outcome:
+    info, fn_bytes, args_bytes, log_state = pickle.loads(message)
+    ctx = reporting.JobContext(
+        reporting.CurrentJob(*info), lambda progress: channel.send(("progress", progress))
+    )
+    ctx.log = capture.LogBuffer(lambda snap: channel.send(("log", snap)), log_state)
+    if info[3] > 1:
+        ctx.log.write(f"--- attempt {info[3]} ---\n")
+    _JOB_LOG[0] = ctx.log
     try:
         fn = pickle.loads(fn_bytes)
         args, kwargs = pickle.loads(args_bytes)
@@ -49,12 +64,20 @@ def _run_one(message: bytes, blob_dir: Path, conn: Connection) -> Outcome:
                 "be importable from the notebook's folder and sys.path"
             )
         )
-    return call_job(fn, args, kwargs, blob_dir, ctx)
+    try:
+        return call_job(fn, args, kwargs, blob_dir, ctx)
+    finally:
+        _JOB_LOG[0] = None
+
+
+_JOB_LOG: list[capture.LogBuffer | None] = [None]  # the one job this process runs
 
 
 def main(fd: int) -> None:
     _die_with_parent()
+    capture.install(lambda: _JOB_LOG[0])
     conn = Connection(fd)
+    channel = _Channel(conn)
     init = pickle.loads(conn.recv_bytes())
     sys.path[:] = init["sys_path"]
     os.chdir(init["cwd"])
@@ -64,7 +87,7 @@ def main(fd: int) -> None:
             message = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        conn.send_bytes(pickle.dumps(_run_one(message, blob_dir, conn), codec.PROTOCOL))
+        channel.send(_run_one(message, blob_dir, channel))
 
 
 if __name__ == "__main__":

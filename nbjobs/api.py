@@ -470,6 +470,7 @@ class Store:
             return None
         local = LocalJob(new, fn, args, kwargs, (fn_blob, codec.payload_args(payload)))
         local.policy = codec.payload_policy(payload)
+        local.log_state = self._log_state(rec.id)
         self._local[new.id] = local
         if new.retry_at is not None and new.retry_at > now:
             # An interrupted job that was waiting for its next attempt keeps waiting.
@@ -595,6 +596,13 @@ class Store:
             callback()
         else:
             self._watcher.add(job_id, callback)
+
+    def _log_state(self, job_id: str) -> dict[str, Any] | None:
+        local = self._local.get(job_id)
+        if local is not None and local.log_state is not None:
+            return local.log_state
+        blob = self.storage.blob(f"l:{job_id}")
+        return None if blob is None else codec.load_plain(blob)
 
     def _restart(self, local: LocalJob) -> None:
         self._backends[local.rec.executor].start(local)

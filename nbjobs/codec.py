@@ -174,6 +174,11 @@ def payload_policy(blob: bytes) -> Any:
     return pickle.loads(data) if data else None
 
 
+def load_plain(blob: bytes) -> Any:
+    """Load a blob nbjobs itself pickled from plain data (logs, attempt entries)."""
+    return pickle.loads(blob)
+
+
 def payload_args(blob: bytes) -> bytes:
     """The pickled arguments inside a payload blob."""
     args: bytes = pickle.loads(blob)["args"]

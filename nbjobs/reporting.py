@@ -11,6 +11,7 @@ import contextvars
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, TypeVar
 
+from .capture import LogBuffer
 from .clock import SYSTEM, Clock
 from .errors import InvalidArgumentType
 
@@ -40,6 +41,7 @@ class JobContext:
         "_send",
         "info",
         "latest",
+        "log",
     )
 
     def __init__(
@@ -56,6 +58,7 @@ class JobContext:
         self._first: tuple[float, float] | None = None
         self._last_write = float("-inf")
         self.latest: dict[str, Any] | None = None
+        self.log: LogBuffer | None = None
 
     def report(self, current: float, total: float | None, message: str | None) -> None:
         self._checkpoint()
@@ -88,6 +91,12 @@ def enter(ctx: JobContext) -> contextvars.Token[JobContext | None]:
 
 def leave(token: contextvars.Token[JobContext | None]) -> None:
     _CONTEXT.reset(token)
+
+
+def current_log() -> LogBuffer | None:
+    """The log of the job running in this thread (or task), if any."""
+    ctx = _CONTEXT.get()
+    return ctx.log if ctx is not None else None
 
 
 def current_job() -> CurrentJob | None:

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import codec, reporting, states
+from . import capture, codec, reporting, states
 from .alarms import Alarms
 from .errors import JobCancelled, ResultNotPicklable, SoftTimeout
 from .records import ErrorInfo, JobRecord, transition
 from .retrying import Policy
 from .store import Storage, write_value
-from .writer import Blob, Cas
+from .writer import Blob, Call, Cas
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +37,12 @@ class Outcome:
     error_message: str = ""
     cancelled: bool = False  # stopped at a cooperative point after a cancel
     progress: dict[str, Any] | None = None  # the last progress reported
+    log: dict[str, Any] | None = None  # the final snapshot of the job's captured output
 
 
-def failure(exc: BaseException, progress: dict[str, Any] | None = None) -> Outcome:
+def failure(exc: BaseException) -> Outcome:
     type_name, message, blob = codec.encode_error(exc)
-    cancelled = isinstance(exc, JobCancelled)
-    return Outcome(False, blob, None, type_name, message, cancelled, progress)
+    return Outcome(False, blob, None, type_name, message, isinstance(exc, JobCancelled))
 
 
 def call_job(
@@ -56,13 +56,25 @@ def call_job(
 
     Coroutines (from `async def` functions) run to completion on their own event loop.
     """
+    outcome = _call(fn, args, kwargs, blob_dir, ctx)
+    log = ctx.log.snapshot() if ctx.log is not None and ctx.log.total else None
+    return dataclasses.replace(outcome, progress=ctx.latest, log=log)
+
+
+def _call(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    blob_dir: Path,
+    ctx: reporting.JobContext,
+) -> Outcome:
     token = reporting.enter(ctx)
     try:
         value = fn(*args, **kwargs)
         if inspect.iscoroutine(value):
             value = asyncio.run(value)
     except BaseException as exc:
-        return failure(exc, ctx.latest)
+        return failure(exc)
     finally:
         reporting.leave(token)
     try:
@@ -72,11 +84,10 @@ def call_job(
             ResultNotPicklable(
                 f"the job returned a {type(value).__name__} that cannot be pickled, so it "
                 f"cannot be stored ({type(exc).__name__}: {exc}); return plain data instead"
-            ),
-            ctx.latest,
+            )
         )
     data, file = write_value(blob_dir, f"r:{ctx.info.id}", frames)
-    return Outcome(True, data, file, progress=ctx.latest)
+    return Outcome(True, data, file)
 
 
 def job_info(rec: JobRecord) -> reporting.CurrentJob:
@@ -124,6 +135,7 @@ class LocalJob:
         "fn",
         "kwargs",
         "lock",
+        "log_state",
         "on_done",
         "on_start",
         "payload",
@@ -155,6 +167,7 @@ class LocalJob:
         self.attempt = 0  # which attempt of this process is current; late outcomes are dropped
         self.timed_out = False
         self.soft_deadline: float | None = None
+        self.log_state: dict[str, Any] | None = None  # the job's output so far
 
 
 Finished = Callable[[LocalJob, BaseException | None], None]
@@ -188,7 +201,23 @@ class Runner:
             lambda: _checkpoint(local, self.storage.clock.now()),
             self.storage.clock,
         )
+        ctx.log = self.new_log(local)
+        capture.install(reporting.current_log)
         return call_job(local.fn, local.args, local.kwargs, self.storage.blob_dir, ctx)
+
+    def new_log(self, local: LocalJob) -> capture.LogBuffer:
+        """The log of this attempt, continuing the job's earlier output (if any)."""
+        log = capture.LogBuffer(lambda snap: self.write_log(local, snap), local.log_state)
+        if local.rec.attempts > 1:
+            log.write(f"--- attempt {local.rec.attempts} ---\n")
+        return log
+
+    def write_log(self, local: LocalJob, snapshot: dict[str, Any]) -> None:
+        """Store the tail of a running job's output (throttled by the log buffer)."""
+        local.log_state = snapshot
+        data = pickle.dumps(snapshot, codec.PROTOCOL)
+        key = f"l:{local.rec.id}"
+        self.storage.writer.put(Call(lambda sql: self.storage.put_blob(sql, key, data)))
 
     def report_progress(self, local: LocalJob, progress: dict[str, Any]) -> None:
         """Queue a progress update of a running job (already throttled by the caller)."""
@@ -284,6 +313,9 @@ class Runner:
                 changes["idle_for"] = prev.idle_for + delay
         rec = transition(prev, status, now, **changes)
         blobs.append(attempt_blob(prev, outcome, now))
+        if outcome.log is not None:
+            local.log_state = outcome.log
+            blobs.append((f"l:{job_id}", pickle.dumps(outcome.log, codec.PROTOCOL), None))
         return rec, blobs
 
     def _retry_delay(self, local: LocalJob, outcome: Outcome, now: float) -> float | None:

@@ -383,9 +383,9 @@ def write_value(blob_dir: Path, key: str, frames: codec.Frames) -> tuple[bytes |
     return None, name
 
 
-def blob_keys(job_id: str) -> tuple[str, str, str]:
-    """The per-job blobs: payload, result, error."""
-    return f"p:{job_id}", f"r:{job_id}", f"e:{job_id}"
+def blob_keys(job_id: str) -> tuple[str, str, str, str]:
+    """The per-job blobs: payload, result, error, log."""
+    return f"p:{job_id}", f"r:{job_id}", f"e:{job_id}", f"l:{job_id}"
 
 
 def _decode(status: str, name: str, data: str) -> JobRecord:

@@ -10,7 +10,6 @@ and is replaced; the other children carry on.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import pickle
 import signal
@@ -56,26 +55,25 @@ class ChildProcess:
         self,
         info: tuple[Any, ...],
         payload: tuple[bytes, bytes],
-        on_progress: Callable[[dict[str, Any]], None],
+        log_state: dict[str, Any] | None,
+        on_message: Callable[[str, dict[str, Any]], None],
     ) -> Outcome:
         """Run one job in the child and wait for its outcome (or its death).
 
-        `info` is the job's (id, key, name, attempt); progress reports from the child are
-        handed to `on_progress` as they arrive.
+        `info` is the job's (id, key, name, attempt); progress and log reports from the
+        child are handed to `on_message(kind, body)` as they arrive.
         """
         conn = self.conn if self.proc is not None and self.proc.poll() is None else None
         try:
             if conn is None:
                 self.close()
                 conn = self._spawn()
-            conn.send_bytes(pickle.dumps((tuple(info), *payload), codec.PROTOCOL))
+            conn.send_bytes(pickle.dumps((tuple(info), *payload, log_state), codec.PROTOCOL))
             while True:
                 reply = pickle.loads(conn.recv_bytes())
                 if isinstance(reply, Outcome):
                     return reply
-                kind, body = reply
-                if kind == "progress":
-                    on_progress(body)
+                on_message(*reply)
         except (EOFError, OSError):
             return failure(JobCrashed(self._death_note()))
 
@@ -146,11 +144,16 @@ class ProcessExecutor(Pool[ChildProcess]):
         payload = job.payload
         assert payload is not None, "process jobs always carry their pickled payload"
 
+        def on_message(kind: str, body: dict[str, Any]) -> None:
+            if kind == "progress":
+                self._runner.report_progress(job, body)
+            elif kind == "log":
+                self._runner.write_log(job, body)
+
         def invoke(local: LocalJob) -> Outcome:
-            progress = functools.partial(self._runner.report_progress, local)
             self._running[local.rec.id] = child
             try:
-                outcome = child.call(job_info(local.rec), payload, progress)
+                outcome = child.call(job_info(local.rec), payload, local.log_state, on_message)
             finally:
                 self._running.pop(local.rec.id, None)
             if local.timed_out and not outcome.ok:
