@@ -6,17 +6,19 @@ this process's main thread and sends back an `Outcome`. Exits when the parent go
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import pickle
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from . import capture, codec, reporting
-from .errors import PayloadLoadError
+from .errors import PayloadLoadError, SoftTimeout
 from .runner import Outcome, call_job, failure
 
 _PR_SET_PDEATHSIG = 1
@@ -45,14 +47,7 @@ class _Channel:
 
 
 def _run_one(message: bytes, blob_dir: Path, channel: _Channel) -> Outcome:
-    info, fn_bytes, args_bytes, log_state = pickle.loads(message)
-    ctx = reporting.JobContext(
-        reporting.CurrentJob(*info), lambda progress: channel.send(("progress", progress))
-    )
-    ctx.log = capture.LogBuffer(lambda snap: channel.send(("log", snap)), log_state)
-    if info[3] > 1:
-        ctx.log.write(f"--- attempt {info[3]} ---\n")
-    _JOB_LOG[0] = ctx.log
+    info, fn_bytes, args_bytes, log_state, soft_timeout = pickle.loads(message)
     try:
         fn = pickle.loads(fn_bytes)
         args, kwargs = pickle.loads(args_bytes)
@@ -64,10 +59,37 @@ def _run_one(message: bytes, blob_dir: Path, channel: _Channel) -> Outcome:
                 "be importable from the notebook's folder and sys.path"
             )
         )
+    ctx = reporting.JobContext(
+        reporting.CurrentJob(*info), lambda progress: channel.send(("progress", progress))
+    )
+    ctx.log = capture.LogBuffer(lambda snap: channel.send(("log", snap)), log_state)
+    if info[3] > 1:
+        ctx.log.write(f"--- attempt {info[3]} ---\n")
+    _JOB_LOG[0] = ctx.log
     try:
-        return call_job(fn, args, kwargs, blob_dir, ctx)
+        with _soft_limit(soft_timeout):
+            return call_job(fn, args, kwargs, blob_dir, ctx)
     finally:
         _JOB_LOG[0] = None
+
+
+@contextlib.contextmanager
+def _soft_limit(seconds: float | None) -> Iterator[None]:
+    """Raise `SoftTimeout` in this (main) thread after `seconds`, by SIGALRM."""
+    if not seconds:
+        yield
+        return
+
+    def alarm(signum: int, frame: object) -> None:
+        raise SoftTimeout(f"the job passed its soft time limit of {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 _JOB_LOG: list[capture.LogBuffer | None] = [None]  # the one job this process runs

@@ -56,6 +56,7 @@ class ChildProcess:
         info: tuple[Any, ...],
         payload: tuple[bytes, bytes],
         log_state: dict[str, Any] | None,
+        soft_timeout: float | None,
         on_message: Callable[[str, dict[str, Any]], None],
     ) -> Outcome:
         """Run one job in the child and wait for its outcome (or its death).
@@ -68,7 +69,8 @@ class ChildProcess:
             if conn is None:
                 self.close()
                 conn = self._spawn()
-            conn.send_bytes(pickle.dumps((tuple(info), *payload, log_state), codec.PROTOCOL))
+            message = (tuple(info), *payload, log_state, soft_timeout)
+            conn.send_bytes(pickle.dumps(message, codec.PROTOCOL))
             while True:
                 reply = pickle.loads(conn.recv_bytes())
                 if isinstance(reply, Outcome):
@@ -153,7 +155,13 @@ class ProcessExecutor(Pool[ChildProcess]):
         def invoke(local: LocalJob) -> Outcome:
             self._running[local.rec.id] = child
             try:
-                outcome = child.call(job_info(local.rec), payload, local.log_state, on_message)
+                outcome = child.call(
+                    job_info(local.rec),
+                    payload,
+                    local.log_state,
+                    local.rec.soft_timeout,
+                    on_message,
+                )
             finally:
                 self._running.pop(local.rec.id, None)
             if local.timed_out and not outcome.ok:
