@@ -142,6 +142,52 @@ class Job:
         blob = self._store.storage.blob(f"e:{self.id}")
         return codec.error_traceback(blob) if blob is not None else None
 
+    def logs(self, follow: bool = False) -> Any:
+        """The job's captured stdout, stderr and log records (the last 1 MB).
+
+        `follow=True` returns an iterator of new text as the job writes it, ending when the
+        job is finished (like `tail -f`).
+
+        >>> print(job.logs())                      # doctest: +SKIP
+        >>> for chunk in job.logs(follow=True):    # doctest: +SKIP
+        ...     print(chunk, end="")
+        """
+        if follow:
+            return self._follow()
+        state = self._store._log_state(self.id)
+        if state is None:
+            return ""
+        text: str = state["text"]
+        if state.get("truncated"):
+            text = "[... earlier output truncated ...]\n" + text
+        return text
+
+    def _follow(self) -> Generator[str, None, None]:
+        seen = 0
+        delay = 0.05
+        while True:
+            finished = self.done()
+            state = self._store._log_state(self.id)
+            if state is not None and state["total"] > seen:
+                new = state["total"] - seen
+                text: str = state["text"]
+                yield text[-new:] if new <= len(text) else text
+                seen = state["total"]
+                delay = 0.05
+            if finished:
+                return
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
+    def retry(self) -> Job:
+        """Run this failed, cancelled or interrupted job again (a fresh set of attempts)."""
+        return self._store.retry(self.id)
+
+    def attempt_history(self) -> list[dict[str, Any]]:
+        """Every attempt so far: number, run, started_at, finished_at, ok, error (type,
+        message, traceback), oldest first."""
+        return self._store.storage.attempts(self.id)
+
     def add_done_callback(self, fn: Callable[[Job], object]) -> None:
         """Call `fn(job)` once the job is finished (at once, here, if it already is).
 

@@ -56,27 +56,21 @@ def call_job(
 
     Coroutines (from `async def` functions) run to completion on their own event loop.
     """
-    outcome = _call(fn, args, kwargs, blob_dir, ctx)
-    log = ctx.log.snapshot() if ctx.log is not None and ctx.log.total else None
-    return dataclasses.replace(outcome, progress=ctx.latest, log=log)
-
-
-def _call(
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    blob_dir: Path,
-    ctx: reporting.JobContext,
-) -> Outcome:
     token = reporting.enter(ctx)
     try:
         value = fn(*args, **kwargs)
         if inspect.iscoroutine(value):
             value = asyncio.run(value)
+        outcome = _store_result(value, blob_dir, ctx.info.id)
     except BaseException as exc:
-        return failure(exc)
+        outcome = failure(exc)
     finally:
         reporting.leave(token)
+    log = ctx.log.snapshot() if ctx.log is not None and ctx.log.total else None
+    return dataclasses.replace(outcome, progress=ctx.latest, log=log)
+
+
+def _store_result(value: Any, blob_dir: Path, job_id: str) -> Outcome:
     try:
         frames = codec.dumps(value)
     except Exception as exc:
@@ -86,7 +80,7 @@ def _call(
                 f"cannot be stored ({type(exc).__name__}: {exc}); return plain data instead"
             )
         )
-    data, file = write_value(blob_dir, f"r:{ctx.info.id}", frames)
+    data, file = write_value(blob_dir, f"r:{job_id}", frames)
     return Outcome(True, data, file)
 
 

@@ -20,29 +20,24 @@ def _show(value: Any) -> str:
 
 def timeout(value: Any, name: str = "timeout") -> float | None:
     """None (wait for ever) or a number of seconds >= 0."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidArgumentType(
-            f"{name} must be a number of seconds >= 0 or None, not {type(value).__name__} "
-            f"{_show(value)}"
-        )
-    if math.isnan(value) or value < 0:
-        raise InvalidArgument(f"{name} must be a number of seconds >= 0 or None, not {value!r}")
-    return float(value)
+    return _seconds(value, name, zero=True)
 
 
 def limit(value: Any, name: str) -> float | None:
     """None (no limit) or a number of seconds > 0."""
+    return _seconds(value, name, zero=False)
+
+
+def _seconds(value: Any, name: str, zero: bool) -> float | None:
     if value is None:
         return None
+    accepted = f"a number of seconds {'>=' if zero else '>'} 0 or None"
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidArgumentType(
-            f"{name} must be a number of seconds > 0 or None, not {type(value).__name__} "
-            f"{_show(value)}"
+            f"{name} must be {accepted}, not {type(value).__name__} {_show(value)}"
         )
-    if math.isnan(value) or value <= 0:
-        raise InvalidArgument(f"{name} must be a number of seconds > 0 or None, not {value!r}")
+    if math.isnan(value) or value < 0 or (value == 0 and not zero):
+        raise InvalidArgument(f"{name} must be {accepted}, not {value!r}")
     return float(value)
 
 
