@@ -274,7 +274,8 @@ class Store:
                 raise InvalidArgument(f"job with key {rec.key!r} changed while resubmitting")
             return "rerun", new
 
-        outcome, stored = storage.writer.call(claim)
+        # In this thread, not the writer's: one short transaction, no thread hand-offs.
+        outcome, stored = storage.transact_here(claim)
         if outcome == "existing":
             return self._existing(rec, stored)
         local.rec = stored
