@@ -120,7 +120,7 @@ def judge(target: Target, results: Results) -> Verdict:
         return Verdict(target, value, versus, "n/a", None)
     ratio = value / versus
     sign = "≥" if target.at_least else "≤"
-    text = f"{target.value.contender} / {name} = {ratio:.2f}x (need {sign} {target.bound:g}x)"
+    text = f"{target.value.contender} / {name} = {ratio:.3g}x (need {sign} {target.bound:g}x)"
     passed = ratio >= target.bound if target.at_least else ratio <= target.bound
     return Verdict(target, value, versus, text, passed)
 

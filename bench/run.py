@@ -2,7 +2,8 @@
 
 Every run of a contender is a fresh child process (`contenders.py`); repetitions are
 interleaved across contenders; tables show medians. Markdown goes to stdout (paste it
-into the README), progress to stderr, everything to bench/results/latest.json and .md.
+into the README), progress to stderr, everything to bench/results/latest.json and .md
+(smoke.json and .md for --smoke). `--nbjobs DIR` benchmarks another copy of nbjobs.
 Targets are printed with their measured ratio and PASS / MISS, never asserted. The exit
 status is 1 only when a contender crashed (an error, not a skip).
 """
@@ -208,7 +209,8 @@ def main(argv: list[str]) -> int:
     text = "\n".join([markdown(mode, info, plan, results), *targets_table(verdicts)])
     print(text)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.md").write_text(text + "\n")
+    stem = "smoke" if args.smoke else "latest"  # a smoke run never overwrites a full one
+    (RESULTS / f"{stem}.md").write_text(text + "\n")
     record = {
         "mode": mode,
         "started": started,
@@ -226,8 +228,8 @@ def main(argv: list[str]) -> int:
         },
         "targets": [v.to_json() for v in verdicts],
     }
-    (RESULTS / "latest.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {RESULTS / 'latest.json'} in {time.time() - started:.0f} s", file=sys.stderr)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {RESULTS / stem}.json in {time.time() - started:.0f} s", file=sys.stderr)
     crashed = [r for by in results.values() for r in by.values() if r.error is not None]
     return 1 if crashed else 0
 
