@@ -53,12 +53,14 @@ CSS = """<style>
 .nbjobs-row:hover { background: var(--jp-layout-color2); }
 .nbjobs-th { font-size: var(--jp-ui-font-size0); color: var(--jp-ui-font-color2);
   text-transform: uppercase; letter-spacing: .04em; }
-.nbjobs-c { display: inline-block; overflow: hidden; text-overflow: ellipsis;
-  white-space: nowrap; vertical-align: middle; padding-right: 8px; box-sizing: border-box; }
-.nbjobs-name { width: 190px; } .nbjobs-status { width: 100px; }
-.nbjobs-msg { width: 190px; } .nbjobs-att { width: 48px; text-align: right; }
-.nbjobs-start { width: 82px; } .nbjobs-el { width: 70px; text-align: right; }
-.nbjobs-out { width: 300px; }
+.nbjobs-line { display: flex; align-items: center; white-space: nowrap; overflow: hidden; }
+.nbjobs-c { flex: 0 0 auto; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
+  padding-right: 8px; box-sizing: border-box; }
+.nbjobs-name { width: 170px; } .nbjobs-status { width: 95px; }
+.nbjobs-msg { width: 200px; } .nbjobs-prog { width: 326px; }
+.nbjobs-att { width: 48px; text-align: right; }
+.nbjobs-start { width: 78px; } .nbjobs-el { width: 64px; text-align: right; }
+.nbjobs-out { flex: 1 1 auto; min-width: 60px; padding-left: 8px; }
 .nbjobs-pre { font-family: var(--jp-code-font-family); font-size: var(--jp-code-font-size);
   background: var(--jp-layout-color2); color: var(--jp-content-font-color1);
   padding: 6px 8px; margin: 4px 0; max-height: 260px; overflow: auto; white-space: pre; }
@@ -359,6 +361,7 @@ class JobView:
         self.bar = W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=W.Layout(width="220px"))
         self.label = W.HTML(layout=W.Layout(margin="0 0 0 8px"))
         self.outcome = W.HTML()
+        self.progress_line = W.HBox([self.bar, self.label])
         self.tb_button = W.Button(
             description="traceback", icon="chevron-down", layout=W.Layout(display="none")
         )
@@ -368,7 +371,7 @@ class JobView:
             [
                 W.HTML(CSS, layout=W.Layout(display="none")),
                 self.title,
-                W.HBox([self.bar, self.label]),
+                self.progress_line,
                 W.HBox([self.outcome, self.tb_button]),
                 self.tb,
             ]
@@ -405,12 +408,13 @@ class JobView:
             + set_traits(self.label, value=f"<span class='nbjobs-muted'>{html.escape(text)}</span>")
             + set_traits(self.outcome, value=outcome_text(rec, self.previews))
             + set_traits(self.tb_button.layout, display="" if failed else "none")
+            + set_traits(self.progress_line.layout, display="" if _has_bar(rec) else "none")
         )
 
     def _title_html(self, rec: JobRecord | None, now: float = 0.0) -> str:
         if rec is None:
             return f"<b>{html.escape(self.job.name)}</b> <i>(no longer in the store)</i>"
-        key = html.escape(rec.key or "")
+        key = html.escape(rec.key if rec.key and rec.key != rec.name else "")
         return (
             f"<b>{html.escape(rec.name)}</b> <span class='nbjobs-muted nbjobs-code'>{key}</span> "
             f"{render.badge(rec.status)} "
@@ -436,6 +440,11 @@ class JobView:
     def close(self) -> None:
         self.poller.stop()
         self.widget.close()
+
+
+def _has_bar(rec: JobRecord) -> bool:
+    """A bar is worth showing while a job is under way or when it reported progress."""
+    return rec.progress is not None or rec.status in (states.RUNNING, states.PENDING)
 
 
 def job_bundle(job: Job, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
@@ -475,7 +484,8 @@ _COLUMNS_RIGHT = (
 
 def _cells(spec: Iterable[tuple[str, str]], th: bool = False) -> str:
     cls = " nbjobs-th" if th else ""
-    return "".join(f"<span class='nbjobs-c {c}{cls}'>{text}</span>" for c, text in spec)
+    spans = "".join(f"<span class='nbjobs-c {c}{cls}'>{text}</span>" for c, text in spec)
+    return f"<div class='nbjobs-line'>{spans}</div>"
 
 
 def row_html(rec: JobRecord, now: float, previews: Previews) -> tuple[str, str]:
@@ -505,11 +515,11 @@ class _Row:
         self.toggle = W.Button(icon="chevron-right", tooltip="details")
         self.toggle.add_class("nbjobs-toggle")
         self.toggle.on_click(lambda _b: panel._toggle(self))
-        self.left = W.HTML()
+        self.left = W.HTML(layout=W.Layout(width="265px", flex="0 0 auto"))
         self.bar = W.FloatProgress(
             value=0.0, min=0.0, max=1.0, layout=W.Layout(width="110px", margin="0 10px 0 0")
         )
-        self.right = W.HTML()
+        self.right = W.HTML(layout=W.Layout(flex="1 1 0%", min_width="0"))
         line = W.HBox([self.toggle, self.left, self.bar, self.right])
         line.add_class("nbjobs-row")
         self.details: _Details | None = None
@@ -662,9 +672,8 @@ class Panel:
                     ]
                 ),
                 W.HTML(
-                    f"<div style='padding-left:28px'>{_cells(_COLUMNS, True)}"
-                    f"<span class='nbjobs-c nbjobs-th' style='width:120px'>progress</span>"
-                    f"{_cells(_COLUMNS_RIGHT[1:], True)}</div>"
+                    _cells((*_COLUMNS, ("nbjobs-prog", "progress"), *_COLUMNS_RIGHT[1:]), True),
+                    layout=W.Layout(margin="2px 2px 2px 34px"),
                 ),
                 *(row.box for row in self.rows),
                 self.empty,
@@ -892,7 +901,7 @@ def details_html(store: Store, rec: JobRecord) -> str:
     logs = getattr(job, "logs", None)
     if callable(logs):
         parts.append(_section("log tail", _tail(_guard(logs))))
-    parts.append(_history(rec))
+    parts.append(_history(rec, job))
     return "".join(parts)
 
 
@@ -944,26 +953,39 @@ def arguments_text(store: Store, rec: JobRecord) -> str:
     return f"{name}({', '.join(shown)})"
 
 
-def _history(rec: JobRecord) -> str:
-    """One line per run: earlier runs from `rec.history`, then the current one."""
-    runs = [*rec.history, {"run": rec.runs, "status": rec.status, "attempts": rec.attempts,
-                           "started_at": rec.started_at, "finished_at": rec.finished_at,
-                           "error": rec.error.to_dict() if rec.error else None}]  # fmt: skip
+def _history(rec: JobRecord, job: Job) -> str:
+    """One line per attempt (`job.attempt_history()`), else per run, the current one last."""
+    history = getattr(job, "attempt_history", None)
+    attempts = _guard(history) if callable(history) else None
     lines = []
-    for run in runs:
-        took = None
-        if run.get("started_at") and run.get("finished_at"):
-            took = run["finished_at"] - run["started_at"]
-        err = run.get("error") or {}
-        error = f"{err.get('type')}: {err.get('message')}" if err else ""
-        lines.append(
-            f"<tr><td>run {run.get('run', '?')}</td><td>{render.badge(str(run.get('status')))}"
-            f"</td><td>{run.get('attempts', 0)} attempt(s)</td>"
-            f"<td>{render.duration(took)}</td><td class='nbjobs-err'>"
-            f"{html.escape(error[:200])}</td></tr>"
-        )
+    if isinstance(attempts, list) and attempts:
+        for a in attempts:
+            status = states.SUCCEEDED if a.get("ok") else states.FAILED
+            if a.get("finished_at") is None:
+                status = rec.status
+            lines.append(_history_line(f"attempt {a.get('number', '?')}", status, a))
+    else:
+        current = {"status": rec.status, "started_at": rec.started_at,
+                   "finished_at": rec.finished_at,
+                   "error": rec.error.to_dict() if rec.error else None}  # fmt: skip
+        for run in [*rec.history, {"run": rec.runs, **current}]:
+            lines.append(_history_line(f"run {run.get('run', '?')}", str(run["status"]), run))
     title = "<div class='nbjobs-th' style='margin-top:6px'>history</div>"
     return f"{title}<table>{''.join(lines)}</table>"
+
+
+def _history_line(label: str, status: str, entry: dict[str, Any]) -> str:
+    took = None
+    if entry.get("started_at") and entry.get("finished_at"):
+        took = entry["finished_at"] - entry["started_at"]
+    err = entry.get("error") or {}
+    error = f"{err.get('type')}: {err.get('message')}" if err else ""
+    return (
+        f"<tr><td>{label}</td><td>{render.badge(status)}</td>"
+        f"<td class='nbjobs-muted'>{render.clock_time(entry.get('started_at'), 0.0)}</td>"
+        f"<td>{render.duration(took)}</td>"
+        f"<td class='nbjobs-err'>{html.escape(error[:200])}</td></tr>"
+    )
 
 
 def panel(store: Store | None = None, *, page_size: int = 20) -> Panel:

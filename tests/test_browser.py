@@ -1,0 +1,212 @@
+"""The job widget and the panel in real JupyterLab 4 and Notebook 7, in headless Chromium.
+
+The notebook submits a job that reports progress for half a minute, one that succeeds at
+once and one that fails, shows the job widgets and `nbjobs.panel()`, then keeps the kernel
+busy in `time.sleep(6)`. Read from the page: the widgets render, the progress bars advance
+while that cell runs (updates come from a thread) and again once the kernel is idle, the
+failed job shows its error and the finished one its result. Screenshots go to artifacts/.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from browser_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    JS_CELLS,
+    OUTPUT_FAILURES,
+    Server,
+    fit_viewport,
+    jupyter_server,
+    open_notebook,
+    wait_js,
+)
+from nbformat.v4 import new_code_cell, new_notebook
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+NOTEBOOK = "panel_demo.ipynb"
+CELLS = [
+    """import time
+import nbjobs
+
+def crunch(n):
+    for i in range(n):
+        nbjobs.progress(i + 1, n, message=f"chunk {i + 1}/{n}")
+        time.sleep(0.5)
+    return n
+
+def quick():
+    return {"answer": 42}
+
+def broken():
+    raise ValueError("sensor offline")
+
+done = nbjobs.submit(quick, key="quick")
+bad = nbjobs.submit(broken, key="broken")
+done.wait(30), bad.wait(30)
+long = nbjobs.submit(crunch, 70, key="crunch")""",
+    "long",
+    "bad",
+    "nbjobs.panel()",
+    "time.sleep(6)",
+]
+
+# Progress-bar widths (percent) of the running job in its own widget and in the panel.
+JS_BARS = """() => {
+  const width = el => {
+    const bar = el && el.querySelector('.progress-bar');
+    return bar ? parseFloat(bar.style.width) : null;
+  };
+  const panel = document.querySelector('.nbjobs-panel');
+  const rows = Array.from(document.querySelectorAll('.nbjobs-panel .nbjobs-row'));
+  const row = rows.find(r => r.innerText.includes('crunch'));
+  return {
+    job: width(document.querySelector('.nbjobs-job')),
+    panel: width(row),
+    panelText: panel ? panel.innerText : '',
+    jobs: Array.from(document.querySelectorAll('.nbjobs-job')).map(j => j.innerText),
+  };
+}"""
+
+
+def notebook(path: Path) -> None:
+    nb = new_notebook(cells=[new_code_cell(src) for src in CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}  # fmt: skip
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is absent (apt-get install -y chromium); CI installs it")
+    work = tmp_path / "work"
+    work.mkdir()
+    notebook(work / NOTEBOOK)
+    env = {"NBJOBS_STORE": str(tmp_path / "store")}
+    with jupyter_server(tmp_path / "root", work, env) as srv:
+        yield srv
+
+
+def run_all(page: Any) -> None:
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+
+
+def last_cell_busy(page: Any) -> bool:
+    snap = page.evaluate(JS_CELLS)
+    return bool(snap["cells"][-1]["prompt"] == "[*]:")
+
+
+def advancing(page: Any, pause: float = 2.5) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two reads of the progress bars `pause` s apart."""
+    first = page.evaluate(JS_BARS)
+    time.sleep(pause)
+    return first, page.evaluate(JS_BARS)
+
+
+def check_outputs(page: Any) -> None:
+    snap = page.evaluate(JS_CELLS)
+    for cell in snap["cells"]:
+        assert not cell["errors"], cell
+        for marker in OUTPUT_FAILURES:
+            assert marker not in cell["text"], (marker, cell["text"][:500])
+
+
+def our_console_errors(console: list[str], strict: bool) -> list[str]:
+    """Errors that mention widgets or nbjobs; with `strict`, every uncaught page error too.
+
+    (Notebook 7 opened from a JupyterLab server logs two start-up page errors of its own.)
+    """
+    return [
+        line
+        for line in console
+        if (strict and line.startswith("[pageerror]"))
+        or (
+            line.startswith(("[error]", "[pageerror]"))
+            and any(w in line.lower() for w in ("widget", "nbjobs"))
+        )
+    ]
+
+
+def test_panel_and_job_widgets_live_in_jupyterlab(server: Server) -> None:
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    console: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("console", lambda m: console.append(f"[{m.type}] {m.text}"))
+        page.on("pageerror", lambda e: console.append(f"[pageerror] {e}"))
+        open_notebook(page, server, f"lab/tree/{NOTEBOOK}")
+        page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+        run_all(page)
+        wait_js(page, JS_BARS, lambda b: b["panel"] is not None and b["job"] is not None, 45,
+                "the panel and the job widget")  # fmt: skip
+        wait_js(page, JS_CELLS, lambda s: s["cells"][-1]["prompt"] == "[*]:", 20, "sleep cell")
+
+        busy_a, busy_b = advancing(page)
+        assert last_cell_busy(page), "the sleep cell should still be running"
+        assert busy_b["job"] > busy_a["job"], (busy_a, busy_b)
+        assert busy_b["panel"] > busy_a["panel"], (busy_a, busy_b)
+
+        wait_js(page, JS_CELLS, lambda s: s["kernel"] == "idle" and s["cells"][-1]["count"],
+                20, "the idle kernel")  # fmt: skip
+        idle_a, idle_b = advancing(page)
+        assert idle_b["job"] > idle_a["job"], (idle_a, idle_b)
+        assert idle_b["panel"] > idle_a["panel"], (idle_a, idle_b)
+
+        text = idle_b["panelText"]
+        assert "ValueError: sensor offline" in text, text
+        assert "{'answer': 42}" in text, text
+        assert "chunk " in text and "crunch" in text, text
+        assert any("ValueError: sensor offline" in j for j in idle_b["jobs"]), idle_b["jobs"]
+        check_outputs(page)
+        screenshots(page)
+        in_lab = list(console)
+        in_notebook7(page, server)
+        browser.close()
+    (ARTIFACTS / "browser_console.log").write_text("\n".join(console) + "\n")
+    assert our_console_errors(in_lab, strict=True) == []
+    assert our_console_errors(console, strict=False) == []
+
+
+def screenshots(page: Any) -> None:
+    """Light and dark themes, with the failed job's details open."""
+    page.locator(".nbjobs-panel .nbjobs-row", has_text="broken").locator("button").first.click()
+    page.wait_for_selector(".nbjobs-details", timeout=10_000)
+    time.sleep(1)
+    fit_viewport(page)
+    page.screenshot(path=str(ARTIFACTS / "panel_lab_light.png"), full_page=True)
+    page.evaluate(
+        "() => window.jupyterapp.commands.execute('apputils:change-theme',"
+        " {theme: 'JupyterLab Dark'})"
+    )
+    time.sleep(2)
+    page.screenshot(path=str(ARTIFACTS / "panel_lab_dark.png"), full_page=True)
+
+
+def in_notebook7(page: Any, server: Server) -> None:
+    """The same notebook in Notebook 7: re-running the panel's cell there draws a live panel
+    (and the registry closes the one drawn by JupyterLab for that cell)."""
+    open_notebook(page, server, f"notebooks/{NOTEBOOK}")
+    page.evaluate(
+        """() => { const w = window.jupyterapp.shell.currentWidget;
+                   w.content.activeCellIndex = 3;
+                   window.jupyterapp.commands.execute('notebook:run-cell'); }"""
+    )
+    wait_js(page, JS_BARS, lambda b: b["panel"] is not None, 30, "the panel in Notebook 7")
+    first, second = advancing(page, 2.0)
+    assert second["panel"] > first["panel"] or second["panel"] == 100, (first, second)
+    assert "ValueError: sensor offline" in second["panelText"]
+    check_outputs(page)
+    page.locator(".nbjobs-panel").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "panel_notebook7.png"))
