@@ -228,3 +228,27 @@ def test_store_past_one_gib_evicts_nothing(store: nbjobs.Store, tmp_path: Path) 
         assert reopened.stats()["succeeded"] == count + 200
     finally:
         reopened.close()
+
+
+def test_a_folder_that_holds_other_files_is_not_taken_over(tmp_path: Path) -> None:
+    folder = tmp_path / "my-project"
+    folder.mkdir()
+    folder.chmod(0o755)
+    (folder / "analysis.ipynb").write_text("{}")
+    with pytest.raises(nbjobs.StoreError) as info:
+        nbjobs.Store(folder)
+    assert str(folder) in str(info.value)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert sorted(p.name for p in folder.iterdir()) == ["analysis.ipynb"]
+
+
+def test_an_existing_empty_folder_becomes_a_private_store(tmp_path: Path) -> None:
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    s = nbjobs.Store(folder)
+    try:
+        assert s.submit(square, 6).result(timeout=60) == 36
+    finally:
+        s.close()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert "*" in (folder / ".gitignore").read_text().split()
