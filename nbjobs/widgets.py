@@ -573,10 +573,12 @@ class _Details:
         self.box.add_class("nbjobs-details")
 
     def show(self, rec: JobRecord) -> int:
+        if self._shown[:1] != (rec.id,):  # the row now shows another job
+            self.confirming = False
+            self.note.value = ""
         status = rec.status
-        n = self._button(
-            "cancel", status in (states.PENDING, states.RUNNING, states.RETRYING)
-        ) + self._button("retry", self.panel.retry_fn() is not None and status in states.FINISHED)
+        retry = self.panel.retry_fn() is not None and status in states.RERUN_ON_RESUBMIT
+        n = self._button("cancel", status in states.ACTIVE) + self._button("retry", retry)
         deletable = status not in (states.RUNNING, states.RETRYING)
         n += self._button("delete", deletable and not self.confirming)
         n += self._button("confirm", deletable and self.confirming)
@@ -837,7 +839,8 @@ class Panel:
             except Exception as exc:
                 note = f"<span class='nbjobs-err'>{html.escape(f'{action} failed: {exc}')}</span>"
             details.note.value = note
-            details.show(self.store.get(job_id).record()) if action != "confirm" else None
+            if action != "confirm":
+                details.show(self.store.get(job_id).record())
         self.wake()
 
     def _do(self, action: str, job_id: str) -> str:

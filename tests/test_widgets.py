@@ -180,6 +180,21 @@ def test_delete_asks_for_confirmation(store: nbjobs.Store) -> None:
     assert row.job_id is None
 
 
+def test_retry_button_runs_a_failed_job_again(store: nbjobs.Store, wait_for: Any) -> None:
+    job = store.submit(boom, 2)
+    job.wait(timeout=30)
+    panel = Panel(store)
+    panel.refresh()
+    row = panel.rows[0]
+    row.toggle.click()
+    panel.refresh()
+    assert row.details is not None
+    assert row.details.buttons["cancel"].layout.display == "none"
+    row.details.buttons["retry"].click()
+    assert "submitted again" in row.details.note.value
+    wait_for(lambda: job.status == "failed" and job.record().runs == 2)
+
+
 @pytest.mark.filterwarnings("ignore:job 'blocker' runs in this kernel")
 def test_cancel_button_cancels_a_pending_job(tmp_path: Path) -> None:
     gate = threading.Event()
