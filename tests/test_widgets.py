@@ -319,3 +319,34 @@ def test_refresh_time_with_many_jobs(big_store: nbjobs.Store) -> None:  # pragma
     t = time.perf_counter()
     panel.refresh()
     print(f"refresh: {(time.perf_counter() - t) * 1000:.1f} ms")
+
+
+def test_rerunning_a_cell_closes_its_old_panel(
+    store: nbjobs.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cell id and request id come from the kernel's parent message, as in JupyterLab."""
+    import IPython
+
+    parent: dict[str, Any] = {}
+
+    class Kernel:
+        def get_parent(self) -> dict[str, Any]:
+            return parent
+
+    class Shell:
+        kernel = Kernel()
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: Shell())
+    parent.update(metadata={"cellId": "cell-7"}, header={"msg_id": "run-1"})
+    old = Panel(store, interval=0.01)
+    old._repr_mimebundle_()
+    assert old.poller.running
+    parent.update(header={"msg_id": "run-2"})
+    new = Panel(store, interval=0.01)
+    bundle = new._repr_mimebundle_()
+    assert "nbjobs.panel() again" in bundle["text/plain"]
+    old.poller.join(5)
+    assert not old.poller.running and old.widget.comm is None
+    assert new.poller.running
+    new.close()
+    new.poller.join(5)
