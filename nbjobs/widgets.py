@@ -655,7 +655,8 @@ class Panel:
         self.next = self._tool("", "chevron-right", "older", lambda: self._page(1))
         self.page_label = W.HTML()
         self.close_button = self._tool("", "times", "close the panel (stops polling)", self.close)
-        self.rows = [_Row(self) for _ in range(self.page_size)]
+        self.rows: list[_Row] = []  # created as pages need them: fewer widgets to open
+        self.table = W.VBox()
         self.empty = W.HTML()
         self.widget = W.VBox(
             [
@@ -677,7 +678,7 @@ class Panel:
                     _cells((*_COLUMNS, ("nbjobs-prog", "progress"), *_COLUMNS_RIGHT[1:]), True),
                     layout=W.Layout(margin="2px 2px 2px 34px"),
                 ),
-                *(row.box for row in self.rows),
+                self.table,
                 self.empty,
             ]
         )
@@ -739,6 +740,10 @@ class Panel:
         interrupted = counts.get(states.INTERRUPTED, 0)
         n += set_traits(self.resume_button, description=f"resume {interrupted} interrupted")
         n += set_traits(self.resume_button.layout, display="" if interrupted else "none")
+        if len(recs) > len(self.rows):
+            self.rows += [_Row(self) for _ in range(len(recs) - len(self.rows))]
+            self.table.children = tuple(row.box for row in self.rows)
+            n += 1
         for i, row in enumerate(self.rows):
             rec = recs[i] if i < len(recs) else None
             n += row.show(rec, now, rec is not None and rec.id in self._open)

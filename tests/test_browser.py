@@ -47,6 +47,7 @@ def quick():
     return {"answer": 42}
 
 def broken():
+    print("calibrating sensor 3")
     raise ValueError("sensor offline")
 
 done = nbjobs.submit(quick, key="quick")
