@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import ipywidgets as W
 
-from . import codec, render, states
+from . import codec, render, states, validate
 from .clock import SYSTEM, Clock
 from .errors import JobNotFound
 from .records import JobRecord
@@ -617,7 +617,7 @@ class Panel:
 
         self._is_default = store is None
         self.store = api.default_store() if store is None else store
-        self.page_size = page_size
+        self.page_size = validate.positive_int(page_size, "page_size")
         self.offset = 0
         self.previews = Previews(self.store)
         self._clock = clock

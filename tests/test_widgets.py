@@ -123,6 +123,21 @@ def test_paging_and_filters_read_one_page_each(big_store: nbjobs.Store) -> None:
     assert "no jobs match" in panel.empty.value
 
 
+def test_tag_filter(store: nbjobs.Store) -> None:
+    tagged = store.submit(slow, 1, 0, tags=["etl"])
+    store.submit(slow, 1, 0)
+    tagged.wait(timeout=30)
+    panel = Panel(store)
+    panel.search.value = "tag:etl"
+    panel.refresh()
+    assert [row.job_id for row in panel.rows if row.job_id] == [tagged.id]
+
+
+def test_page_size_must_be_positive(store: nbjobs.Store) -> None:
+    with pytest.raises(nbjobs.InvalidArgument, match="page_size"):
+        Panel(store, page_size=0)
+
+
 def test_a_refresh_without_changes_sends_nothing(store: nbjobs.Store) -> None:
     done = [store.submit(slow, 2, 0), store.submit(boom, 3)]
     for job in done:
