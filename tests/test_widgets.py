@@ -365,3 +365,13 @@ def test_rerunning_a_cell_closes_its_old_panel(
     assert new.poller.running
     new.close()
     new.poller.join(5)
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    import nbjobs.render
+    import nbjobs.widgets
+
+    for module in (nbjobs.render, nbjobs.widgets):
+        assert doctest.testmod(module).failed == 0, module.__name__
