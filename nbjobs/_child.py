@@ -107,9 +107,9 @@ def main(fd: int) -> None:
     while True:
         try:
             message = conn.recv_bytes()
-        except (EOFError, OSError):
+            channel.send(_run_one(message, blob_dir, channel))
+        except (EOFError, OSError):  # the parent closed the pool or went away
             return
-        channel.send(_run_one(message, blob_dir, channel))
 
 
 if __name__ == "__main__":

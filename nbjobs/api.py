@@ -9,6 +9,7 @@ import atexit
 import contextlib
 import logging
 import os
+import random
 import threading
 import weakref
 from collections.abc import Callable
@@ -63,6 +64,19 @@ class Options:
     policy: Policy | None = None
     timeout: float | None = None
     soft_timeout: float | None = None
+
+
+_ids = random.Random(os.urandom(16))
+_ids_pid = os.getpid()
+
+
+def _new_id() -> str:
+    """16 hex digits from a generator seeded per process (os.urandom per job would drop the
+    GIL on every submit, which costs a thread switch under load)."""
+    global _ids, _ids_pid
+    if os.getpid() != _ids_pid:  # a forked child must not repeat its parent's ids
+        _ids, _ids_pid = random.Random(os.urandom(16)), os.getpid()
+    return f"{_ids.getrandbits(64):016x}"
 
 
 def _default_workers() -> int:
@@ -190,7 +204,7 @@ class Store:
         backend = self._backends[opts.executor or self.default_executor]
         key = opts.key
         rec = JobRecord(
-            id=os.urandom(8).hex(),
+            id=_new_id(),
             key=key,
             name=opts.name or _fn_name(fn),
             tags=opts.tags,
@@ -242,19 +256,18 @@ class Store:
     def _submit_keyed(self, rec: JobRecord, local: LocalJob, blobs: _Payload, force: bool) -> Job:
         storage = self.storage
         now = rec.created_at
-        assert rec.key is not None
-        seen = storage.record_by_key(rec.key)  # re-running a notebook: no lock needed
+        key = rec.key
+        assert key is not None
+        seen = storage.record_by_key(key)  # re-running a notebook: no lock needed
         if seen is not None and not _rerun_wanted(seen, force):
             return self._existing(rec, seen)
 
         def claim(sql: Sql) -> tuple[str, JobRecord]:
-            row = sql("SELECT status, name, data FROM nbjobs_jobs WHERE key = ?", (rec.key,))
-            found = row.fetchone()
-            if found is None:
+            old = storage.record_by_key(key, sql)
+            if old is None:
                 self._write_payload(sql, rec, blobs)
                 storage.insert(sql, rec)
                 return "new", rec
-            old = JobRecord.from_json(found[2])
             if not _rerun_wanted(old, force):
                 return "existing", old
             new = transition(
@@ -517,6 +530,15 @@ class Store:
             return local.rec
         return self.storage.record_by_id(job_id)
 
+    def _done(self, job_id: str) -> bool:
+        local = self._local.get(job_id)
+        if local is not None:
+            return local.done.is_set()
+        rec = self.storage.record_by_id(job_id)
+        if rec is None:
+            raise JobNotFound(f"job {job_id} is no longer in the store")
+        return rec.status in states.FINISHED
+
     def _wait(self, job_id: str, timeout: float | None) -> JobRecord | None:
         clock = self.storage.clock
         deadline = None if timeout is None else clock.monotonic() + timeout
@@ -544,14 +566,14 @@ class Store:
             with local.lock:
                 if local.rec.status == states.RUNNING:
                     return self._backends[local.rec.executor].cancel_running(local)
-                if local.rec.status != states.PENDING:
+                if local.rec.status not in _WAITING:
                     return False
                 local.cancel_requested = True
         storage = self.storage
         now = storage.clock.now()
         # A job running in another process is marked cancelled here; its owner learns it
         # at its next write (a progress report), stops there, and its late outcome is dropped.
-        cancellable = (states.PENDING,) if local is not None else (states.PENDING, states.RUNNING)
+        cancellable = _WAITING if local is not None else (*_WAITING, states.RUNNING)
 
         def cancel(sql: Sql) -> JobRecord | None:
             rec = storage.read_in(sql, job_id)
@@ -641,6 +663,9 @@ class Store:
         self.storage.writer.put(
             Cas(transition(rec, states.INTERRUPTED, now, owner=None), rec.status)
         )
+
+
+_WAITING = (states.PENDING, states.RETRYING)  # not running now: cancelled at once
 
 
 def _rerun_wanted(rec: JobRecord, force: bool) -> bool:

@@ -108,8 +108,9 @@ class Job:
         return err.to_dict() if err else None
 
     def done(self) -> bool:
-        """True once the job succeeded, failed, was cancelled or was interrupted."""
-        return self.record().status in states.FINISHED
+        """True once the job succeeded, failed, was cancelled or was interrupted, and its
+        outcome is on disk (so `result(timeout=0)` answers at once)."""
+        return self._store._done(self.id)
 
     def wait(self, timeout: float | None = None) -> Job:
         """Block until the job is finished; raises `WaitTimeout` after `timeout` seconds.
@@ -186,7 +187,21 @@ class Job:
     def attempt_history(self) -> list[dict[str, Any]]:
         """Every attempt so far: number, run, started_at, finished_at, ok, error (type,
         message, traceback), oldest first."""
-        return self._store.storage.attempts(self.id)
+        rec = self.record()
+        attempts = self._store.storage.attempts(self.id)
+        if rec.status == states.SUCCEEDED:
+            attempts.append(
+                {
+                    "number": rec.attempts,
+                    "run": rec.runs,
+                    "started_at": rec.started_at,
+                    "finished_at": rec.finished_at,
+                    "ok": True,
+                    "cancelled": False,
+                    "error": None,
+                }
+            )
+        return attempts
 
     def add_done_callback(self, fn: Callable[[Job], object]) -> None:
         """Call `fn(job)` once the job is finished (at once, here, if it already is).

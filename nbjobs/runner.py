@@ -306,7 +306,8 @@ class Runner:
                 changes["retry_at"] = now + delay
                 changes["idle_for"] = prev.idle_for + delay
         rec = transition(prev, status, now, **changes)
-        blobs.append(attempt_blob(prev, outcome, now))
+        if not outcome.ok:  # a successful attempt is fully described by the record
+            blobs.append(attempt_blob(prev, outcome, now))
         if outcome.log is not None:
             local.log_state = outcome.log
             blobs.append((f"l:{job_id}", pickle.dumps(outcome.log, codec.PROTOCOL), None))

@@ -180,7 +180,7 @@ class Storage:
     def record(self, id_or_key: str) -> JobRecord:
         """The record of the job with this id or key; raises `JobNotFound`."""
         row = self._sql(
-            "SELECT status, name, data FROM nbjobs_jobs WHERE id = ? OR key = ? "
+            "SELECT id, key, status, name, data FROM nbjobs_jobs WHERE id = ? OR key = ? "
             "ORDER BY id = ? DESC LIMIT 1",
             (id_or_key, id_or_key, id_or_key),
         ).fetchone()
@@ -197,15 +197,15 @@ class Storage:
         with self.cache.transact(retry=True):
             return fn(self._sql)
 
-    def record_by_key(self, key: str) -> JobRecord | None:
-        row = self._sql(
-            "SELECT status, name, data FROM nbjobs_jobs WHERE key = ?", (key,)
+    def record_by_key(self, key: str, sql: Sql | None = None) -> JobRecord | None:
+        row = (sql or self._sql)(
+            "SELECT id, key, status, name, data FROM nbjobs_jobs WHERE key = ?", (key,)
         ).fetchone()
         return _decode(*row) if row else None
 
     def record_by_id(self, job_id: str) -> JobRecord | None:
         row = self._sql(
-            "SELECT status, name, data FROM nbjobs_jobs WHERE id = ?", (job_id,)
+            "SELECT id, key, status, name, data FROM nbjobs_jobs WHERE id = ?", (job_id,)
         ).fetchone()
         return _decode(*row) if row else None
 
@@ -244,7 +244,7 @@ class Storage:
             params += [pattern, pattern]
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = self._sql(
-            f"SELECT j.status, j.name, j.data FROM {src} {clause} "
+            f"SELECT j.id, j.key, j.status, j.name, j.data FROM {src} {clause} "
             "ORDER BY j.seq DESC LIMIT ? OFFSET ?",
             (*params, limit, offset),
         ).fetchall()
@@ -322,7 +322,7 @@ class Storage:
 
     def read_in(self, sql: Sql, id_or_key: str) -> JobRecord | None:
         row = sql(
-            "SELECT status, name, data FROM nbjobs_jobs WHERE id = ? OR key = ? "
+            "SELECT id, key, status, name, data FROM nbjobs_jobs WHERE id = ? OR key = ? "
             "ORDER BY id = ? DESC LIMIT 1",
             (id_or_key, id_or_key, id_or_key),
         ).fetchone()
@@ -398,12 +398,13 @@ def blob_keys(job_id: str) -> tuple[str, str, str, str]:
     return f"p:{job_id}", f"r:{job_id}", f"e:{job_id}", f"l:{job_id}"
 
 
-def _decode(status: str, name: str, data: str) -> JobRecord:
+def _decode(job_id: str, key: str | None, status: str, name: str, data: str) -> JobRecord:
     try:
         return JobRecord.from_json(data)
     except PayloadLoadError as exc:
         return JobRecord(
-            id="?",
+            id=job_id,
+            key=key,
             name=name,
             status=status,
             resumable=False,
