@@ -375,3 +375,25 @@ def test_docstring_examples() -> None:
 
     for module in (nbjobs.render, nbjobs.widgets):
         assert doctest.testmod(module).failed == 0, module.__name__
+
+
+def test_a_new_process_shows_every_job_from_the_store(tmp_path: Path) -> None:
+    """What a kernel restart amounts to: another process opens the store and draws it."""
+    first = (
+        "import nbjobs\n"
+        "def boom(): raise KeyError('gone')\n"
+        f"s = nbjobs.Store({str(tmp_path / 's')!r})\n"
+        "s.submit(sum, [1, 2, 3], key='six').wait(30); s.submit(boom).wait(30); s.close()\n"
+    )
+    second = (
+        "import nbjobs\n"
+        "from nbjobs.widgets import Panel\n"
+        f"p = Panel(nbjobs.Store({str(tmp_path / 's')!r}))\n"
+        "p.refresh()\n"
+        "print('|'.join(r.left.value + r.right.value for r in p.rows))\n"
+    )
+    subprocess.run([sys.executable, "-c", first], check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", second], check=True, timeout=60, capture_output=True, text=True
+    ).stdout
+    assert "KeyError: &#x27;gone&#x27;" in out and ">6<" in out, out
