@@ -190,6 +190,15 @@ def timed_ms(fn: Callable[[], Any], budget_s: float = 0.3, calls: int = 5) -> tu
     return 1000 * statistics.median(times), answer
 
 
+def _panel_refresh(contender: str, store: Any) -> Callable[[], Any]:
+    """One refresh of the live panel, without a browser (floor: counts plus one page)."""
+    if contender == "floor":
+        return lambda: (store.stats(), store.jobs(limit=20))
+    from nbjobs.widgets import Panel
+
+    return Panel(store).refresh
+
+
 def store_ops(contender: str, params: Params) -> Metrics:
     """Open a store of `n` finished jobs and read it: counts, one key, two pages."""
     if contender not in STORE_OPENERS:
@@ -201,6 +210,7 @@ def store_ops(contender: str, params: Params) -> Metrics:
         "get": partial(store.get, params["key"]),
         "jobs": partial(store.jobs, limit=50),
         "jobs_failed": partial(store.jobs, status="failed", limit=50),
+        "panel": _panel_refresh(contender, store),
     }
     metrics: Metrics = {"open_ms": open_ms}
     answers = {}
