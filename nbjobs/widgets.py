@@ -829,8 +829,7 @@ class Panel:
         self.wake()
 
     def _resume(self) -> None:
-        jobs = self.store.resume()
-        self.live.value = f"<span class='nbjobs-muted'>resumed {len(jobs)} job(s)</span>"
+        self.store.resume()
 
     def _act(self, action: str, row: _Row) -> None:
         """A details button: cancel, retry, delete (asks first), through the public API."""

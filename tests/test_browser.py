@@ -56,7 +56,7 @@ done.wait(30), bad.wait(30)
 long = nbjobs.submit(crunch, 70, key="crunch")""",
     "long",
     "bad",
-    "nbjobs.panel()",
+    "import nbjobs\n\nnbjobs.panel()",
     "time.sleep(6)",
 ]
 
@@ -173,6 +173,7 @@ def test_panel_and_job_widgets_live_in_jupyterlab(server: Server) -> None:
         check_outputs(page)
         screenshots(page)
         in_lab = list(console)
+        after_restart(page)
         in_notebook7(page, server)
         browser.close()
     (ARTIFACTS / "browser_console.log").write_text("\n".join(console) + "\n")
@@ -195,15 +196,37 @@ def screenshots(page: Any) -> None:
     page.screenshot(path=str(ARTIFACTS / "panel_lab_dark.png"), full_page=True)
 
 
+def run_cell(page: Any, index: int) -> None:
+    page.evaluate(
+        f"""() => {{ const w = window.jupyterapp.shell.currentWidget;
+                    w.content.activeCellIndex = {index};
+                    window.jupyterapp.commands.execute('notebook:run-cell'); }}"""
+    )
+
+
+def after_restart(page: Any) -> None:
+    """Restart the kernel and run only the panel's cell: every job is read back from the
+    store, the job cut short by the restart is `interrupted`, and the panel's resume
+    button runs it again."""
+    page.evaluate("() => { window.jupyterapp.commands.execute('kernelmenu:restart'); }")
+    page.locator(".jp-Dialog .jp-mod-accept").first.click(timeout=15_000)
+    time.sleep(1)
+    wait_js(page, JS_CELLS, lambda s: s["kernel"] == "idle", 30, "the restarted kernel")
+    run_cell(page, 3)
+    wait_js(page, JS_BARS, lambda b: "interrupted" in b["panelText"], 30, "the new panel")
+    text = page.evaluate(JS_BARS)["panelText"]
+    assert "{'answer': 42}" in text and "ValueError: sensor offline" in text, text
+    page.locator(".nbjobs-panel button", has_text="resume 1 interrupted").click()
+    wait_js(page, JS_BARS, lambda b: "running" in b["panelText"], 20, "the resumed job")
+    time.sleep(1.5)
+    page.locator(".nbjobs-panel").screenshot(path=str(ARTIFACTS / "panel_after_restart.png"))
+
+
 def in_notebook7(page: Any, server: Server) -> None:
     """The same notebook in Notebook 7: re-running the panel's cell there draws a live panel
     (and the registry closes the one drawn by JupyterLab for that cell)."""
     open_notebook(page, server, f"notebooks/{NOTEBOOK}")
-    page.evaluate(
-        """() => { const w = window.jupyterapp.shell.currentWidget;
-                   w.content.activeCellIndex = 3;
-                   window.jupyterapp.commands.execute('notebook:run-cell'); }"""
-    )
+    run_cell(page, 3)
     wait_js(page, JS_BARS, lambda b: b["panel"] is not None, 30, "the panel in Notebook 7")
     first, second = advancing(page, 2.0)
     assert second["panel"] > first["panel"] or second["panel"] == 100, (first, second)
