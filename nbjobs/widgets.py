@@ -378,7 +378,17 @@ class JobView:
         )
         self.widget.add_class("nbjobs-root")
         self.widget.add_class("nbjobs-job")
-        self.poller = Poller(self.tick, interval=interval, clock=clock, name="nbjobs-job")
+        # A job may run for hours without reporting progress: poll it slowly for long
+        # before giving up (a finished job ends the polling at once).
+        self.poller = Poller(
+            self.tick,
+            interval=interval,
+            slow_interval=5.0,
+            idle_timeout=4 * 3600.0,
+            clock=clock,
+            on_stop=self._stopped,
+            name="nbjobs-job",
+        )
         self._seen: tuple[Any, ...] = ()
         self.updates = 0
 
@@ -436,6 +446,11 @@ class JobView:
         REGISTRY.add(self, *cell_context())
         self.tick()
         self.poller.start()
+
+    def _stopped(self, reason: str) -> None:
+        if reason in ("idle", "error"):
+            note = " <i class='nbjobs-muted'>(paused: evaluate the job again to refresh)</i>"
+            _quietly(lambda: set_traits(self.title, value=self.title.value + note))
 
     def close(self) -> None:
         self.poller.stop()
