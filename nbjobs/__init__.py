@@ -7,23 +7,23 @@
 """
 
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
-from typing import TYPE_CHECKING
 
-from .api import (
-    RESERVED,
-    Store,
+from .api import Store
+from .autokey import AutoKey, auto
+from .calls import RESERVED
+from .defaults import (
     configure,
     dead_letters,
     default_store,
     forget,
     get,
     jobs,
+    panel,
     resume,
     retry,
     stats,
     submit,
 )
-from .autokey import AutoKey, auto
 from .errors import (
     InvalidArgument,
     InvalidArgumentType,
@@ -52,22 +52,7 @@ from .retrying import Retry
 from .states import STATES
 from .waiting import as_completed, wait
 
-if TYPE_CHECKING:
-    from . import widgets
-
 __version__ = "0.1.0"
-
-
-def panel(store: Store | None = None, *, page_size: int = 20) -> "widgets.Panel":
-    """A live table of the store's jobs (ipywidgets), updated from a background thread.
-
-    Imports ipywidgets on first call only. After a kernel restart, run it again.
-
-    >>> nbjobs.panel()      # doctest: +SKIP
-    """
-    from .widgets import panel as _panel
-
-    return _panel(store, page_size=page_size)
 
 
 __all__ = [

@@ -1,82 +1,37 @@
-"""The public API: `Store` and the module-level functions that use the default store.
+"""`Store`: a job store and everything done to it (submit, read, cancel, resume, ...).
 
 Thin on purpose: it validates input, then calls the store, the runner and the executors.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import os
-import random
 import threading
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import codec, retrying, states, validate
 from .autokey import AutoKey, arguments_digest, auto, auto_key
+from .calls import Options, Payload, fn_name, merge_kwargs, new_id, pickle_call
 from .clock import SYSTEM, Clock
-from .errors import InvalidArgument, InvalidArgumentType, JobNotFound, PayloadNotPicklable
+from .errors import InvalidArgument, InvalidArgumentType, JobNotFound
 from .executors import NAMES as EXECUTOR_NAMES
 from .executors import Backend
 from .executors.processes import ProcessExecutor
 from .executors.threads import ThreadExecutor
 from .job import Job
 from .records import JobRecord, transition
-from .retrying import Policy, Retry
+from .retrying import Retry
 from .runner import LocalJob, Runner
 from .store import Storage, owner_alive, owner_token
 from .waiting import Watcher
 from .writer import Cas, Insert, Sql
 
-DEFAULT_PATH = ".nbjobs"
 log = logging.getLogger("nbjobs")
-#: Option names `submit` takes for itself; pass a function's own arguments with these
-#: names through `kwargs={...}`.
-RESERVED = (
-    "key",
-    "name",
-    "tags",
-    "retries",
-    "retry_on",
-    "backoff",
-    "timeout",
-    "soft_timeout",
-    "executor",
-    "force",
-    "kwargs",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """A submit's validated options."""
-
-    key: str | None = None
-    name: str | None = None
-    tags: tuple[str, ...] = ()
-    executor: str | None = None
-    force: bool = False
-    policy: Policy | None = None
-    timeout: float | None = None
-    soft_timeout: float | None = None
-
-
-_ids = random.Random(os.urandom(16))
-_ids_pid = os.getpid()
-
-
-def _new_id() -> str:
-    """16 hex digits from a generator seeded per process (os.urandom per job would drop the
-    GIL on every submit, which costs a thread switch under load)."""
-    global _ids, _ids_pid
-    if os.getpid() != _ids_pid:  # a forked child must not repeat its parent's ids
-        _ids, _ids_pid = random.Random(os.urandom(16)), os.getpid()
-    return f"{_ids.getrandbits(64):016x}"
 
 
 def _default_workers() -> int:
@@ -117,7 +72,7 @@ class Store:
         }
         self._watcher = Watcher(self.storage)
         self._closed = False
-        _STORES.add(self)
+        STORES.add(self)
         self._reap_dead_owners()
 
     @property
@@ -165,10 +120,10 @@ class Store:
         """
         if not callable(fn):
             raise InvalidArgumentType(f"fn must be callable, not {type(fn).__name__}")
-        call_kwargs = _merge_kwargs(fn_kwargs, kwargs)
+        call_kwargs = merge_kwargs(fn_kwargs, kwargs)
         opts = Options(
             key=auto_key(fn, args, call_kwargs) if key is auto else validate.key(key),
-            name=validate.name(name, _fn_name(fn)),
+            name=validate.name(name, fn_name(fn)),
             tags=validate.tags(tags),
             executor=self._backend(executor).name,
             force=validate.flag(force, "force"),
@@ -200,13 +155,13 @@ class Store:
 
     def _prepare(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], opts: Options
-    ) -> tuple[JobRecord, LocalJob, _Payload]:
+    ) -> tuple[JobRecord, LocalJob, Payload]:
         backend = self._backends[opts.executor or self.default_executor]
         key = opts.key
         rec = JobRecord(
-            id=_new_id(),
+            id=new_id(),
             key=key,
-            name=opts.name or _fn_name(fn),
+            name=opts.name or fn_name(fn),
             tags=opts.tags,
             executor=backend.name,
             owner=self.owner if backend.kernel_owned else None,
@@ -215,7 +170,7 @@ class Store:
         )
         now = self.storage.clock.now()
         rec.created_at = rec.updated_at = now
-        payload = _pickle_call(fn, args, kwargs, backend.needs_pickle)
+        payload = pickle_call(fn, args, kwargs, backend.needs_pickle)
         if isinstance(payload, str):
             validate.warn(
                 f"job {rec.name!r} runs in this kernel but cannot be resumed after a restart: "
@@ -241,7 +196,7 @@ class Store:
         )
         return rec, local, blobs
 
-    def _submit_new(self, rec: JobRecord, local: LocalJob, blobs: _Payload) -> Job:
+    def _submit_new(self, rec: JobRecord, local: LocalJob, blobs: Payload) -> Job:
         op = Insert(rec)
         if blobs is not None:
             payload, fn_digest, fn_bytes = blobs
@@ -253,7 +208,7 @@ class Store:
         self._backends[rec.executor].start(local)
         return Job(self, rec)
 
-    def _submit_keyed(self, rec: JobRecord, local: LocalJob, blobs: _Payload, force: bool) -> Job:
+    def _submit_keyed(self, rec: JobRecord, local: LocalJob, blobs: Payload, force: bool) -> Job:
         storage = self.storage
         now = rec.created_at
         key = rec.key
@@ -305,7 +260,7 @@ class Store:
             )
         return Job(self, stored)
 
-    def _write_payload(self, sql: Sql, rec: JobRecord, blobs: _Payload) -> None:
+    def _write_payload(self, sql: Sql, rec: JobRecord, blobs: Payload) -> None:
         if blobs is None:
             return
         payload, fn_digest, fn_bytes = blobs
@@ -515,7 +470,7 @@ class Store:
         for backend in self._backends.values():
             backend.shutdown()
         self.storage.close()
-        _STORES.discard(self)
+        STORES.discard(self)
 
     def __enter__(self) -> Store:
         return self
@@ -680,169 +635,4 @@ def _slice(deadline: float | None, now: float, step: float) -> float:
     return step if deadline is None else max(0.0, min(step, deadline - now))
 
 
-def _fn_name(fn: Callable[..., Any]) -> str:
-    return str(
-        getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
-    )
-
-
-def _merge_kwargs(fn_kwargs: dict[str, Any], kwargs: Any) -> dict[str, Any]:
-    if kwargs is None:
-        return fn_kwargs
-    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
-        raise InvalidArgumentType(
-            "kwargs must be a dict of the function's keyword arguments, "
-            f"not {type(kwargs).__name__}"
-        )
-    clash = sorted(set(fn_kwargs) & set(kwargs))
-    if clash:
-        raise InvalidArgument(f"keyword argument(s) {clash} given both directly and in kwargs=")
-    return {**fn_kwargs, **kwargs}
-
-
-def _pickle_call(
-    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], required: bool
-) -> tuple[str, bytes, bytes] | str:
-    """(fn digest, fn bytes, args bytes), or why they cannot be pickled."""
-    try:
-        fn_digest, fn_bytes = codec.dump_function(fn)
-    except Exception as exc:
-        why = f"the function {_fn_name(fn)} cannot be pickled ({type(exc).__name__}: {exc})"
-        if required:
-            raise PayloadNotPicklable(why) from exc
-        return why
-    try:
-        args_bytes = codec.dump_call(args, kwargs)
-    except Exception as exc:
-        why = f"{_culprit(args, kwargs)} cannot be pickled ({type(exc).__name__}: {exc})"
-        if required:
-            raise PayloadNotPicklable(why) from exc
-        return why
-    return fn_digest, fn_bytes, args_bytes
-
-
-def _culprit(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    """Name the first argument that cannot be pickled."""
-    named = [(f"argument {i}", a) for i, a in enumerate(args)]
-    named += [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
-    for label, value in named:
-        try:
-            codec.dump_call((value,), {})
-        except Exception:
-            return f"{label} ({type(value).__name__})"
-    return "an argument"
-
-
-# ---------------------------------------------------------------------- the default store
-_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
-_default: Store | None = None
-_default_lock = threading.Lock()
-
-
-def default_store() -> Store:
-    """The store module functions use: `$NBJOBS_STORE`, else `./.nbjobs`."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = Store(os.environ.get("NBJOBS_STORE") or Path.cwd() / DEFAULT_PATH)
-        return _default
-
-
-def configure(
-    store: str | os.PathLike[str] | Store | None = None,
-    executor: str | None = None,
-    workers: int | None = None,
-) -> Store:
-    """Choose the default store, executor and number of workers; returns the default store.
-
-    >>> nbjobs.configure(store="~/jobs", workers=4)   # doctest: +SKIP
-    nbjobs.Store('/home/me/jobs')
-    """
-    global _default
-    if store is not None:
-        new = store if isinstance(store, Store) else Store(store)
-        with _default_lock:
-            old, _default = _default, new
-        if old is not None and old is not new:
-            old.flush()
-    target = default_store()
-    target.configure(executor=executor, workers=workers)
-    return target
-
-
-def submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
-    """Run `fn(*args, **kwargs)` in the background and record it in the default store.
-
-    Returns a `Job` at once. Options (keywords): key, name, tags, executor, force, kwargs.
-
-    >>> def fit(n, alpha=0.1):
-    ...     return sum(i * alpha for i in range(n))
-    >>> job = nbjobs.submit(fit, 10_000, alpha=0.5, key="fit-10k")   # doctest: +SKIP
-    >>> job.result(timeout=60)                                       # doctest: +SKIP
-    2499750.0
-    """
-    return default_store().submit(fn, *args, **kwargs)
-
-
-def get(id_or_key: str) -> Job:
-    """The job with this id or key in the default store; raises `JobNotFound` (a KeyError)."""
-    return default_store().get(id_or_key)
-
-
-def jobs(
-    status: str | list[str] | tuple[str, ...] | None = None,
-    name: str | None = None,
-    tag: str | None = None,
-    limit: int = 100,
-) -> list[Job]:
-    """Jobs of the default store, newest first. See `Store.jobs`."""
-    return default_store().jobs(status=status, name=name, tag=tag, limit=limit)
-
-
-def stats() -> dict[str, int]:
-    """Counts per status in the default store."""
-    return default_store().stats()
-
-
-def forget(key: str) -> bool:
-    """Remove the job with this key (or id) from the default store."""
-    return default_store().forget(key)
-
-
-def resume() -> list[Job]:
-    """Run the default store's interrupted jobs again (they keep their remaining attempts)."""
-    return default_store().resume()
-
-
-def retry(id_or_key: str) -> Job:
-    """Run a failed, cancelled or interrupted job of the default store again. See `Store.retry`."""
-    return default_store().retry(id_or_key)
-
-
-def dead_letters(limit: int = 100) -> list[Job]:
-    """Failed jobs of the default store, newest first. See `Store.dead_letters`."""
-    return default_store().dead_letters(limit)
-
-
-@atexit.register
-def _close_all() -> None:
-    for store in list(_STORES):
-        with contextlib.suppress(Exception):
-            store._interrupt_local()
-
-
-_Payload = tuple[bytes, str, bytes | None] | None
-"""(payload blob, function digest, function bytes if not yet stored), or None if unpicklable."""
-
-__all__ = [
-    "RESERVED",
-    "Store",
-    "configure",
-    "default_store",
-    "forget",
-    "get",
-    "jobs",
-    "resume",
-    "stats",
-    "submit",
-]
+STORES: weakref.WeakSet[Store] = weakref.WeakSet()

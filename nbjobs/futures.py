@@ -16,7 +16,9 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from . import validate
-from .api import Options, Store, default_store
+from .api import Store
+from .calls import Options
+from .defaults import default_store
 from .job import Job
 
 P = ParamSpec("P")

@@ -628,10 +628,10 @@ class Panel:
         idle_timeout: float = 900.0,
         clock: Clock = SYSTEM,
     ) -> None:
-        from . import api
+        from . import defaults
 
         self._is_default = store is None
-        self.store = api.default_store() if store is None else store
+        self.store = defaults.default_store() if store is None else store
         self.page_size = validate.positive_int(page_size, "page_size")
         self.offset = 0
         self.previews = Previews(self.store)

@@ -1,0 +1,125 @@
+"""The default store and the module-level functions that use it (`nbjobs.submit`, ...)."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .api import STORES, Store
+from .job import Job
+
+if TYPE_CHECKING:
+    from .widgets import Panel
+
+DEFAULT_PATH = ".nbjobs"
+_default: Store | None = None
+_default_lock = threading.Lock()
+
+
+def default_store() -> Store:
+    """The store module functions use: `$NBJOBS_STORE`, else `./.nbjobs`."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Store(os.environ.get("NBJOBS_STORE") or Path.cwd() / DEFAULT_PATH)
+        return _default
+
+
+def configure(
+    store: str | os.PathLike[str] | Store | None = None,
+    executor: str | None = None,
+    workers: int | None = None,
+) -> Store:
+    """Choose the default store, executor and number of workers; returns the default store.
+
+    >>> nbjobs.configure(store="~/jobs", workers=4)   # doctest: +SKIP
+    nbjobs.Store('/home/me/jobs')
+    """
+    global _default
+    if store is not None:
+        new = store if isinstance(store, Store) else Store(store)
+        with _default_lock:
+            old, _default = _default, new
+        if old is not None and old is not new:
+            old.flush()
+    target = default_store()
+    target.configure(executor=executor, workers=workers)
+    return target
+
+
+def submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
+    """Run `fn(*args, **kwargs)` in the background and record it in the default store.
+
+    Returns a `Job` at once. Options (keywords): key, name, tags, executor, force, kwargs.
+
+    >>> def fit(n, alpha=0.1):
+    ...     return sum(i * alpha for i in range(n))
+    >>> job = nbjobs.submit(fit, 10_000, alpha=0.5, key="fit-10k")   # doctest: +SKIP
+    >>> job.result(timeout=60)                                       # doctest: +SKIP
+    2499750.0
+    """
+    return default_store().submit(fn, *args, **kwargs)
+
+
+def get(id_or_key: str) -> Job:
+    """The job with this id or key in the default store; raises `JobNotFound` (a KeyError)."""
+    return default_store().get(id_or_key)
+
+
+def jobs(
+    status: str | list[str] | tuple[str, ...] | None = None,
+    name: str | None = None,
+    tag: str | None = None,
+    limit: int = 100,
+) -> list[Job]:
+    """Jobs of the default store, newest first. See `Store.jobs`."""
+    return default_store().jobs(status=status, name=name, tag=tag, limit=limit)
+
+
+def stats() -> dict[str, int]:
+    """Counts per status in the default store."""
+    return default_store().stats()
+
+
+def forget(key: str) -> bool:
+    """Remove the job with this key (or id) from the default store."""
+    return default_store().forget(key)
+
+
+def resume() -> list[Job]:
+    """Run the default store's interrupted jobs again (they keep their remaining attempts)."""
+    return default_store().resume()
+
+
+def retry(id_or_key: str) -> Job:
+    """Run a failed, cancelled or interrupted job of the default store again. See `Store.retry`."""
+    return default_store().retry(id_or_key)
+
+
+def dead_letters(limit: int = 100) -> list[Job]:
+    """Failed jobs of the default store, newest first. See `Store.dead_letters`."""
+    return default_store().dead_letters(limit)
+
+
+def panel(store: Store | None = None, *, page_size: int = 20) -> Panel:
+    """A live table of the store's jobs (ipywidgets), updated from a background thread.
+
+    Imports ipywidgets on first call only. After a kernel restart, run it again.
+
+    >>> nbjobs.panel()      # doctest: +SKIP
+    """
+    from .widgets import panel as show_panel
+
+    return show_panel(store, page_size=page_size)
+
+
+@atexit.register
+def _close_all() -> None:
+    for store in list(STORES):
+        with contextlib.suppress(Exception):
+            store._interrupt_local()
