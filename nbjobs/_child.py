@@ -100,16 +100,16 @@ def main(fd: int) -> None:
     capture.install(lambda: _JOB_LOG[0])
     conn = Connection(fd)
     channel = _Channel(conn)
-    init = pickle.loads(conn.recv_bytes())
-    sys.path[:] = init["sys_path"]
-    os.chdir(init["cwd"])
-    blob_dir = Path(init["blob_dir"])
-    while True:
-        try:
+    try:
+        init = pickle.loads(conn.recv_bytes())
+        sys.path[:] = init["sys_path"]
+        os.chdir(init["cwd"])
+        blob_dir = Path(init["blob_dir"])
+        while True:
             message = conn.recv_bytes()
             channel.send(_run_one(message, blob_dir, channel))
-        except (EOFError, OSError):  # the parent closed the pool or went away
-            return
+    except (EOFError, OSError):  # the parent closed the pool or went away
+        return
 
 
 if __name__ == "__main__":

@@ -280,6 +280,11 @@ class Storage:
             return (self.blob_dir / str(file)).read_bytes()
         return None if data is None else bytes(data)
 
+    def blob_inline(self, key: str) -> bool | None:
+        """True if the blob is stored inline (small), False if in a file, None if absent."""
+        row = self._sql("SELECT file IS NULL FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bool(row[0])
+
     def attempts(self, job_id: str) -> list[dict[str, Any]]:
         """The job's attempt history, oldest first (a range scan of its `a:` blobs)."""
         rows = self._sql(

@@ -329,10 +329,8 @@ class Previews:
     def _inline(self, job_id: str) -> tuple[bool] | None:
         """(stored inline?,) for the job's result, None if there is none. Results above the
         store's inline limit live in files and are not loaded for a preview."""
-        row: tuple[bool] | None = self.store.storage.cache._sql(
-            "SELECT file IS NULL FROM nbjobs_blobs WHERE key = ?", (f"r:{job_id}",)
-        ).fetchone()
-        return row
+        inline = self.store.storage.blob_inline(f"r:{job_id}")
+        return None if inline is None else (inline,)
 
 
 def outcome_text(rec: JobRecord, previews: Previews) -> str:
@@ -710,7 +708,7 @@ class Panel:
     def refresh(self) -> bool:
         """Read the counts and one page of records and show them; True if the data changed."""
         with self._lock:
-            counts = self.store.stats()
+            counts = self.store.storage.counts()  # no wait for this process's queued writes
             recs = self._read_page()
             fingerprint = (
                 tuple(counts.items()),

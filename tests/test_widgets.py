@@ -3,7 +3,6 @@ when polling stops, and the buttons acting through the public API."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -324,16 +323,6 @@ def test_outside_a_kernel_a_job_shows_its_text_and_html_reprs(store: nbjobs.Stor
     assert "succeeded" in card and "attempt 1" in card and "100% · step 2" in card
     assert "#fff'" not in card and "white;" not in card  # theme variables, not fixed colours
     assert repr(job).startswith("<Job slow ")
-
-
-@pytest.mark.skipif(os.environ.get("NBJOBS_BENCH") is None, reason="timing, not a unit test")
-def test_refresh_time_with_many_jobs(big_store: nbjobs.Store) -> None:  # pragma: no cover
-    import time
-
-    panel = Panel(big_store)
-    t = time.perf_counter()
-    panel.refresh()
-    print(f"refresh: {(time.perf_counter() - t) * 1000:.1f} ms")
 
 
 def test_rerunning_a_cell_closes_its_old_panel(
