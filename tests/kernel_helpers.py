@@ -42,8 +42,11 @@ class Kernel:
         """Run a cell whose last printed line is JSON; return it decoded."""
         return json.loads(self.run(code, timeout).strip().splitlines()[-1])
 
-    def restart(self, now: bool) -> None:
-        """Kernel > Restart: `now=False` asks the kernel to shut down, `now=True` kills it."""
+    def restart(self, now: bool, env: dict[str, str] | None = None) -> None:
+        """Kernel > Restart: `now=False` asks the kernel to shut down, `now=True` kills it.
+        `env` replaces the kernel's environment from now on."""
+        if env is not None:
+            self.env = env
         self.manager.restart_kernel(now=now, env=self.env)
         self.client.wait_for_ready(timeout=60)
         while True:

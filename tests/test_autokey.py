@@ -13,7 +13,6 @@ import importlib.util
 import json
 import os
 import pickle
-import queue
 import re
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from kernel_helpers import Kernel
 
 import nbjobs.autokey
 from nbjobs.autokey import AutoKey, auto, auto_key
@@ -336,56 +336,11 @@ def test_importing_autokey_imports_no_optional_library() -> None:
 
 
 # --------------------------------------------------------------------------- a real kernel
-class Kernel:
-    """An IPython kernel run with jupyter_client, the way Jupyter runs a notebook's kernel."""
-
-    def __init__(self, cwd: Path, seed: str) -> None:
-        from jupyter_client import KernelManager
-
-        self.manager = KernelManager(kernel_name="python3")
-        self.manager.start_kernel(cwd=str(cwd), env={**os.environ, "PYTHONHASHSEED": seed})
-        self.client = self.manager.client()
-        self.client.start_channels()
-
-    def run(self, code: str, timeout: float = 60) -> str:
-        """Execute a cell until the kernel is idle again; its stdout, or the cell's error."""
-        out: list[str] = []
-        errors: list[str] = []
-
-        def collect(msg: dict[str, Any]) -> None:
-            content = msg["content"]
-            if msg["msg_type"] == "stream" and content["name"] == "stdout":
-                out.append(content["text"])
-            elif msg["msg_type"] == "error":
-                errors.append("\n".join(content["traceback"]))
-
-        reply = self.client.execute_interactive(code, timeout=timeout, output_hook=collect)
-        assert reply["content"]["status"] == "ok", "\n".join(errors)
-        return "".join(out)
-
-    def restart(self, seed: str) -> None:
-        env = {**os.environ, "PYTHONHASHSEED": seed}
-        self.manager.restart_kernel(now=False, env=env)
-        self.client.wait_for_ready(timeout=60)
-        self.drain()
-
-    def drain(self) -> None:
-        while True:
-            try:
-                self.client.get_iopub_msg(timeout=0.2)
-            except queue.Empty:
-                return
-
-    def stop(self) -> None:
-        self.client.stop_channels()
-        self.manager.shutdown_kernel(now=True)
-
-
 @pytest.fixture
-def kernel(tmp_path: Path) -> Iterator[Kernel]:
-    running = Kernel(tmp_path, seed="1")
+def kernel(tmp_path: Path) -> Iterator[Any]:
+
+    running = Kernel(tmp_path, {**os.environ, "PYTHONHASHSEED": "1"})
     try:
-        running.client.wait_for_ready(timeout=60)
         yield running
     finally:
         running.stop()
@@ -411,10 +366,10 @@ print(json.dumps({
 
 
 @pytest.mark.slow
-def test_key_survives_a_real_kernel_restart_and_follows_an_edit(kernel: Kernel) -> None:
+def test_key_survives_a_real_kernel_restart_and_follows_an_edit(kernel: Any) -> None:
     kernel.run(DEFINE)
     before = json.loads(kernel.run("import json\n" + KEYS))
-    kernel.restart(seed="2")
+    kernel.restart(now=False, env={**os.environ, "PYTHONHASHSEED": "2"})
     kernel.run("# the same cell, run again after the restart\n" + DEFINE)
     after = json.loads(kernel.run("import json\n" + KEYS))
     assert after["pid"] != before["pid"]
