@@ -249,7 +249,7 @@ def _memory_sections(s: Settings) -> list[Section]:
             "read_results",
             (THREAD,),
             fixture.params,
-            s.heavy_reps,
+            1,  # one contender, one RSS reading: repeating it would read 10 GB more each time
             (
                 Column("rss_base_mb", "RSS before MB", ",.0f"),
                 Column("rss_growth_mb", "growth MB", "+,.1f"),
