@@ -708,7 +708,7 @@ class Panel:
     def refresh(self) -> bool:
         """Read the counts and one page of records and show them; True if the data changed."""
         with self._lock:
-            counts = self.store.storage.counts()  # no wait for this process's queued writes
+            counts = self.store.stats()  # after this process's queued writes: its new jobs show
             recs = self._read_page()
             fingerprint = (
                 tuple(counts.items()),

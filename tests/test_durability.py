@@ -26,6 +26,11 @@ SCRIPT = textwrap.dedent(
     mode = sys.argv[2]
     if mode == "keyed":
         store.submit(slow, 1, key="precious")
+    elif mode == "running":
+        job = store.submit(slow, 1, key="precious")
+        while job.status != "running":
+            time.sleep(0.01)
+        store.flush()  # the start is on disk
     else:
         job = store.submit(slow, 2, name="unkeyed")
         store.flush()
@@ -62,7 +67,7 @@ def test_a_flushed_keyless_submit_survives_a_crash(tmp_path: Path) -> None:
 def test_an_interrupted_job_resumes_from_its_stored_payload(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = _die_after_submit(tmp_path, "keyed")
+    path = _die_after_submit(tmp_path, "running")
     monkeypatch.setenv("NBJOBS_TEST_SLEEP", "0")
     with nbjobs.Store(path) as store:
         (job,) = store.jobs(status="interrupted")
