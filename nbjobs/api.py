@@ -121,13 +121,14 @@ class Store:
         if not callable(fn):
             raise InvalidArgumentType(f"fn must be callable, not {type(fn).__name__}")
         call_kwargs = merge_kwargs(fn_kwargs, kwargs)
+        plain = type(retries) is int and retries == 0 and retry_on is None and backoff is None
         opts = Options(
             key=auto_key(fn, args, call_kwargs) if key is auto else validate.key(key),
             name=validate.name(name, fn_name(fn)),
             tags=validate.tags(tags),
             executor=self._backend(executor).name,
             force=validate.flag(force, "force"),
-            policy=retrying.policy(retries, retry_on, backoff),
+            policy=None if plain else retrying.policy(retries, retry_on, backoff),
             timeout=validate.limit(timeout, "timeout"),
             soft_timeout=validate.limit(soft_timeout, "soft_timeout"),
         )

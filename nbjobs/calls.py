@@ -44,15 +44,18 @@ class Options:
 
 
 _ids = random.Random(os.urandom(16))
-_ids_pid = os.getpid()
+
+
+def _reseed() -> None:
+    _ids.seed(os.urandom(16))  # a forked child must not repeat its parent's ids
+
+
+os.register_at_fork(after_in_child=_reseed)
 
 
 def new_id() -> str:
     """16 hex digits from a generator seeded per process (os.urandom per job would drop the
     GIL on every submit, which costs a thread switch under load)."""
-    global _ids, _ids_pid
-    if os.getpid() != _ids_pid:  # a forked child must not repeat its parent's ids
-        _ids, _ids_pid = random.Random(os.urandom(16)), os.getpid()
     return f"{_ids.getrandbits(64):016x}"
 
 

@@ -27,6 +27,14 @@ Sql = Callable[..., sqlite3.Cursor]
 Blob = tuple[str, bytes | None, str | None]  # (key, inline bytes, file name)
 Callback = Callable[[Any, BaseException | None], None]
 _BATCH_MAX = 512
+_FORKS = [0]  # bumped in a forked child, whose writer thread did not survive the fork
+
+
+def _forked() -> None:
+    _FORKS[0] += 1
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 @dataclass(slots=True)
@@ -79,12 +87,12 @@ class Writer:
         self._applier = applier
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._pid = -1
+        self._generation = -1
         self._lock = threading.Lock()
 
     def _running(self) -> bool:
-        # The thread only ends through stop(); a forked child has another pid.
-        return self._thread is not None and self._pid == os.getpid()
+        # The thread only ends through stop(); a forked child has none (another generation).
+        return self._thread is not None and self._generation == _FORKS[0]
 
     def _ensure_thread(self) -> None:
         if self._running():
@@ -92,7 +100,7 @@ class Writer:
         with self._lock:
             if self._running():
                 return
-            self._pid = os.getpid()
+            self._generation = _FORKS[0]
             self._queue = queue.SimpleQueue()  # a forked child must not inherit queued ops
             self._thread = threading.Thread(target=self._loop, name="nbjobs-writer", daemon=True)
             self._thread.start()
