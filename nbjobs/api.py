@@ -219,11 +219,11 @@ class Store:
             return self._existing(rec, seen)
 
         def claim(sql: Sql) -> tuple[str, JobRecord]:
-            old = storage.record_by_key(key, sql)
-            if old is None:
+            if storage.insert(sql, rec):  # the key was free: it is ours now
                 self._write_payload(sql, rec, blobs)
-                storage.insert(sql, rec)
                 return "new", rec
+            old = storage.record_by_key(key, sql)
+            assert old is not None, "a taken key has a job"
             if not _rerun_wanted(old, force):
                 return "existing", old
             new = transition(

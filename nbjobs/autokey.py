@@ -10,6 +10,7 @@ NumPy, pandas and joblib are imported only when an argument needs them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import functools
@@ -20,6 +21,7 @@ import math
 import pickle
 import struct
 import types
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, Final, final
 
@@ -137,13 +139,29 @@ def _arguments(
 ) -> Iterator[tuple[str, Any]]:
     """(parameter, value) pairs in the signature's order; the raw call when there is none."""
     try:
-        bound = inspect.signature(fn).bind(*args, **kwargs)
+        bound = _signature(fn).bind(*args, **kwargs)
     except (TypeError, ValueError):
         yield "*args", tuple(args)
         yield "**kwargs", dict(kwargs)
         return
     bound.apply_defaults()
     yield from bound.arguments.items()
+
+
+_SIGNATURES: weakref.WeakKeyDictionary[Callable[..., Any], inspect.Signature] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """`inspect.signature`, once per function object (it costs tens of µs per submit)."""
+    try:
+        return _SIGNATURES[fn]
+    except (KeyError, TypeError):
+        sig = inspect.signature(fn)
+    with contextlib.suppress(TypeError):  # not weak-referenceable
+        _SIGNATURES[fn] = sig
+    return sig
 
 
 def _qualified_name(obj: Any) -> str:

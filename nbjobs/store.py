@@ -333,14 +333,18 @@ class Storage:
         ).fetchone()
         return _decode(*row) if row else None
 
-    def insert(self, sql: Sql, rec: JobRecord) -> None:
+    def insert(self, sql: Sql, rec: JobRecord) -> bool:
+        """Insert a new job; False (and nothing written) if its key is already taken."""
         cur = sql(
             "INSERT INTO nbjobs_jobs (id, key, status, name, owner, updated, data) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
             (rec.id, rec.key, rec.status, rec.name, rec.owner, rec.updated_at, rec.to_json()),
         )
+        if cur.rowcount != 1:
+            return False
         for tag in rec.tags:
             sql("INSERT OR IGNORE INTO nbjobs_tags (tag, seq) VALUES (?, ?)", (tag, cur.lastrowid))
+        return True
 
     def update(self, sql: Sql, rec: JobRecord, expected: str) -> bool:
         """Write `rec` if the stored status is still `expected` (compare-and-set)."""
