@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 import time
@@ -215,6 +214,8 @@ class Job:
 
     def __await__(self) -> Generator[Any, None, Any]:
         """`await job` in a notebook cell: waits without blocking the kernel's event loop."""
+        import asyncio  # here: importing it costs every worker ~30 ms at start
+
         loop = asyncio.get_running_loop()
         finished: asyncio.Future[None] = loop.create_future()
 

@@ -7,7 +7,6 @@ process executor. `Runner` owns the state changes of this process's jobs.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import inspect
 import pickle
@@ -60,6 +59,8 @@ def call_job(
     try:
         value = fn(*args, **kwargs)
         if inspect.iscoroutine(value):
+            import asyncio  # only async jobs need it; importing costs ~30 ms
+
             value = asyncio.run(value)
         outcome = _store_result(value, blob_dir, ctx.info.id)
     except BaseException as exc:
