@@ -88,16 +88,22 @@ def pickle_call(
     except Exception as exc:
         why = f"the function {fn_name(fn)} cannot be pickled ({type(exc).__name__}: {exc})"
         if required:
-            raise PayloadNotPicklable(why) from exc
+            raise PayloadNotPicklable(why + _ELSEWHERE) from exc
         return why
     try:
         args_bytes = codec.dump_call(args, kwargs)
     except Exception as exc:
         why = f"{culprit(args, kwargs)} cannot be pickled ({type(exc).__name__}: {exc})"
         if required:
-            raise PayloadNotPicklable(why) from exc
+            raise PayloadNotPicklable(why + _ELSEWHERE) from exc
         return why
     return fn_digest, fn_bytes, args_bytes
+
+
+_ELSEWHERE = (
+    "; this executor runs the job in another process, so the function and its arguments must "
+    "be picklable (cloudpickle): pass plain data, or use executor='thread'"
+)
 
 
 def culprit(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
