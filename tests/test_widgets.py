@@ -175,8 +175,8 @@ def test_details_show_arguments_traceback_and_history(store: nbjobs.Store) -> No
     assert "attempt 1" in html or "run 1" in html  # attempt history, or runs before it
 
 
-def test_delete_asks_for_confirmation(store: nbjobs.Store) -> None:
-    job = store.submit(boom, 1)
+def open_details(store: nbjobs.Store, job: nbjobs.Job) -> tuple[Panel, Any]:
+    """A panel on the store with the first (newest) row's details open, once `job` is done."""
     job.wait(timeout=30)
     panel = Panel(store)
     panel.refresh()
@@ -184,6 +184,12 @@ def test_delete_asks_for_confirmation(store: nbjobs.Store) -> None:
     row.toggle.click()
     panel.refresh()
     assert row.details is not None
+    return panel, row
+
+
+def test_delete_asks_for_confirmation(store: nbjobs.Store) -> None:
+    job = store.submit(boom, 1)
+    panel, row = open_details(store, job)
     row.details.buttons["delete"].click()
     assert row.details.buttons["confirm"].layout.display == ""
     assert store.get(job.id).status == "failed"  # nothing deleted yet
@@ -196,13 +202,7 @@ def test_delete_asks_for_confirmation(store: nbjobs.Store) -> None:
 
 def test_retry_button_runs_a_failed_job_again(store: nbjobs.Store, wait_for: Any) -> None:
     job = store.submit(boom, 2)
-    job.wait(timeout=30)
-    panel = Panel(store)
-    panel.refresh()
-    row = panel.rows[0]
-    row.toggle.click()
-    panel.refresh()
-    assert row.details is not None
+    _, row = open_details(store, job)
     assert row.details.buttons["cancel"].layout.display == "none"
     row.details.buttons["retry"].click()
     assert "submitted again" in row.details.note.value
