@@ -219,7 +219,7 @@ class Runner:
         with local.lock:
             if local.rec.status != states.RUNNING:
                 return
-            rec = dataclasses.replace(local.rec, progress=progress)
+            rec = local.rec.evolve(progress=progress)
             local.rec = rec
             self.storage.writer.put(Cas(rec, states.RUNNING), lambda _r, err: _lost(local, err))
 
