@@ -24,6 +24,7 @@ from .defaults import (
     stats,
     submit,
 )
+from .defaults import map_jobs as map  # nbjobs' own modules keep the builtin map
 from .errors import (
     InvalidArgument,
     InvalidArgumentType,
@@ -96,6 +97,7 @@ __all__ = [
     "forget",
     "get",
     "jobs",
+    "map",
     "panel",
     "progress",
     "resume",
