@@ -51,6 +51,7 @@ from .records import JobRecord, Progress
 from .reporting import CurrentJob, current_job, progress, track
 from .retrying import Retry
 from .states import STATES
+from .tasks import Task, task
 from .waiting import as_completed, wait
 
 __version__ = "0.1.0"
@@ -87,6 +88,7 @@ __all__ = [
     "StoreError",
     "StoreFormatError",
     "StoreNotWritable",
+    "Task",
     "WaitTimeout",
     "as_completed",
     "auto",
@@ -104,6 +106,7 @@ __all__ = [
     "retry",
     "stats",
     "submit",
+    "task",
     "track",
     "wait",
 ]
