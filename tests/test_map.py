@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import threading
 import tracemalloc
 import warnings
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -331,3 +333,14 @@ def test_jobs_waiting_in_threads_do_not_hold_copies_of_the_shared_data(
     assert [job.result(timeout=60) for job in jobs] == [3 + i for i in range(40)]
     # The function (with the data) is pickled once to store it; 40 copies would be 40x.
     assert held < 3 * SHARED_BYTES
+
+
+def test_finished_jobs_keep_nothing_of_the_map_alive(store: nbjobs.Store, wait_for: Any) -> None:
+    shared = functools.partial(head_plus, bytes([1]) * 1024)
+    alive = weakref.ref(shared)
+    jobs = store.map(shared, range(20))
+    del shared
+    assert [job.result(timeout=30) for job in jobs] == [1 + i for i in range(20)]
+    store.flush()
+    # Neither an idle pool thread nor the idle writer holds the last job's function.
+    wait_for(lambda: gc.collect() >= 0 and alive() is None, timeout=10)
