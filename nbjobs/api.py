@@ -205,7 +205,7 @@ class Store:
             executor=executor,
             force=force,
         )
-        key = map_key(key)
+        key = map_key(key)  # before reading the items: a generator is not consumed in vain
         calls = list(zip(*(_iterate(items, i) for i, items in enumerate(iterables)), strict=False))
         keys = map_keys(key, fn, shared, calls)
         # One function object for every job: pickled, hashed and stored once.

@@ -107,9 +107,9 @@ def map_keys(
 ) -> list[tuple[str | None, str | None]]:
     """(key, arguments digest) of each call `fn(*call, **shared)` of a map.
 
-    The function and `shared` are hashed once for the whole map, not once per item.
+    `key` is checked by `map_key` first. The function and `shared` are hashed once for
+    the whole map, not once per item.
     """
-    key = map_key(key)
     if key is None:
         return [(None, None)] * len(calls)
     digests = CallDigests(fn, shared)
