@@ -62,6 +62,11 @@ def rss_mb() -> float:
     return float(psutil.Process().memory_info().rss) / MB
 
 
+def folder_mb(path: Path) -> float:
+    """Size of every file below `path` (a store: cache.db, its WAL, blobs/)."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / MB
+
+
 def expect(what: str, got: object, wanted: object) -> None:
     if got != wanted:
         raise RuntimeError(f"{what}: expected {wanted!r}, got {got!r}")
@@ -318,21 +323,29 @@ def read_results(contender: str, params: Params) -> Metrics:
 
 
 def map_shared(contender: str, params: Params) -> Metrics:
-    """RSS growth of a map over `count` items that all share one big argument."""
+    """RSS growth of a map over `count` items that all share one big argument, and how
+    much the store folder grew (the shared argument should be stored once)."""
     _require_nbjobs_thread(contender)
     nb_map: Callable[..., list[Handle]] | None = getattr(nbjobs, "map", None)
     if nb_map is None:
         raise Unsupported("needs nbjobs.map (not built yet)")
     count = params["count"]
     with open_pool(contender, workdir(params), params["workers"]) as pool:
+        store = nbjobs.default_store()
         shared = workloads.filled(params["nbytes"], 1)
+        store.flush()
         gc.collect()
-        base, t0 = rss_mb(), time.perf_counter()
+        base, folder, t0 = rss_mb(), folder_mb(store.path), time.perf_counter()
         handles = nb_map(partial(workloads.shared_sum, shared), range(count))
         expect("failed jobs", pool.collect(handles), 0)
         wall = time.perf_counter() - t0
+        store.flush()
         gc.collect()
-        return {"rss_growth_mb": rss_mb() - base, "jobs_per_s": count / wall}
+        return {
+            "rss_growth_mb": rss_mb() - base,
+            "store_growth_mb": folder_mb(store.path) - folder,
+            "jobs_per_s": count / wall,
+        }
 
 
 MEASURES: dict[str, Callable[[str, Params], Metrics]] = {

@@ -266,7 +266,11 @@ def _memory_sections(s: Settings) -> list[Section]:
             (THREAD,),
             {"count": s.map_items, "nbytes": s.map_bytes, "workers": s.workers},
             s.heavy_reps,
-            (Column("rss_growth_mb", "growth MB", "+,.1f"), Column("jobs_per_s", "jobs/s", ",.0f")),
+            (
+                Column("rss_growth_mb", "growth MB", "+,.1f"),
+                Column("store_growth_mb", "store growth MB", "+,.1f"),
+                Column("jobs_per_s", "jobs/s", ",.0f"),
+            ),
         ),
     ]
 
@@ -323,4 +327,11 @@ def targets(s: Settings) -> list[Target]:
         _relative("large result read ≥ 0.8x pickle", "large", "read_mb_s", RAW, 0.8),
         _at_most("RSS growth reading results < 50 MB", "memory", "rss_growth_mb", 50.0, "MB"),
         _at_most("RSS growth, map sharing an argument < 50 MB", "map", "rss_growth_mb", 50.0, "MB"),
+        _at_most(
+            "map: shared argument stored once (store growth < 2x its size)",
+            "map",
+            "store_growth_mb",
+            2 * s.map_bytes / MB,
+            "MB",
+        ),
     ]

@@ -24,6 +24,7 @@ from .defaults import (
     stats,
     submit,
 )
+from .defaults import map_jobs as map  # nbjobs' own modules keep the builtin map
 from .errors import (
     InvalidArgument,
     InvalidArgumentType,
@@ -50,6 +51,7 @@ from .records import JobRecord, Progress
 from .reporting import CurrentJob, current_job, progress, track
 from .retrying import Retry
 from .states import STATES
+from .tasks import Task, task
 from .waiting import as_completed, wait
 
 __version__ = "0.1.0"
@@ -86,6 +88,7 @@ __all__ = [
     "StoreError",
     "StoreFormatError",
     "StoreNotWritable",
+    "Task",
     "WaitTimeout",
     "as_completed",
     "auto",
@@ -96,12 +99,14 @@ __all__ = [
     "forget",
     "get",
     "jobs",
+    "map",
     "panel",
     "progress",
     "resume",
     "retry",
     "stats",
     "submit",
+    "task",
     "track",
     "wait",
 ]

@@ -121,6 +121,82 @@ def arguments_digest(
     return canon.hexdigest()
 
 
+class CallDigests:
+    """Keys and argument digests of many calls of one function (the items of a map).
+
+    The function and the keyword arguments every call shares are hashed once, here; each
+    call then hashes only its own positional arguments, continuing from a copy of that
+    state. A map over 1,000 items that share a 100 MB array hashes the array once.
+
+    >>> digests = CallDigests(pow, {})
+    >>> digests.key((2, 10), "item 0")[0]  # doctest: +ELLIPSIS
+    'auto:pow:...'
+    """
+
+    def __init__(self, fn: Callable[..., Any], shared: dict[str, Any]) -> None:
+        self._fn = fn
+        self._function: _Canon | None = None  # hashed on the first automatic key
+        self._args = _Canon()
+        self._args.token(b"scheme", _SCHEME)
+        self._args.token(b"map call")
+        self._shared_error: _Unhashable | None = None
+        try:
+            self._args.value(shared)
+        except _Unhashable as exc:
+            self._shared_error = exc
+
+    def arguments(self, args: tuple[Any, ...]) -> str | None:
+        """The digest of one call's arguments (shared and own), or None if one cannot be hashed."""
+        try:
+            return self._arguments(args)
+        except _Unhashable:
+            return None
+
+    def key(self, args: tuple[Any, ...], where: str) -> tuple[str, str]:
+        """(automatic key, arguments digest) of one call; `where` names the call in errors.
+
+        Raises `InvalidArgumentType` naming the value that cannot be hashed.
+        """
+        if self._function is None:
+            self._function = _Canon()
+            self._function.token(b"scheme", _SCHEME)
+            try:
+                self._function.callable_(self._fn)
+            except _Unhashable as exc:
+                raise InvalidArgumentType(_cannot_hash("the function", exc)) from exc
+        if self._shared_error is not None:
+            what = "the keyword arguments shared by every item"
+            raise InvalidArgumentType(_cannot_hash(what, self._shared_error))
+        try:
+            digest = self._arguments(args)
+        except _UnhashableArgument as exc:
+            what = f"argument {exc.index}"
+            raise InvalidArgumentType(f"{where}: {_cannot_hash(what, exc)}") from exc
+        canon = self._function.copy()
+        canon.text(b"call", digest)
+        return f"auto:{_label(self._fn)}:{canon.hexdigest()}", digest
+
+    def _arguments(self, args: tuple[Any, ...]) -> str:
+        if self._shared_error is not None:
+            raise self._shared_error
+        canon = self._args.copy()
+        canon.token(b"args", _LEN.pack(len(args)))
+        for i, value in enumerate(args):
+            try:
+                canon.value(value)
+            except _Unhashable as exc:
+                raise _UnhashableArgument(i, exc) from exc
+        return canon.hexdigest()
+
+
+class _UnhashableArgument(_Unhashable):
+    """Positional argument `index` of a call cannot be hashed."""
+
+    def __init__(self, index: int, cause: _Unhashable) -> None:
+        super().__init__(str(cause))
+        self.index = index
+
+
 def _cannot_hash(what: str, exc: _Unhashable) -> str:
     return (
         f"key=nbjobs.auto cannot hash {what}: {exc}; pass an explicit key='...' instead, "
@@ -188,6 +264,12 @@ class _Canon:
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
+
+    def copy(self) -> _Canon:
+        """A hasher that continues from this one's state (this one is left as it is)."""
+        twin = _Canon()
+        twin._hash = self._hash.copy()
+        return twin
 
     def token(self, tag: bytes, data: bytes | memoryview = b"") -> None:
         self._hash.update(bytes((len(tag),)) + tag + _LEN.pack(len(data)))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import codec
+from . import codec, retrying, validate
+from .autokey import AutoKey, CallDigests, auto
 from .errors import InvalidArgument, InvalidArgumentType, PayloadNotPicklable
+from .executors import NAMES as EXECUTOR_NAMES
 from .retrying import Policy
 
 #: Option names `submit` takes for itself; pass a function's own arguments with these
@@ -43,6 +46,101 @@ class Options:
     soft_timeout: float | None = None
 
 
+def options(
+    fn: Callable[..., Any],
+    *,
+    key: str | None,
+    name: Any,
+    tags: Any,
+    retries: Any,
+    retry_on: Any,
+    backoff: Any,
+    timeout: Any,
+    soft_timeout: Any,
+    executor: Any,
+    force: Any,
+) -> Options:
+    """Validate a submit's options (shared by `submit`, `map` and `task`); `key` is resolved.
+
+    `executor=None` stays None: the store's default executor at the time of the call.
+    """
+    plain = type(retries) is int and retries == 0 and retry_on is None and backoff is None
+    opts = Options(
+        key=key,
+        name=validate.name(name, fn_name(fn)),
+        tags=validate.tags(tags),
+        executor=None if executor is None else validate.executor(executor, EXECUTOR_NAMES),
+        force=validate.flag(force, "force"),
+        policy=None if plain else retrying.policy(retries, retry_on, backoff),
+        timeout=validate.limit(timeout, "timeout"),
+        soft_timeout=validate.limit(soft_timeout, "soft_timeout"),
+    )
+    if opts.timeout and opts.soft_timeout and opts.soft_timeout >= opts.timeout:
+        raise InvalidArgument(
+            f"soft_timeout ({opts.soft_timeout} s) must be shorter than timeout "
+            f"({opts.timeout} s): it is the warning before the hard limit"
+        )
+    return opts
+
+
+#: What `map(..., key=...)` accepts: no keys, automatic keys, a prefix, or a function of
+#: the item(s) that returns the key.
+MapKey = str | AutoKey | Callable[..., str] | None
+
+_MAP_KEY_FORMS = (
+    "None, nbjobs.auto, a str prefix P (keys 'P/0', 'P/1', ... in input order) or a "
+    "callable that takes an item and returns its key (a str)"
+)
+
+
+def map_key(key: Any) -> MapKey:
+    """Check the form of a map's `key` (its values are computed per item by `map_keys`)."""
+    if key is None or key is auto or callable(key):
+        return key  # type: ignore[no-any-return]
+    if isinstance(key, str):
+        return validate.key(key)
+    raise InvalidArgumentType(f"key must be {_MAP_KEY_FORMS}, not {type(key).__name__}")
+
+
+def map_keys(
+    key: MapKey, fn: Callable[..., Any], shared: dict[str, Any], calls: list[tuple[Any, ...]]
+) -> list[tuple[str | None, str | None]]:
+    """(key, arguments digest) of each call `fn(*call, **shared)` of a map.
+
+    `key` is checked by `map_key` first. The function and `shared` are hashed once for
+    the whole map, not once per item.
+    """
+    if key is None:
+        return [(None, None)] * len(calls)
+    digests = CallDigests(fn, shared)
+    out: list[tuple[str | None, str | None]] = []
+    for i, args in enumerate(calls):
+        if isinstance(key, AutoKey):
+            out.append(digests.key(args, f"item {i}"))
+        else:
+            name = f"{key}/{i}" if isinstance(key, str) else called_key(key, args, {}, i)
+            out.append((name, digests.arguments(args)))
+    return out
+
+
+def called_key(
+    key: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], item: int | None
+) -> str:
+    """The key a user's key function gives a call, checked (a non-empty str)."""
+    where = "" if item is None else f"item {item}: "
+    try:
+        value = key(*args, **kwargs)
+    except Exception as exc:
+        exc.add_note(f"nbjobs: {where}raised by the key function {fn_name(key)}")
+        raise
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentType(
+            f"{where}the key function {fn_name(key)} returned {type(value).__name__} "
+            f"{value!r:.60}; it must return a non-empty str"
+        )
+    return value
+
+
 _ids = random.Random(os.urandom(16))
 
 
@@ -60,6 +158,9 @@ def new_id() -> str:
 
 
 def fn_name(fn: Callable[..., Any]) -> str:
+    """The name a job gets by default: the function's (a `functools.partial`'s function's)."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
     return str(
         getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
     )

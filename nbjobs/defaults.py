@@ -6,7 +6,7 @@ import atexit
 import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +64,19 @@ def submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
     2499750.0
     """
     return default_store().submit(fn, *args, **kwargs)
+
+
+def map_jobs(fn: Callable[..., Any], /, *iterables: Iterable[Any], **options: Any) -> list[Job]:
+    """`nbjobs.map`: one job per item in the default store, in input order. See `Store.map`.
+
+    Job i runs `fn(*items_i, **kwargs)`; the function and the keyword arguments are stored
+    once for all the jobs. Options (keywords) are those of `submit`; `key` is None,
+    `nbjobs.auto`, a str prefix (keys "P/0", "P/1", ...) or a function of the item.
+
+    >>> jobs = nbjobs.map(fit, [0.1, 0.2, 0.5], data=df, key="fit")   # doctest: +SKIP
+    >>> [job.result() for job in jobs]                                  # doctest: +SKIP
+    """
+    return default_store().map(fn, *iterables, **options)
 
 
 def get(id_or_key: str) -> Job:

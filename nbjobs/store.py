@@ -316,7 +316,19 @@ class Storage:
         )
 
     def put_blob_once(self, sql: Sql, key: str, data: bytes) -> None:
-        sql("INSERT OR IGNORE INTO nbjobs_blobs (key, data) VALUES (?, ?)", (key, data))
+        """Store a content-addressed blob (a function) unless it is there already.
+
+        A large one (a function that carries a big array) goes to a file named after its
+        key: inline, SQLite would hold it twice (database and WAL) and copy it per call.
+        """
+        if len(data) <= INLINE_LIMIT:
+            sql("INSERT OR IGNORE INTO nbjobs_blobs (key, data) VALUES (?, ?)", (key, data))
+            return
+        if sql("SELECT 1 FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone() is None:
+            # Same content, same name: a batch replayed after a rollback rewrites one file.
+            name = key.replace(":", "-")
+            _write_file(self.blob_dir, name, (data,))
+            self.put_blob(sql, key, None, name)
 
     def drop_blobs(self, sql: Sql, keys: Iterable[str]) -> None:
         for key in keys:
@@ -394,12 +406,17 @@ def write_value(blob_dir: Path, key: str, frames: codec.Frames) -> tuple[bytes |
     """
     if frames.size <= INLINE_LIMIT:
         return frames.to_bytes(), None
+    name = f"{key.replace(':', '-')}-{os.urandom(4).hex()}"
+    _write_file(blob_dir, name, frames.chunks())
+    return None, name
+
+
+def _write_file(blob_dir: Path, name: str, chunks: Iterable[bytes | memoryview]) -> None:
+    """Write a file under `blob_dir` whole or not at all (a temporary file, renamed)."""
     fd, tmp = tempfile.mkstemp(dir=blob_dir, prefix=".tmp-")
     with os.fdopen(fd, "wb", buffering=0) as f:
-        _write_all(f, frames.chunks())
-    name = f"{key.replace(':', '-')}-{os.urandom(4).hex()}"
+        _write_all(f, chunks)
     os.replace(tmp, blob_dir / name)
-    return None, name
 
 
 def blob_keys(job_id: str) -> tuple[str, str, str, str]:

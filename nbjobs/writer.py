@@ -148,6 +148,9 @@ class Writer:
                     break
                 batch.append(item)
             self._commit(_coalesce(batch))
+            # Waiting for the next op, keep nothing of this batch (results, jobs) alive.
+            first = item = None
+            batch.clear()
             if stop:
                 return
 

@@ -93,6 +93,8 @@ class Pool(Generic[S]):
                 finally:
                     if self._busy.get(job.rec.id) is me:
                         del self._busy[job.rec.id]
+                    # An idle thread must not keep its last job (function, arguments) alive.
+                    del job
         finally:
             with self._lock:
                 if me in self._threads:

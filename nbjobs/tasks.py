@@ -1,0 +1,188 @@
+"""`@nbjobs.task`: a function with default job options, submitted or mapped by name.
+
+>>> @nbjobs.task(retries=3, timeout=600)          # doctest: +SKIP
+... def fit(df, alpha): ...
+>>> fit.submit(df, alpha=0.1), fit.map([df1, df2], alpha=0.1)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from .api import STORES, Store
+from .autokey import AutoKey, auto
+from .calls import RESERVED, called_key, fn_name, merge_kwargs, options
+from .defaults import default_store
+from .errors import InvalidArgumentType
+from .job import Job
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: The job options a task can carry, with the defaults `submit` gives them.
+DEFAULTS: dict[str, Any] = {
+    "key": None,
+    "name": None,
+    "tags": None,
+    "retries": 0,
+    "retry_on": None,
+    "backoff": None,
+    "timeout": None,
+    "soft_timeout": None,
+    "executor": None,
+    "force": False,
+}
+
+
+class Task(Generic[P, R]):
+    """A function with default job options (made by `@nbjobs.task`).
+
+    Calling it calls the function here, as if it were not decorated. `submit(...)` and
+    `map(...)` take the function's arguments and, as keywords, any job option, which
+    overrides the task's default for that call (`retries=0` also drops the task's
+    `retry_on` and `backoff`).
+
+    >>> fit(df, 0.1)                              # doctest: +SKIP
+    >>> job = fit.submit(df, alpha=0.1, key="fit-0.1")    # doctest: +SKIP
+    >>> jobs = fit.map([0.1, 0.2], timeout=60)    # doctest: +SKIP
+    """
+
+    def __init__(
+        self, fn: Callable[P, R], defaults: dict[str, Any], store: Store | str | None
+    ) -> None:
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.defaults = defaults
+        self._store = store  # a path once unpickled: opened again on first use
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def submit(self, *args: Any, **kwargs: Any) -> Job:
+        """Submit `fn(*args, **kwargs)` with the task's options (see `nbjobs.submit`).
+
+        A key function given to the task receives the call's arguments.
+        """
+        opts, fn_kwargs = self._options(kwargs)
+        key = opts.get("key")
+        if callable(key):
+            call_kwargs = merge_kwargs(fn_kwargs, opts.get("kwargs"))
+            opts["key"] = called_key(key, args, call_kwargs, None)
+        return self.store.submit(self.fn, *args, **opts, **fn_kwargs)
+
+    def map(self, *iterables: Iterable[Any], **kwargs: Any) -> list[Job]:
+        """One job per item with the task's options (see `nbjobs.map`)."""
+        opts, fn_kwargs = self._options(kwargs)
+        return self.store.map(self.fn, *iterables, **opts, **fn_kwargs)
+
+    @property
+    def store(self) -> Store:
+        """The store this task submits to: its own, or the default store at call time."""
+        if self._store is None:
+            return default_store()
+        if isinstance(self._store, str):
+            path = self._store
+            self._store = next((s for s in STORES if str(s.path) == path), None) or Store(path)
+        return self._store
+
+    def _options(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(job options, the function's own keyword arguments) of one call."""
+        given = {name: kwargs.pop(name) for name in RESERVED if name in kwargs}
+        opts = dict(self.defaults)
+        if given.get("retries", 1) in (0, None):  # retries turned off for this call
+            opts.pop("retry_on", None)
+            opts.pop("backoff", None)
+        opts.update(given)
+        return opts, kwargs
+
+    def __repr__(self) -> str:
+        shown = [fn_name(self.fn)]
+        shown += [f"{k}={v!r}" for k, v in self.defaults.items()]
+        if isinstance(self._store, Store):
+            shown.append(f"store={self._store!r}")
+        return f"nbjobs.Task({', '.join(shown)})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A Store holds threads and connections: a pickled task keeps its path.
+        state = dict(self.__dict__)
+        if isinstance(self._store, Store):
+            state["_store"] = str(self._store.path)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+@overload
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def task(
+    fn: None = None,
+    /,
+    *,
+    key: AutoKey | Callable[..., str] | None = None,
+    name: str | None = None,
+    tags: str | list[str] | tuple[str, ...] | None = None,
+    retries: int | Any = 0,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] | Any = None,
+    backoff: float | Any = None,
+    timeout: float | None = None,
+    soft_timeout: float | None = None,
+    executor: str | None = None,
+    force: bool = False,
+    store: Store | None = None,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    key: Any = None,
+    store: Any = None,
+    **settings: Any,
+) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+    """Make a function a reusable job definition: `@nbjobs.task` or `@nbjobs.task(...)`.
+
+    The options are those of `submit` (checked here, at decoration time) and become the
+    defaults of the task's `submit()` and `map()`; `key` is `nbjobs.auto` or a callable
+    that receives the call's arguments and returns the key. `store` binds the task to a
+    `Store` (default: the default store at the time of each call). Calling the task calls
+    the function directly.
+
+    >>> @nbjobs.task(retries=3, timeout=600, name="fit")     # doctest: +SKIP
+    ... def fit(df, alpha):
+    ...     ...
+    >>> job = fit.submit(df, alpha=0.1)                      # doctest: +SKIP
+    >>> jobs = fit.map([df1, df2, df3], alpha=0.1)           # doctest: +SKIP
+    """
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    if unknown:
+        raise TypeError(
+            f"nbjobs.task() got unknown option(s) {unknown}; it takes "
+            f"{', '.join(['store', *DEFAULTS])}"
+        )
+    if not (key is None or key is auto or callable(key)):
+        raise InvalidArgumentType(
+            f"a task's key must be nbjobs.auto, a callable that takes the call's arguments "
+            f"and returns the key, or None, not {type(key).__name__} {key!r:.60}; give a "
+            "fixed key to .submit(key=...) or a prefix to .map(key=...) instead"
+        )
+    if store is not None and not isinstance(store, Store):
+        raise InvalidArgumentType(
+            f"store must be an nbjobs.Store or None (the default store), not {type(store).__name__}"
+        )
+    given = {**DEFAULTS, **settings, "key": key}
+    defaults = {k: v for k, v in given.items() if v is not DEFAULTS[k]}
+
+    def decorate(fn: Callable[P, R]) -> Task[P, R]:
+        if not callable(fn):
+            raise InvalidArgumentType(f"@nbjobs.task decorates a function, not {type(fn).__name__}")
+        options(fn, **{**given, "key": None})  # bad options raise here, not at the first call
+        return Task(fn, defaults, store)
+
+    return decorate if fn is None else decorate(fn)
