@@ -1,9 +1,19 @@
-"""The job record (a small dataclass persisted as JSON) and the one function that changes state."""
+"""The job record (a small dataclass) and the one function that changes state.
+
+A record is stored as a pickled tuple of plain values (str, int, float, bool, None, tuple,
+list, dict), fields in declaration order after a format number: about 3x faster to write
+and read than JSON, and a state change is on the path of every job. It is loaded with an
+unpickler that refuses every class and function, so listing a store never runs its code.
+Fields are only ever appended (a shorter tuple gets the defaults, a longer one written
+by a newer nbjobs is cut). Records written as JSON by nbjobs 0.1 still load.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
+import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +121,27 @@ class JobRecord:
             setattr(new, name, value)
         return new
 
+    def encode(self) -> bytes:
+        """The stored form (see the module docstring)."""
+        return pickle.dumps(_as_tuple(self), 5)
+
+    @classmethod
+    def decode(cls, data: bytes | str) -> JobRecord:
+        """A record from its stored form; raises `PayloadLoadError` when it is corrupt."""
+        if isinstance(data, str) or data[:1] == b"{":
+            return cls.from_json(data)
+        try:
+            values = _PlainUnpickler(io.BytesIO(data)).load()
+            if type(values) is not tuple or values[0] != _FORMAT:
+                raise ValueError(f"not a job record (format {values[0]!r})")
+            rec = cls(*values[1 : len(_ORDER) + 1])
+            error: Any = rec.error  # stored as (type, message)
+            if error is not None:
+                rec.error = ErrorInfo(*error)
+            return rec
+        except Exception as exc:
+            raise PayloadLoadError(f"corrupt job record: {exc!r}") from exc
+
     @classmethod
     def from_json(cls, text: str | bytes) -> JobRecord:
         try:
@@ -149,7 +180,19 @@ def _compile(name: str, body: str) -> Any:
     return namespace[name]
 
 
+_FORMAT = 1
 _copy = _compile("_copy", "JobRecord(" + ", ".join(f"r.{n}" for n in _ORDER) + ")")
+_as_tuple = _compile(
+    "_as_tuple",
+    f"({_FORMAT}, "
+    + ", ".join(
+        "(r.error.type, r.error.message) if r.error is not None else None"
+        if n == "error"
+        else f"r.{n}"
+        for n in _ORDER
+    )
+    + ")",
+)
 _as_dict = _compile("_as_dict", "{" + ", ".join(f"{n!r}: r.{n}" for n in _ORDER) + "}")
 # The C encoder `json.dumps` builds on every call, built once (no indent, compact, no
 # circular check: records are plain data).
@@ -212,3 +255,10 @@ def _new_run(rec: JobRecord) -> dict[str, Any]:
         "progress": None,
         "history": [*rec.history, past],
     }
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Loads plain data only: a record never names a class or a function."""
+
+    def find_class(self, module: str, name: str, /) -> Any:
+        raise pickle.UnpicklingError(f"a job record may not refer to {module}.{name}")

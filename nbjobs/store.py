@@ -350,7 +350,7 @@ class Storage:
         cur = sql(
             "INSERT INTO nbjobs_jobs (id, key, status, name, owner, updated, data) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-            (rec.id, rec.key, rec.status, rec.name, rec.owner, rec.updated_at, rec.to_json()),
+            (rec.id, rec.key, rec.status, rec.name, rec.owner, rec.updated_at, rec.encode()),
         )
         if cur.rowcount != 1:
             return False
@@ -363,7 +363,7 @@ class Storage:
         cur = sql(
             "UPDATE nbjobs_jobs SET status = ?, owner = ?, updated = ?, data = ? "
             "WHERE id = ? AND status = ?",
-            (rec.status, rec.owner, rec.updated_at, rec.to_json(), rec.id, expected),
+            (rec.status, rec.owner, rec.updated_at, rec.encode(), rec.id, expected),
         )
         return cur.rowcount == 1
 
@@ -394,7 +394,7 @@ class Storage:
         """Counts per status computed from the records themselves (tests, diagnostics)."""
         out = dict.fromkeys(states.STATES, 0)
         for (data,) in self._sql("SELECT data FROM nbjobs_jobs").fetchall():
-            out[json.loads(data)["status"]] += 1
+            out[JobRecord.decode(data).status] += 1
         return out
 
 
@@ -424,9 +424,9 @@ def blob_keys(job_id: str) -> tuple[str, str, str, str]:
     return f"p:{job_id}", f"r:{job_id}", f"e:{job_id}", f"l:{job_id}"
 
 
-def _decode(job_id: str, key: str | None, status: str, name: str, data: str) -> JobRecord:
+def _decode(job_id: str, key: str | None, status: str, name: str, data: bytes | str) -> JobRecord:
     try:
-        return JobRecord.from_json(data)
+        return JobRecord.decode(data)
     except PayloadLoadError as exc:
         return JobRecord(
             id=job_id,
