@@ -1,11 +1,14 @@
 """Entry point of a process-executor child: `python -m nbjobs._child FD`.
 
-Receives (job id, function bytes, argument bytes) over the socket FD, runs the job in
-this process's main thread and sends back an `Outcome`. Exits when the parent goes away.
+Receives (job info, function digest and bytes, argument bytes) over the socket FD, runs
+the job in this process's main thread and sends back an `Outcome`. Keeps the last few
+functions it loaded, so the parent sends (and this child unpickles) each function once.
+Exits when the parent goes away.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import os
@@ -13,9 +16,10 @@ import pickle
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from . import capture, codec, reporting
 from .errors import PayloadLoadError, SoftTimeout
@@ -46,10 +50,58 @@ class _Channel:
             self.conn.send_bytes(data)
 
 
+class FunctionCache:
+    """The last few functions a child loaded, by digest, most recent last.
+
+    The parent keeps a mirror (same calls, same order, so the same contents) to know
+    which functions it need not send again. `use()` is the one operation on both sides.
+    """
+
+    KEEP = 8  # functions can be big (a partial carrying an array): keep only a few
+
+    def __init__(self) -> None:
+        self._entries: collections.OrderedDict[str, Any] = collections.OrderedDict()
+
+    def use(self, digest: str, load: Callable[[], Any] | None) -> Any:
+        """The entry for `digest` if kept (marked most recent); else `load()` is kept.
+
+        On the parent's side `load` is None: the answer is just whether the child has it.
+        """
+        entries = self._entries
+        if digest in entries:
+            entries.move_to_end(digest)
+            return entries[digest] if load is not None else True
+        entries[digest] = load() if load is not None else None
+        if len(entries) > self.KEEP:
+            entries.popitem(last=False)
+        return entries[digest] if load is not None else False
+
+
+_FUNCTIONS = FunctionCache()
+
+
+def _load_function(digest: str | None, fn_bytes: bytes | None) -> Callable[..., Any]:
+    """The job's function: unpickled once per child for each digest (a load error too)."""
+
+    def load() -> tuple[bool, Any]:
+        if fn_bytes is None:
+            raise PayloadLoadError(f"function {digest} was neither sent nor kept")
+        try:
+            return True, pickle.loads(fn_bytes)
+        except Exception as exc:
+            return False, exc
+
+    ok, value = load() if digest is None else _FUNCTIONS.use(digest, load)
+    if not ok:
+        raise value
+    fn: Callable[..., Any] = value
+    return fn
+
+
 def _run_one(message: bytes, blob_dir: Path, channel: _Channel) -> Outcome:
-    info, fn_bytes, args_bytes, log_state, soft_timeout = pickle.loads(message)
+    info, fn_digest, fn_bytes, args_bytes, log_state, soft_timeout = pickle.loads(message)
     try:
-        fn = pickle.loads(fn_bytes)
+        fn = _load_function(fn_digest, fn_bytes)
         args, kwargs = pickle.loads(args_bytes)
     except Exception as exc:
         return failure(

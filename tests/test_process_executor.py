@@ -334,3 +334,42 @@ def test_an_unpicklable_function_is_refused_at_submit() -> None:
     finally:
         executor.shutdown()
     assert nbjobs.jobs() == []
+
+
+class CountsLoads:
+    """A callable that appends a line to `path` each time it is unpickled."""
+
+    def __init__(self, path: str, payload: bytes) -> None:
+        self.path = path
+        self.payload = payload
+
+    def __reduce__(self) -> tuple[Any, tuple[str, bytes]]:
+        return (_loaded, (self.path, self.payload))
+
+    def __call__(self, i: int) -> int:
+        return i + len(self.payload)
+
+
+def _loaded(path: str, payload: bytes) -> CountsLoads:
+    with open(path, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    return CountsLoads(path, payload)
+
+
+def test_a_child_loads_each_function_once_for_all_its_jobs(tmp_path: Path) -> None:
+    """A map whose function carries big data ships and unpickles it once per child."""
+    loads = tmp_path / "loads.txt"
+    s = nbjobs.Store(tmp_path / "one-child", executor="process", workers=1)
+    try:
+        fn = CountsLoads(str(loads), b"x" * 2_000_000)
+        jobs = s.map(fn, range(6))
+        assert [j.result(timeout=60) for j in jobs] == [i + 2_000_000 for i in range(6)]
+        lines = loads.read_text().split()
+        assert len(lines) == 1, f"the function was unpickled {len(lines)} times in the child"
+        assert int(lines[0]) != os.getpid()
+        other = CountsLoads(str(loads), b"y")  # another function is sent and loaded too
+        assert s.submit(other, 1).result(timeout=60) == 2
+        assert s.submit(fn, 1).result(timeout=60) == 2_000_001  # still kept
+        assert len(loads.read_text().split()) == 2
+    finally:
+        s.close()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import codec
+from .._child import FunctionCache
 from ..errors import JobCancelled, JobCrashed, JobTimeout
 from ..runner import LocalJob, Outcome, Runner, failure, job_info
 from .pool import Pool
@@ -34,6 +35,7 @@ class ChildProcess:
         self.blob_dir = blob_dir
         self.proc: subprocess.Popen[bytes] | None = None
         self.conn: Connection | None = None
+        self.functions = FunctionCache()  # a mirror of the functions the child keeps
 
     def _spawn(self) -> Connection:
         ours, theirs = socket.socketpair()
@@ -49,6 +51,7 @@ class ChildProcess:
         init = {"sys_path": list(sys.path), "cwd": os.getcwd(), "blob_dir": str(self.blob_dir)}
         conn.send_bytes(pickle.dumps(init))
         self.conn = conn
+        self.functions = FunctionCache()
         return conn
 
     def call(
@@ -58,18 +61,23 @@ class ChildProcess:
         log_state: dict[str, Any] | None,
         soft_timeout: float | None,
         on_message: Callable[[str, dict[str, Any]], None],
+        fn_digest: str | None = None,
     ) -> Outcome:
         """Run one job in the child and wait for its outcome (or its death).
 
         `info` is the job's (id, key, name, attempt); progress and log reports from the
-        child are handed to `on_message(kind, body)` as they arrive.
+        child are handed to `on_message(kind, body)` as they arrive. With `fn_digest`, a
+        function the child already holds is not sent (or unpickled) again: the jobs of a
+        map over a function carrying a 100 MB array ship the array once per child.
         """
         conn = self.conn if self.proc is not None and self.proc.poll() is None else None
         try:
             if conn is None:
                 self.close()
                 conn = self._spawn()
-            message = (tuple(info), *payload, log_state, soft_timeout)
+            kept = fn_digest is not None and self.functions.use(fn_digest, None)
+            fn_bytes = None if kept else payload[0]  # None: the child has it
+            message = (tuple(info), fn_digest, fn_bytes, payload[1], log_state, soft_timeout)
             conn.send_bytes(pickle.dumps(message, codec.PROTOCOL))
             while True:
                 reply = pickle.loads(conn.recv_bytes())
@@ -161,6 +169,7 @@ class ProcessExecutor(Pool[ChildProcess]):
                     local.log_state,
                     local.rec.soft_timeout,
                     on_message,
+                    local.rec.fn_digest,
                 )
             finally:
                 self._running.pop(local.rec.id, None)
