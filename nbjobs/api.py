@@ -18,6 +18,7 @@ from typing import Any
 from . import codec, states, validate
 from .autokey import AutoKey, arguments_digest, auto, auto_key
 from .calls import (
+    PLAIN,
     MapKey,
     Options,
     Payload,
@@ -133,6 +134,20 @@ class Store:
         if not callable(fn):
             raise InvalidArgumentType(f"fn must be callable, not {type(fn).__name__}")
         call_kwargs = merge_kwargs(fn_kwargs, kwargs)
+        if (
+            key is None
+            and name is None
+            and tags is None
+            and type(retries) is int
+            and retries == 0
+            and retry_on is None
+            and backoff is None
+            and timeout is None
+            and soft_timeout is None
+            and executor is None
+            and force is False
+        ):
+            return self._submit(fn, args, call_kwargs, PLAIN)  # nothing to check: the usual case
         opts = options(
             fn,
             key=auto_key(fn, args, call_kwargs) if key is auto else validate.key(key),

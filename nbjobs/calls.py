@@ -46,6 +46,10 @@ class Options:
     soft_timeout: float | None = None
 
 
+#: The options of a submit that gives none.
+PLAIN = Options()
+
+
 def options(
     fn: Callable[..., Any],
     *,
