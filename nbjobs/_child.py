@@ -8,7 +8,6 @@ Exits when the parent goes away.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import ctypes
 import os
@@ -50,34 +49,7 @@ class _Channel:
             self.conn.send_bytes(data)
 
 
-class FunctionCache:
-    """The last few functions a child loaded, by digest, most recent last.
-
-    The parent keeps a mirror (same calls, same order, so the same contents) to know
-    which functions it need not send again. `use()` is the one operation on both sides.
-    """
-
-    KEEP = 8  # functions can be big (a partial carrying an array): keep only a few
-
-    def __init__(self) -> None:
-        self._entries: collections.OrderedDict[str, Any] = collections.OrderedDict()
-
-    def use(self, digest: str, load: Callable[[], Any] | None) -> Any:
-        """The entry for `digest` if kept (marked most recent); else `load()` is kept.
-
-        On the parent's side `load` is None: the answer is just whether the child has it.
-        """
-        entries = self._entries
-        if digest in entries:
-            entries.move_to_end(digest)
-            return entries[digest] if load is not None else True
-        entries[digest] = load() if load is not None else None
-        if len(entries) > self.KEEP:
-            entries.popitem(last=False)
-        return entries[digest] if load is not None else False
-
-
-_FUNCTIONS = FunctionCache()
+_FUNCTIONS = codec.FunctionCache()
 
 
 def _load_function(digest: str | None, fn_bytes: bytes | None) -> Callable[..., Any]:

@@ -111,3 +111,12 @@ def test_import_does_not_load_notebook_packages() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_process_child_starts_without_a_runpy_warning() -> None:
+    """`python -m nbjobs._child` warns when importing nbjobs has already imported it."""
+    code = "import sys, nbjobs; print('nbjobs._child' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "False"

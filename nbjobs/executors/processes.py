@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from .. import codec
-from .._child import FunctionCache
 from ..errors import JobCancelled, JobCrashed, JobTimeout
 from ..runner import LocalJob, Outcome, Runner, failure, job_info
 from .pool import Pool
@@ -35,7 +34,7 @@ class ChildProcess:
         self.blob_dir = blob_dir
         self.proc: subprocess.Popen[bytes] | None = None
         self.conn: Connection | None = None
-        self.functions = FunctionCache()  # a mirror of the functions the child keeps
+        self.functions = codec.FunctionCache()  # a mirror of the functions the child keeps
 
     def _spawn(self) -> Connection:
         ours, theirs = socket.socketpair()
@@ -51,7 +50,7 @@ class ChildProcess:
         init = {"sys_path": list(sys.path), "cwd": os.getcwd(), "blob_dir": str(self.blob_dir)}
         conn.send_bytes(pickle.dumps(init))
         self.conn = conn
-        self.functions = FunctionCache()
+        self.functions = codec.FunctionCache()
         return conn
 
     def call(
