@@ -6,6 +6,7 @@ Thin on purpose: it validates input, then calls the store, the runner and the ex
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import logging
 import os
@@ -492,11 +493,62 @@ class Store:
                 raise InvalidArgument(
                     f"job {key!r} is {rec.status}; cancel it or wait for it before forgetting it"
                 )
-            storage.delete(sql, rec)
+            storage.delete(sql, rec.id)
             return True
 
         removed: bool = storage.writer.call(delete)
         return removed
+
+    def purge(
+        self,
+        older_than: float | datetime.timedelta | str | None = None,
+        status: str | list[str] | tuple[str, ...] | None = None,
+    ) -> int:
+        """Remove finished jobs and everything stored for them; returns how many.
+
+        `older_than`: only jobs finished longer ago than this (seconds, a `timedelta`, or
+        "30s", "5m", "1h30m", "7d"). `status`: only jobs in this finished state (or list of
+        them: succeeded, failed, cancelled, interrupted). Give at least one of the two;
+        pending, running and retrying jobs are never removed. Functions shared by several
+        jobs stay stored. Works in batches, so other writers are not held up.
+
+        >>> store.purge(older_than="7d")                      # doctest: +SKIP
+        1520
+        >>> store.purge(status=["failed", "cancelled"])       # doctest: +SKIP
+        12
+        """
+        if older_than is None and status is None:
+            raise InvalidArgument(
+                "purge needs older_than= (such as '7d') or status= (such as 'failed'), or both; "
+                "to remove every finished job say so: "
+                f"status={sorted(states.FINISHED)!r}"
+            )
+        seconds = None if older_than is None else validate.duration(older_than, "older_than")
+        chosen = validate.statuses(status) or tuple(sorted(states.FINISHED))
+        active = [s for s in chosen if s not in states.FINISHED]
+        if active:
+            raise InvalidArgument(
+                f"status must name finished states only ({', '.join(sorted(states.FINISHED))}); "
+                f"{active[0]!r} jobs are never purged (cancel them first)"
+            )
+        before = None if seconds is None else self.storage.clock.now() - seconds
+        storage = self.storage
+        self.flush()
+        total = last = 0
+        while True:
+            # One transaction per batch; the cursor `last` never revisits the kept jobs.
+            n, last = storage.writer.call(
+                functools.partial(
+                    storage.delete_finished,
+                    statuses=chosen,
+                    before=before,
+                    after=last,
+                    limit=_PURGE_BATCH,
+                )
+            )
+            if not n:
+                return total
+            total += n
 
     def resume(self) -> list[Job]:
         """Run every interrupted job again (those whose kernel died while they ran).
@@ -754,6 +806,7 @@ class Store:
         )
 
 
+_PURGE_BATCH = 500  # jobs per transaction: a large purge never holds the store for long
 _WAITING = (states.PENDING, states.RETRYING)  # not running now: cancelled at once
 
 

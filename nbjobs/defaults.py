@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import datetime
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -21,12 +22,17 @@ _default: Store | None = None
 _default_lock = threading.Lock()
 
 
+def default_path() -> Path:
+    """Where the default store is: `$NBJOBS_STORE`, else `./.nbjobs` (the working folder)."""
+    return Path(os.environ.get("NBJOBS_STORE") or Path.cwd() / DEFAULT_PATH)
+
+
 def default_store() -> Store:
     """The store module functions use: `$NBJOBS_STORE`, else `./.nbjobs`."""
     global _default
     with _default_lock:
         if _default is None:
-            _default = Store(os.environ.get("NBJOBS_STORE") or Path.cwd() / DEFAULT_PATH)
+            _default = Store(default_path())
         return _default
 
 
@@ -102,6 +108,18 @@ def stats() -> dict[str, int]:
 def forget(key: str) -> bool:
     """Remove the job with this key (or id) from the default store."""
     return default_store().forget(key)
+
+
+def purge(
+    older_than: float | datetime.timedelta | str | None = None,
+    status: str | list[str] | tuple[str, ...] | None = None,
+) -> int:
+    """Remove finished jobs of the default store; returns how many. See `Store.purge`.
+
+    >>> nbjobs.purge(older_than="7d", status="succeeded")   # doctest: +SKIP
+    1520
+    """
+    return default_store().purge(older_than=older_than, status=status)
 
 
 def resume() -> list[Job]:

@@ -385,10 +385,27 @@ class Storage:
             )
         return None
 
-    def delete(self, sql: Sql, rec: JobRecord) -> None:
-        sql("DELETE FROM nbjobs_jobs WHERE id = ?", (rec.id,))
-        self.drop_blobs(sql, blob_keys(rec.id))
-        sql("DELETE FROM nbjobs_blobs WHERE key >= ? AND key < ?", (f"a:{rec.id}:", f"a:{rec.id};"))
+    def delete(self, sql: Sql, job_id: str) -> None:
+        """Remove a job's record and everything stored for it (not its shared function)."""
+        sql("DELETE FROM nbjobs_jobs WHERE id = ?", (job_id,))
+        self.drop_blobs(sql, blob_keys(job_id))
+        sql("DELETE FROM nbjobs_blobs WHERE key >= ? AND key < ?", (f"a:{job_id}:", f"a:{job_id};"))
+
+    def delete_finished(
+        self, sql: Sql, statuses: Iterable[str], before: float | None, after: int, limit: int
+    ) -> tuple[int, int]:
+        """Delete up to `limit` jobs in `statuses` last changed before `before` (any time
+        if None) with `seq > after`, oldest first; returns (how many, the last seq)."""
+        st = list(statuses)
+        clause = "" if before is None else " AND updated < ?"
+        rows = sql(
+            f"SELECT seq, id FROM nbjobs_jobs WHERE status IN ({','.join('?' * len(st))}) "
+            f"AND seq > ?{clause} ORDER BY seq LIMIT ?",
+            (*st, after, *(() if before is None else (before,)), limit),
+        ).fetchall()
+        for _, job_id in rows:
+            self.delete(sql, job_id)
+        return (len(rows), rows[-1][0]) if rows else (0, after)
 
     def scan_consistency(self) -> dict[str, int]:
         """Counts per status computed from the records themselves (tests, diagnostics)."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import math
 import os
+import re
 import sys
 import warnings
 from collections.abc import Iterable
@@ -39,6 +42,44 @@ def _seconds(value: Any, name: str, zero: bool) -> float | None:
     if math.isnan(value) or value < 0 or (value == 0 and not zero):
         raise InvalidArgument(f"{name} must be {accepted}, not {value!r}")
     return float(value)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(?:(\d+(?:\.\d*)?)([smhdw]))", re.ASCII)
+DURATION_FORMS = (
+    "seconds (a number > 0), a datetime.timedelta, or a str such as '30s', '5m', '1h30m', '7d'"
+)
+
+
+def duration(value: Any, name: str) -> float:
+    """A length of time in seconds > 0: seconds, a `timedelta`, or "30s", "5m", "1h30m",
+    "7d", "2w" (units s, m, h, d, w; a bare number is seconds).
+
+    >>> duration("1h30m", "every")
+    5400.0
+    """
+    if isinstance(value, datetime.timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, str):
+        seconds = _parse_duration(value.strip().lower(), name)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise InvalidArgumentType(
+            f"{name} must be {DURATION_FORMS}, not {type(value).__name__} {_show(value)}"
+        )
+    if math.isnan(seconds) or math.isinf(seconds) or seconds <= 0:
+        raise InvalidArgument(f"{name} must be {DURATION_FORMS}, not {_show(value)}")
+    return seconds
+
+
+def _parse_duration(text: str, name: str) -> float:
+    with contextlib.suppress(ValueError):
+        return float(text)
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise InvalidArgument(f"{name} must be {DURATION_FORMS}, not {_show(text)}")
+    return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
 def key(value: Any) -> str | None:
