@@ -593,17 +593,11 @@ class Store:
         return self.jobs(status=states.FAILED, limit=limit)
 
     def _rerun(self, rec: JobRecord, fresh: bool) -> Job | None:
-        if not rec.resumable or rec.fn_digest is None:
-            validate.warn(
-                f"job {rec.id} ({rec.name}) cannot be resumed: "
-                f"{rec.not_resumable_reason or 'no payload'}",
-            )
+        stored = self._stored_call(rec)
+        if isinstance(stored, str):
+            validate.warn(f"job {rec.id} ({rec.name}) cannot be resumed: {stored}")
             return None
-        fn_blob = self.storage.blob(f"f:{rec.fn_digest}")
-        payload = self.storage.blob(f"p:{rec.id}")
-        if fn_blob is None or payload is None:
-            validate.warn(f"job {rec.id} ({rec.name}) has lost its payload")
-            return None
+        fn_blob, payload = stored
         fn, args, kwargs = codec.load_payload(payload, fn_blob)
         backend = self._backends.get(rec.executor) or self._backend(None)
         now = self.storage.clock.now()
@@ -633,6 +627,16 @@ class Store:
         else:
             backend.start(local)
         return Job(self, new)
+
+    def _stored_call(self, rec: JobRecord) -> tuple[bytes, bytes] | str:
+        """The job's stored function and payload blobs, or why it has none."""
+        if not rec.resumable or rec.fn_digest is None:
+            return rec.not_resumable_reason or "its call was not stored"
+        fn_blob = self.storage.blob(f"f:{rec.fn_digest}")
+        payload = self.storage.blob(f"p:{rec.id}")
+        if fn_blob is None or payload is None:
+            return "its stored function or arguments are missing"
+        return fn_blob, payload
 
     # ------------------------------------------------------------------ control
     def flush(self) -> None:

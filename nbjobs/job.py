@@ -10,14 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 from . import codec, render, states, validate
 from .errors import (
+    InvalidArgument,
     InvalidArgumentType,
     JobCancelled,
     JobFailed,
     JobInterrupted,
     JobNotFound,
+    PayloadLoadError,
     WaitTimeout,
 )
 from .records import JobRecord, Progress
+from .runner import invoke
 
 if TYPE_CHECKING:
     from .api import Store
@@ -182,6 +185,32 @@ class Job:
     def retry(self) -> Job:
         """Run this failed, cancelled or interrupted job again (a fresh set of attempts)."""
         return self._store.retry(self.id)
+
+    def rerun_here(self) -> Any:
+        """Call the job's function with its stored arguments again, here and now, and
+        return its value or raise its exception: for `%debug` in a notebook.
+
+        The call runs in this thread, outside the store: no new job, no state change, no
+        retries or time limit; `nbjobs.current_job()` is None inside it. The job must be
+        finished and its call stored (a job that was not resumable cannot be re-run).
+
+        >>> job.status                 # doctest: +SKIP
+        'failed'
+        >>> job.rerun_here()           # doctest: +SKIP
+        ZeroDivisionError: division by zero
+        >>> %debug                     # doctest: +SKIP
+        """
+        rec = self.record()
+        if rec.status not in states.FINISHED:
+            raise InvalidArgument(
+                f"job {self.id} ({self.name}) is {rec.status}; rerun_here() re-runs finished "
+                "jobs only (wait for it, or cancel it first)"
+            )
+        stored = self._store._stored_call(rec)
+        if isinstance(stored, str):
+            raise PayloadLoadError(f"job {self.id} ({self.name}) cannot be re-run: {stored}")
+        fn, args, kwargs = codec.load_payload(stored[1], stored[0])
+        return invoke(fn, args, kwargs)
 
     def attempt_history(self) -> list[dict[str, Any]]:
         """Every attempt so far: number, run, started_at, finished_at, ok, error (type,

@@ -44,6 +44,16 @@ def failure(exc: BaseException) -> Outcome:
     return Outcome(False, blob, None, type_name, message, isinstance(exc, JobCancelled))
 
 
+def invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`fn(*args, **kwargs)`; a coroutine (from an `async def`) runs on its own event loop."""
+    value = fn(*args, **kwargs)
+    if inspect.iscoroutine(value):
+        import asyncio  # only async jobs need it; importing costs ~30 ms
+
+        value = asyncio.run(value)
+    return value
+
+
 def call_job(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
@@ -51,17 +61,10 @@ def call_job(
     blob_dir: Path,
     ctx: reporting.JobContext,
 ) -> Outcome:
-    """Call `fn(*args, **kwargs)` here, inside `ctx`, and encode the result or the exception.
-
-    Coroutines (from `async def` functions) run to completion on their own event loop.
-    """
+    """Call `fn(*args, **kwargs)` here, inside `ctx`, and encode the result or the exception."""
     token = reporting.enter(ctx)
     try:
-        value = fn(*args, **kwargs)
-        if inspect.iscoroutine(value):
-            import asyncio  # only async jobs need it; importing costs ~30 ms
-
-            value = asyncio.run(value)
+        value = invoke(fn, args, kwargs)
         outcome = _store_result(value, blob_dir, ctx.info.id)
     except BaseException as exc:
         outcome = failure(exc)
