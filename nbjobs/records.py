@@ -20,6 +20,9 @@ from typing import Any
 from . import states
 from .errors import PayloadLoadError
 
+#: `ErrorInfo.type` of a record that could not be read (listed, never crashing a listing).
+CORRUPT = "CorruptRecord"
+
 
 @dataclass(slots=True)
 class ErrorInfo:

@@ -36,7 +36,7 @@ from .errors import (
     StoreFormatError,
     StoreNotWritable,
 )
-from .records import ErrorInfo, JobRecord
+from .records import CORRUPT, ErrorInfo, JobRecord
 from .writer import Call, Insert, Op, Sql, Writer
 
 T = TypeVar("T")
@@ -451,7 +451,7 @@ def _decode(job_id: str, key: str | None, status: str, name: str, data: bytes | 
             name=name,
             status=status,
             resumable=False,
-            error=ErrorInfo("CorruptRecord", str(exc)),
+            error=ErrorInfo(CORRUPT, str(exc)),
         )
 
 

@@ -1,0 +1,370 @@
+"""The `nbjobs` console script (also `python -m nbjobs`): a store from a terminal.
+
+The only module that prints. Same store, same semantics as the library:
+
+    nbjobs ls --status failed            nbjobs show fit-10k       nbjobs logs ID --follow
+    nbjobs retry fit-10k                 nbjobs cancel ID          nbjobs resume
+    nbjobs purge --older-than 7d         nbjobs stats              nbjobs --json ls
+
+Exit codes: 0 done, 1 the operation failed (no such job, a job that failed, ...),
+2 a usage error, 130 interrupted by Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import render, states, validate
+from .api import Store
+from .defaults import default_path
+from .errors import InvalidArgument, NbjobsError, StoreError
+from .job import Job
+from .records import CORRUPT, JobRecord
+from .store import FORMAT_FILE
+from .waiting import wait
+
+_FINISHED = sorted(states.FINISHED)
+_TEXT = {"key": 24, "name": 24, "error": 60}  # widest text shown per column in `ls`
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code (the console script exits with it)."""
+    args = _parser().parse_args(argv)
+    if args.run is _purge and args.older_than is None and args.status is None:
+        args.usage(
+            "give --older-than AGE, --status S ..., or both (to purge every finished "
+            f"job: --status {' '.join(_FINISHED)})"
+        )
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        store: Store | None = None
+        try:
+            store = _open(args.store)
+            code: int = args.run(store, args)
+            return code
+        except NbjobsError as exc:
+            print(f"nbjobs: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 130
+        finally:
+            if store is not None:
+                store.close()
+
+
+# --------------------------------------------------------------------------- commands
+def _ls(store: Store, args: argparse.Namespace) -> int:
+    records = store.records(status=args.status, name=args.name, tag=args.tag, limit=args.limit)
+    if args.json:
+        _print_json([rec.to_dict() for rec in records])
+        return 0
+    now = time.time()
+    rows = [_row(rec, now) for rec in records]
+    header = ("ID", "KEY", "NAME", "STATUS", "ATTEMPTS", "CREATED", "DURATION", "ERROR")
+    _print_table(header, rows)
+    if not rows:
+        print("no jobs" + (" match" if args.status or args.name or args.tag else ""))
+    return 0
+
+
+def _show(store: Store, args: argparse.Namespace) -> int:
+    job = store.get(args.job)
+    rec = job.record()
+    tb = job.traceback()
+    attempts = job.attempt_history() if not _corrupt(rec) else []
+    if args.json:
+        _print_json({"job": rec.to_dict(), "traceback": tb, "attempts": attempts})
+        return 0
+    for field, value in rec.to_dict().items():
+        if field.endswith("_at") and isinstance(value, int | float):
+            value = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+        elif field == "error" and value:
+            value = render.error_line(rec, limit=10_000)
+        if value not in (None, "", [], {}):
+            print(f"{field:<21} {_one_line(value)}")
+    if _corrupt(rec):
+        print("\nThis record is corrupt: `nbjobs purge` or `nbjobs.forget(...)` removes it.")
+    if len(attempts) > 1 or (attempts and not attempts[-1].get("ok")):
+        print("\nAttempts:")
+        for entry in attempts:
+            print("  " + _attempt_line(entry))
+    if tb:
+        print("\nTraceback inside the job:\n" + tb.rstrip())
+    return 0
+
+
+def _logs(store: Store, args: argparse.Namespace) -> int:
+    job = store.get(args.job)
+    if not args.follow:
+        sys.stdout.write(job.logs())
+        return 0
+    for chunk in job.logs(follow=True):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+    return 0
+
+
+def _cancel(store: Store, args: argparse.Namespace) -> int:
+    job = store.get(args.job)
+    if not job.cancel():
+        print(
+            f"nbjobs: job {args.job!r} is {job.status}: nothing to cancel "
+            "(only pending, retrying or running jobs can be cancelled)",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"cancelled {_label(job)}")
+    return 0
+
+
+def _retry(store: Store, args: argparse.Namespace) -> int:
+    return _run_again(store, lambda: [store.retry(args.job)])
+
+
+def _resume(store: Store, args: argparse.Namespace) -> int:
+    return _run_again(store, store.resume)
+
+
+def _purge(store: Store, args: argparse.Namespace) -> int:
+    n = store.purge(older_than=args.older_than, status=args.status)
+    if args.json:
+        _print_json({"purged": n})
+    else:
+        print(f"purged {n} job{'' if n == 1 else 's'}")
+    return 0
+
+
+def _stats(store: Store, args: argparse.Namespace) -> int:
+    counts = store.stats()
+    if args.json:
+        _print_json(counts)
+        return 0
+    for status, n in counts.items():
+        print(f"{status:<12} {n:>9}")
+    print(f"{'total':<12} {sum(counts.values()):>9}")
+    return 0
+
+
+# --------------------------------------------------------------------------- running again
+def _run_again(store: Store, restart: Callable[[], list[Job]]) -> int:
+    """Re-run jobs from a terminal: the one place that decides where they run.
+
+    Only the kernel-owned executors (threads, processes) exist, so the jobs run in this
+    process and this command waits for them, printing their progress. Ctrl-C stops the
+    wait: the jobs are left `interrupted` (resumable) and `nbjobs resume` runs them again.
+    A detached worker, once there is one, is where they should go instead (queue them for
+    it here and return at once).
+    """
+    # A job's function may come from the user's own modules, found from the folder the
+    # notebook ran in: as in a kernel, the working folder is importable.
+    sys.path.insert(0, os.getcwd())
+    jobs = restart()
+    if not jobs:
+        print("no interrupted jobs to resume")
+        return 0
+    n = len(jobs)
+    print(
+        f"running {n} job{'' if n == 1 else 's'} in this terminal until done; Ctrl-C stops "
+        "and leaves them interrupted (`nbjobs resume` runs them again)",
+        flush=True,
+    )
+    try:
+        _follow(jobs)
+    except KeyboardInterrupt:
+        store.close()  # marks this process's unfinished jobs interrupted, now
+        print("\nstopped: the unfinished jobs are interrupted; `nbjobs resume` runs them again")
+        return 130
+    return 0 if all(job.status == states.SUCCEEDED for job in jobs) else 1
+
+
+def _follow(jobs: list[Job]) -> None:
+    """Print a line per job whenever its status or progress changes, until all are done."""
+    shown: dict[str, str] = {}
+    pending = set(jobs)
+    while True:
+        for job in jobs:
+            rec = job.record()
+            line = _progress_line(job, rec)
+            if shown.get(job.id) != line:
+                shown[job.id] = line
+                print(line, flush=True)
+        if not pending:
+            return
+        pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED).not_done
+
+
+def _progress_line(job: Job, rec: JobRecord) -> str:
+    parts = [f"{_label(job)}: {rec.status}"]
+    if rec.status in states.ACTIVE:
+        parts.append(render.progress_text(rec.progress_info(), rec.status))
+    elif rec.status == states.SUCCEEDED:
+        parts.append(f"in {render.duration(render.elapsed(rec, time.time()))}")
+    else:
+        parts.append(render.error_line(rec))
+    if rec.status == states.FAILED:
+        parts.append(f"(nbjobs show {job.id})")
+    return " ".join(p for p in parts if p)
+
+
+# --------------------------------------------------------------------------- output
+def _row(rec: JobRecord, now: float) -> tuple[str, ...]:
+    corrupt = _corrupt(rec)
+    created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.created_at))
+    return (
+        rec.id,
+        _cut(rec.key or "", _TEXT["key"]),
+        _cut(rec.name, _TEXT["name"]),
+        "corrupt" if corrupt else rec.status,
+        "" if corrupt else str(rec.attempts),
+        "" if corrupt else created,
+        render.duration(render.elapsed(rec, now)),
+        _cut(_one_line(render.error_line(rec)), _TEXT["error"]),
+    )
+
+
+def _print_table(header: Sequence[str], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in [tuple(header), *rows]) for i in range(len(header))]
+    for row in [tuple(header), *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _attempt_line(entry: dict[str, Any]) -> str:
+    took = None
+    if entry.get("started_at") and entry.get("finished_at"):
+        took = entry["finished_at"] - entry["started_at"]
+    err = entry.get("error") or {}
+    outcome = "ok" if entry.get("ok") else f"{err.get('type')}: {err.get('message')}"
+    return (
+        f"attempt {entry.get('number', '?')} (run {entry.get('run', '?')}) "
+        f"{render.duration(took)}  {_cut(_one_line(outcome), 100)}"
+    )
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def _corrupt(rec: JobRecord) -> bool:
+    return rec.error is not None and rec.error.type == CORRUPT
+
+
+def _label(job: Job) -> str:
+    return f"{job.id} ({job.key or job.name})"
+
+
+def _one_line(value: Any) -> str:
+    return " ".join(str(value).split())
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    print(f"nbjobs: warning: {message}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- arguments
+def _open(path: str | None) -> Store:
+    """The store at `path` (default: the library's rule); never creates one by accident."""
+    folder = Path(path).expanduser() if path else default_path()
+    if not (folder / FORMAT_FILE).exists():
+        raise StoreError(
+            f"no job store at {folder.absolute()}: give --store PATH or set $NBJOBS_STORE"
+        )
+    return Store(folder)
+
+
+def _duration(text: str) -> float:
+    try:
+        return validate.duration(text, "--older-than")
+    except InvalidArgument:
+        raise argparse.ArgumentTypeError(
+            f"must be seconds > 0 or a duration such as 30s, 5m, 1h30m, 7d, 2w; not {text!r}"
+        ) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nbjobs",
+        description="Inspect and control the jobs of an nbjobs store from a terminal.",
+        epilog="The store is --store PATH, else $NBJOBS_STORE, else ./.nbjobs.",
+    )
+    _global_options(parser, None)
+    # The same options after the command (`nbjobs ls --json`), not overriding those before it.
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, argparse.SUPPRESS)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    def command(name: str, run: Callable[..., int], text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=text, description=text)
+        sub.set_defaults(run=run, usage=sub.error)
+        return sub
+
+    ls = command("ls", _ls, "list jobs, newest first")
+    _statuses(ls, states.STATES, "only jobs in these states")
+    ls.add_argument("--name", help="only jobs with this name")
+    ls.add_argument("--tag", help="only jobs with this tag")
+    ls.add_argument("--limit", type=_limit, default=50, help="at most this many (default 50)")
+    _job(command("show", _show, "a job's record, error traceback and attempts"))
+    logs = _job(command("logs", _logs, "a job's captured output"))
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new output")
+    _job(command("retry", _retry, "run a failed, cancelled or interrupted job again and wait"))
+    _job(command("cancel", _cancel, "cancel a pending, retrying or running job"))
+    command("resume", _resume, "run the interrupted jobs again and wait for them")
+    purge = command(
+        "purge", _purge, "remove finished jobs and everything stored for them (give one or both)"
+    )
+    purge.add_argument(
+        "--older-than",
+        type=_duration,
+        metavar="AGE",
+        help="only jobs finished longer ago: seconds, or 30s, 5m, 1h30m, 7d, 2w",
+    )
+    _statuses(purge, _FINISHED, "only jobs in these finished states")
+    command("stats", _stats, "number of jobs per status")
+    return parser
+
+
+def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument("--store", metavar="PATH", default=default, help="the store folder")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=False if default is None else default,
+        help="machine-readable output (ls, show, stats, purge)",
+    )
+
+
+def _statuses(parser: argparse.ArgumentParser, choices: Iterable[str], text: str) -> None:
+    parser.add_argument(
+        "--status", nargs="+", action="extend", choices=list(choices), metavar="S", help=text
+    )
+
+
+def _job(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("job", metavar="ID_OR_KEY", help="a job id or key")
+    return parser
+
+
+def _limit(text: str) -> int:
+    try:
+        return validate.positive_int(int(text), "--limit")
+    except (ValueError, InvalidArgument):
+        raise argparse.ArgumentTypeError(f"--limit must be an int >= 1, not {text!r}") from None
