@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import nbjobs
+from nbjobs.clock import FakeClock
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.01) -> Any:
@@ -44,6 +45,22 @@ def default_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
 def store(tmp_path: Path) -> Iterator[nbjobs.Store]:
     """An explicit store on its own temporary folder, closed after the test."""
     s = nbjobs.Store(tmp_path / "store")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock that moves only when the test says `clock.advance(seconds)`."""
+    return FakeClock()
+
+
+@pytest.fixture
+def fake_store(tmp_path: Path, clock: FakeClock) -> Iterator[nbjobs.Store]:
+    """A store on its own temporary folder whose time is `clock`."""
+    s = nbjobs.Store(tmp_path / "fake-store", clock=clock)
     try:
         yield s
     finally:

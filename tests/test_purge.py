@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -21,37 +20,25 @@ def boom() -> None:
     raise ValueError("boom")
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def timed(tmp_path: Path, clock: FakeClock) -> Iterator[nbjobs.Store]:
-    s = nbjobs.Store(tmp_path / "timed", clock=clock)
-    yield s
-    s.close()
-
-
 def blob_files(store: nbjobs.Store) -> list[str]:
     return sorted(p.name for p in (store.path / "blobs").iterdir() if not p.name.startswith("."))
 
 
 def test_purge_removes_only_jobs_older_than_the_limit(
-    timed: nbjobs.Store, clock: FakeClock
+    fake_store: nbjobs.Store, clock: FakeClock
 ) -> None:
-    old = [timed.submit(pow, 2, i, key=f"old-{i}") for i in range(5)]
+    old = [fake_store.submit(pow, 2, i, key=f"old-{i}") for i in range(5)]
     for job in old:
         job.wait()
     clock.advance(2 * DAY)
-    new = timed.submit(pow, 2, 10, key="new")
+    new = fake_store.submit(pow, 2, 10, key="new")
     new.wait()
-    assert timed.purge(older_than="1d") == 5
-    assert [j.key for j in timed.jobs()] == ["new"]
-    assert sum(timed.stats().values()) == 1
+    assert fake_store.purge(older_than="1d") == 5
+    assert [j.key for j in fake_store.jobs()] == ["new"]
+    assert sum(fake_store.stats().values()) == 1
     with pytest.raises(nbjobs.JobNotFound):
-        timed.get("old-0")
-    assert timed.purge(older_than=datetime.timedelta(days=1)) == 0
+        fake_store.get("old-0")
+    assert fake_store.purge(older_than=datetime.timedelta(days=1)) == 0
     assert new.result() == 1024
 
 

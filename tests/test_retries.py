@@ -11,7 +11,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,20 +48,6 @@ def message_then(counter: str, messages: list[str]) -> str:
 
 def double(x: int) -> int:
     return 2 * x
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def fake_store(tmp_path: Path, clock: FakeClock) -> Iterator[nbjobs.Store]:
-    s = nbjobs.Store(tmp_path / "fake-store", clock=clock)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 @pytest.fixture
