@@ -16,10 +16,10 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -30,9 +30,9 @@ from .errors import InvalidArgument, NbjobsError, StoreError
 from .job import Job
 from .records import CORRUPT, JobRecord
 from .store import FORMAT_FILE
-from .waiting import wait
 
 _FINISHED = sorted(states.FINISHED)
+_POLL = 0.5  # seconds between progress lines of re-run jobs
 _TEXT = {"key": 24, "name": 24, "error": 60}  # widest text shown per column in `ls`
 
 
@@ -191,18 +191,21 @@ def _run_again(store: Store, restart: Callable[[], list[Job]]) -> int:
 
 def _follow(jobs: list[Job]) -> None:
     """Print a line per job whenever its status or progress changes, until all are done."""
+    changed = threading.Event()
+    for job in jobs:
+        job.add_done_callback(lambda _job: changed.set())
     shown: dict[str, str] = {}
-    pending = set(jobs)
     while True:
+        changed.clear()
+        done = [job.done() for job in jobs]  # before the lines: the last line is the final one
         for job in jobs:
-            rec = job.record()
-            line = _progress_line(job, rec)
+            line = _progress_line(job, job.record())
             if shown.get(job.id) != line:
                 shown[job.id] = line
                 print(line, flush=True)
-        if not pending:
+        if all(done):
             return
-        pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED).not_done
+        changed.wait(_POLL)
 
 
 def _progress_line(job: Job, rec: JobRecord) -> str:
