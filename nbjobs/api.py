@@ -493,7 +493,7 @@ class Store:
                 raise InvalidArgument(
                     f"job {key!r} is {rec.status}; cancel it or wait for it before forgetting it"
                 )
-            storage.delete(sql, rec.id)
+            storage.delete(sql, [rec.id])
             return True
 
         removed: bool = storage.writer.call(delete)

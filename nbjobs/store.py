@@ -44,6 +44,7 @@ FORMAT_VERSION = 1
 FORMAT_FILE = "nbjobs-format.json"
 INLINE_LIMIT = 256 * 1024  # blobs above this size are written as files
 _BATCH_MAX = 512
+_PARAMS_PER_STATEMENT = 900  # SQLite builds before 3.32 allow 999 parameters per statement
 
 log = logging.getLogger("nbjobs")
 
@@ -331,11 +332,17 @@ class Storage:
             self.put_blob(sql, key, None, name)
 
     def drop_blobs(self, sql: Sql, keys: Iterable[str]) -> None:
-        for key in keys:
-            row = sql("SELECT file FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone()
-            sql("DELETE FROM nbjobs_blobs WHERE key = ?", (key,))
-            if row and row[0]:
-                _unlink_later(self.blob_dir / row[0])
+        """Delete these blobs and their files; two statements per 900 keys (a purge batch)."""
+        listed = list(keys)
+        for start in range(0, len(listed), _PARAMS_PER_STATEMENT):
+            chunk = listed[start : start + _PARAMS_PER_STATEMENT]
+            marks = ",".join("?" * len(chunk))
+            files = sql(
+                f"SELECT file FROM nbjobs_blobs WHERE key IN ({marks}) AND file IS NOT NULL", chunk
+            ).fetchall()
+            sql(f"DELETE FROM nbjobs_blobs WHERE key IN ({marks})", chunk)
+            for (file,) in files:
+                _unlink_later(self.blob_dir / file)
 
     def read_in(self, sql: Sql, id_or_key: str) -> JobRecord | None:
         row = sql(
@@ -385,11 +392,17 @@ class Storage:
             )
         return None
 
-    def delete(self, sql: Sql, job_id: str) -> None:
-        """Remove a job's record and everything stored for it (not its shared function)."""
-        sql("DELETE FROM nbjobs_jobs WHERE id = ?", (job_id,))
-        self.drop_blobs(sql, blob_keys(job_id))
-        sql("DELETE FROM nbjobs_blobs WHERE key >= ? AND key < ?", (f"a:{job_id}:", f"a:{job_id};"))
+    def delete(self, sql: Sql, job_ids: list[str]) -> None:
+        """Remove jobs' records and everything stored for them (not their shared function)."""
+        for start in range(0, len(job_ids), _PARAMS_PER_STATEMENT):
+            chunk = job_ids[start : start + _PARAMS_PER_STATEMENT]
+            sql(f"DELETE FROM nbjobs_jobs WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        self.drop_blobs(sql, [key for job_id in job_ids for key in blob_keys(job_id)])
+        for job_id in job_ids:
+            sql(
+                "DELETE FROM nbjobs_blobs WHERE key >= ? AND key < ?",
+                (f"a:{job_id}:", f"a:{job_id};"),
+            )
 
     def delete_finished(
         self, sql: Sql, statuses: Iterable[str], before: float | None, after: int, limit: int
@@ -403,8 +416,7 @@ class Storage:
             f"AND seq > ?{clause} ORDER BY seq LIMIT ?",
             (*st, after, *(() if before is None else (before,)), limit),
         ).fetchall()
-        for _, job_id in rows:
-            self.delete(sql, job_id)
+        self.delete(sql, [job_id for _, job_id in rows])
         return (len(rows), rows[-1][0]) if rows else (0, after)
 
     def scan_consistency(self) -> dict[str, int]:
