@@ -95,7 +95,7 @@ def _show(store: Store, args: argparse.Namespace) -> int:
         if value not in (None, "", [], {}):
             print(f"{field:<21} {_one_line(value)}")
     if _corrupt(rec):
-        print("\nThis record is corrupt: `nbjobs purge` or `nbjobs.forget(...)` removes it.")
+        print(f"\nThis record is corrupt; nbjobs.forget({rec.id!r}) removes it.")
     if len(attempts) > 1 or (attempts and not attempts[-1].get("ok")):
         print("\nAttempts:")
         for entry in attempts:
@@ -170,17 +170,17 @@ def _run_again(store: Store, restart: Callable[[], list[Job]]) -> int:
     # A job's function may come from the user's own modules, found from the folder the
     # notebook ran in: as in a kernel, the working folder is importable.
     sys.path.insert(0, os.getcwd())
-    jobs = restart()
-    if not jobs:
-        print("no interrupted jobs to resume")
-        return 0
-    n = len(jobs)
-    print(
-        f"running {n} job{'' if n == 1 else 's'} in this terminal until done; Ctrl-C stops "
-        "and leaves them interrupted (`nbjobs resume` runs them again)",
-        flush=True,
-    )
     try:
+        jobs = restart()
+        if not jobs:
+            print("no interrupted jobs to resume")
+            return 0
+        n = len(jobs)
+        print(
+            f"running {n} job{'' if n == 1 else 's'} in this terminal until done; Ctrl-C stops "
+            "and leaves them interrupted (`nbjobs resume` runs them again)",
+            flush=True,
+        )
         _follow(jobs)
     except KeyboardInterrupt:
         store.close()  # marks this process's unfinished jobs interrupted, now

@@ -204,13 +204,15 @@ def test_ctrl_c_during_retry_leaves_the_job_interrupted_and_resume_finishes_it(
     )
     try:
         wait_for(lambda: job.status == "running", timeout=60)
+        assert proc.stdout is not None
+        assert "Ctrl-C" in proc.stdout.readline()  # waiting for the job, in the foreground
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, out + err
-    assert "nbjobs resume" in out
+    assert "stopped" in out and "nbjobs resume" in out
     assert job.status == "interrupted"
     flag.write_text("go")
     resumed = run("resume", store=store, cwd=user_dir)
