@@ -22,8 +22,11 @@ from .defaults import (
     purge,
     resume,
     retry,
+    start_worker,
     stats,
+    stop_worker,
     submit,
+    workers,
 )
 from .defaults import map_jobs as map  # nbjobs' own modules keep the builtin map
 from .errors import (
@@ -46,6 +49,7 @@ from .errors import (
     StoreNotWritable,
     WaitTimeout,
 )
+from .executors.worker import WorkerInfo
 from .futures import Executor
 from .job import Job
 from .records import JobRecord, Progress
@@ -91,6 +95,7 @@ __all__ = [
     "StoreNotWritable",
     "Task",
     "WaitTimeout",
+    "WorkerInfo",
     "as_completed",
     "auto",
     "configure",
@@ -106,9 +111,12 @@ __all__ = [
     "purge",
     "resume",
     "retry",
+    "start_worker",
     "stats",
+    "stop_worker",
     "submit",
     "task",
     "track",
     "wait",
+    "workers",
 ]

@@ -37,6 +37,7 @@ from .executors import NAMES as EXECUTOR_NAMES
 from .executors import Backend
 from .executors.processes import ProcessExecutor
 from .executors.threads import ThreadExecutor
+from .executors.worker import STOP_GRACE, WorkerBackend, WorkerInfo, list_workers, spawn, stop
 from .job import Job
 from .records import JobRecord, transition
 from .retrying import Retry
@@ -83,6 +84,7 @@ class Store:
         self._backends: dict[str, Backend] = {
             "thread": ThreadExecutor(self._runner, workers or _default_workers()),
             "process": ProcessExecutor(self._runner, workers or os.cpu_count() or 1),
+            "worker": WorkerBackend(self.storage),
         }
         self._watcher = Watcher(self.storage)
         self._closed = False
@@ -338,9 +340,11 @@ class Store:
             op.blobs.append((f"p:{rec.id}", payload, None))
             if fn_bytes is not None:
                 op.once.append((f"f:{fn_digest}", fn_bytes))
-        self._local[rec.id] = local
+        backend = self._backends[rec.executor]
+        if backend.kernel_owned:
+            self._local[rec.id] = local
         self.storage.writer.put(op)
-        self._backends[rec.executor].start(local)
+        backend.start(local)
         return Job(self, rec)
 
     def _submit_keyed(self, rec: JobRecord, local: LocalJob, blobs: Payload, force: bool) -> Job:
@@ -382,8 +386,10 @@ class Store:
         if outcome == "existing":
             return self._existing(rec, stored)
         local.rec = stored
-        self._local[stored.id] = local
-        self._backends[stored.executor].start(local)
+        backend = self._backends[stored.executor]
+        if backend.kernel_owned:
+            self._local[stored.id] = local
+        backend.start(local)
         return Job(self, stored)
 
     def _existing(self, rec: JobRecord, stored: JobRecord) -> Job:
@@ -620,7 +626,8 @@ class Store:
         local = LocalJob(new, fn, args, kwargs, (fn_blob, codec.payload_args(payload)))
         local.policy = codec.payload_policy(payload)
         local.log_state = self._log_state(rec.id)
-        self._local[new.id] = local
+        if backend.kernel_owned:
+            self._local[new.id] = local
         if new.retry_at is not None and new.retry_at > now:
             # An interrupted job that was waiting for its next attempt keeps waiting.
             self._runner.alarms.at(new.retry_at, lambda: backend.start(local))
@@ -637,6 +644,70 @@ class Store:
         if fn_blob is None or payload is None:
             return "its stored function or arguments are missing"
         return fn_blob, payload
+
+    # ------------------------------------------------------------------ detached workers
+    def start_worker(
+        self,
+        workers: int | None = None,
+        idle_timeout: float | None = 600,
+        *,
+        lease: float = 30.0,
+    ) -> WorkerInfo:
+        """Start a detached worker process for this store's `executor="worker"` jobs.
+
+        It runs up to `workers` jobs at once (default: the number of CPUs), each in a child
+        process, with this kernel's working directory and `sys.path`; it survives kernel
+        restarts and exits after `idle_timeout` seconds with nothing to do (None: only when
+        stopped). `lease`: seconds a job stays claimed by a worker that stopped
+        heartbeating before another worker takes it over. Returns once it is serving.
+
+        >>> info = store.start_worker(workers=4)                # doctest: +SKIP
+        >>> store.submit(fit, df, executor="worker")             # doctest: +SKIP
+        """
+        if workers is None:
+            slots = os.cpu_count() or 1
+        else:
+            slots = validate.positive_int(workers, "workers")
+        idle = validate.limit(idle_timeout, "idle_timeout")
+        lease_s = validate.limit(lease, "lease")
+        if lease_s is None:
+            raise InvalidArgument("lease must be a number of seconds > 0, not None")
+        return spawn(self.storage, new_id(), slots, idle, lease_s)
+
+    def workers(self) -> list[WorkerInfo]:
+        """The detached workers of this store that are alive (oldest first).
+
+        >>> [(w.id, w.workers, w.running) for w in store.workers()]   # doctest: +SKIP
+        [('9f2c41d07a3b5e11', 4, 1)]
+        """
+        return [w for w in list_workers(self.storage) if w.alive]
+
+    def stop_worker(
+        self,
+        worker: str | WorkerInfo | None = None,
+        *,
+        wait: bool = True,
+        timeout: float | None = 60.0,
+        grace: float = STOP_GRACE,
+    ) -> list[WorkerInfo]:
+        """Stop one detached worker (its id or `WorkerInfo`), or all of them (None).
+
+        A stopping worker takes no new jobs, lets its running jobs finish for `grace`
+        seconds, then hands the rest back (`pending`, their processes killed) for another
+        worker. With `wait`, returns once they are gone (`WaitTimeout` after `timeout` s).
+        Returns the workers asked to stop.
+
+        >>> store.stop_worker()          # doctest: +SKIP
+        """
+        if worker is not None and not isinstance(worker, str | WorkerInfo):
+            raise InvalidArgumentType(
+                f"worker must be a worker id (str), a WorkerInfo or None, "
+                f"not {type(worker).__name__}"
+            )
+        validate.flag(wait, "wait")
+        limit = validate.timeout(timeout)
+        grace_s = validate.timeout(grace, "grace")
+        return stop(self.storage, worker, wait, limit, STOP_GRACE if grace_s is None else grace_s)
 
     # ------------------------------------------------------------------ control
     def flush(self) -> None:
@@ -780,12 +851,18 @@ class Store:
             self._backends[local.rec.executor].expire(local, attempt)
 
     def _reap_dead_owners(self) -> None:
-        """Jobs left active by a kernel that died become `interrupted` (never re-run silently)."""
+        """Jobs left active by a kernel that died become `interrupted` (never re-run silently).
+
+        Jobs of detached workers are not the kernels': the other workers requeue them.
+        """
         now = self.storage.clock.now()
         dead = [
             rec
             for rec in self.storage.active_records()
-            if rec.owner and rec.owner != self.owner and not owner_alive(rec.owner)
+            if rec.owner
+            and rec.executor != "worker"
+            and rec.owner != self.owner
+            and not owner_alive(rec.owner)
         ]
         for rec in dead:
             self._interrupt(rec, now)

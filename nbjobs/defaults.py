@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .api import STORES, Store
+from .executors.worker import STOP_GRACE, WorkerInfo
 from .job import Job
 
 if TYPE_CHECKING:
@@ -135,6 +136,53 @@ def retry(id_or_key: str) -> Job:
 def dead_letters(limit: int = 100) -> list[Job]:
     """Failed jobs of the default store, newest first. See `Store.dead_letters`."""
     return default_store().dead_letters(limit)
+
+
+def start_worker(
+    workers: int | None = None,
+    idle_timeout: float | None = 600,
+    store: str | os.PathLike[str] | Store | None = None,
+    *,
+    lease: float = 30.0,
+) -> WorkerInfo:
+    """Start a detached worker process for `executor="worker"` jobs (default store, or `store`).
+
+    It survives kernel restarts, runs up to `workers` jobs at once, each in its own process,
+    with this kernel's working directory and `sys.path`, and exits after `idle_timeout`
+    seconds with nothing to do. See `Store.start_worker`.
+
+    >>> nbjobs.start_worker(workers=4)                     # doctest: +SKIP
+    >>> job = nbjobs.submit(fit, df, executor="worker")     # doctest: +SKIP
+    """
+    return _store(store).start_worker(workers, idle_timeout, lease=lease)
+
+
+def workers(store: str | os.PathLike[str] | Store | None = None) -> list[WorkerInfo]:
+    """The live detached workers of the default store (or `store`)."""
+    return _store(store).workers()
+
+
+def stop_worker(
+    worker: str | WorkerInfo | None = None,
+    *,
+    wait: bool = True,
+    timeout: float | None = 60.0,
+    grace: float = STOP_GRACE,
+    store: str | os.PathLike[str] | Store | None = None,
+) -> list[WorkerInfo]:
+    """Stop a detached worker of the default store (or all of them). See `Store.stop_worker`.
+
+    >>> nbjobs.stop_worker()        # doctest: +SKIP
+    """
+    return _store(store).stop_worker(worker, wait=wait, timeout=timeout, grace=grace)
+
+
+def _store(store: str | os.PathLike[str] | Store | None) -> Store:
+    if store is None:
+        return default_store()
+    if isinstance(store, Store):
+        return store
+    return Store(store)
 
 
 def panel(store: Store | None = None, *, page_size: int = 20) -> Panel:

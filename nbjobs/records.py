@@ -109,6 +109,8 @@ class JobRecord:
     retry_at: float | None = None  # wall-clock time of the next attempt while retrying
     timeout: float | None = None
     soft_timeout: float | None = None
+    lease_until: float | None = None  # a detached worker holds the job until then
+    crashes: int = 0  # times the worker running it died (requeued at most 3 times)
 
     def to_json(self) -> str:
         data = _as_dict(self)
@@ -230,7 +232,9 @@ def transition(
     elif new in states.FINISHED:
         upd["finished_at"] = now
     elif new == states.PENDING and rec.status in states.FINISHED:
-        upd.update(_new_run(rec) if fresh else {"finished_at": None, "owner": None})
+        upd.update(
+            _new_run(rec) if fresh else {"finished_at": None, "owner": None, "lease_until": None}
+        )
     upd.update(changes)
     return rec.evolve(**upd)
 
@@ -256,6 +260,8 @@ def _new_run(rec: JobRecord) -> dict[str, Any]:
         "idle_for": 0.0,
         "retry_at": None,
         "progress": None,
+        "lease_until": None,
+        "crashes": 0,
         "history": [*rec.history, past],
     }
 

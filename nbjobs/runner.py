@@ -129,6 +129,7 @@ class LocalJob:
         "args",
         "attempt",
         "cancel_requested",
+        "claimed",
         "done",
         "fn",
         "kwargs",
@@ -159,6 +160,7 @@ class LocalJob:
         self.lock = threading.Lock()
         self.done = OneShot()
         self.cancel_requested = False
+        self.claimed = False  # a worker's claim already moved it to running in the store
         self.on_start: list[Callable[[], bool]] = []
         self.on_done: list[Callable[[], None]] = []
         self.policy: Policy | None = None
@@ -228,8 +230,11 @@ class Runner:
 
     def run(self, local: LocalJob, invoke: Invoke) -> None:
         """Run one attempt of `local` with `invoke` and queue its outcome for the store."""
+        claimed = local.claimed
         attempt = self._begin(local)
         if attempt is None:
+            if claimed:  # handed back or cancelled before it started: no longer ours
+                self.on_finished(local, None)
             return
         try:
             outcome = invoke(local)
@@ -240,6 +245,11 @@ class Runner:
     def _begin(self, local: LocalJob) -> int | None:
         """Move the job to running; returns the attempt token, or None if it must not run."""
         with local.lock:
+            if local.claimed:
+                local.claimed = False
+                if local.cancel_requested or local.rec.status != states.RUNNING:
+                    return None  # handed back before it started
+                return self._arm(local, self.storage.clock.now())
             start_from = local.rec.status
             if local.cancel_requested or start_from not in (states.PENDING, states.RETRYING):
                 return None
@@ -254,14 +264,19 @@ class Runner:
             now = self.storage.clock.now()
             rec = transition(local.rec, states.RUNNING, now, owner=self.owner)
             local.rec = rec
-            local.attempt += 1
-            local.timed_out = False
-            local.soft_deadline = now + rec.soft_timeout if rec.soft_timeout else None
             self.storage.writer.put(Cas(rec, start_from), lambda _r, err: _lost(local, err))
-            attempt = local.attempt
-            if rec.timeout:
-                self.alarms.at(now + rec.timeout, lambda: self.expire(local, attempt))
-            return attempt
+            return self._arm(local, now)
+
+    def _arm(self, local: LocalJob, now: float) -> int:
+        """Start a new attempt token and the time limits of the attempt starting `now`."""
+        rec = local.rec
+        local.attempt += 1
+        local.timed_out = False
+        local.soft_deadline = now + rec.soft_timeout if rec.soft_timeout else None
+        attempt = local.attempt
+        if rec.timeout:
+            self.alarms.at(now + rec.timeout, lambda: self.expire(local, attempt))
+        return attempt
 
     def finish(self, local: LocalJob, outcome: Outcome, attempt: int) -> None:
         """Queue the end of attempt `attempt`: succeeded, failed, cancelled or retrying.

@@ -45,6 +45,7 @@ FORMAT_FILE = "nbjobs-format.json"
 INLINE_LIMIT = 256 * 1024  # blobs above this size are written as files
 _BATCH_MAX = 512
 _PARAMS_PER_STATEMENT = 900  # SQLite builds before 3.32 allow 999 parameters per statement
+_UNREADABLE_SLACK = 16  # a worker looks past this many unreadable queued records
 
 log = logging.getLogger("nbjobs")
 
@@ -61,6 +62,9 @@ CREATE TABLE IF NOT EXISTS nbjobs_jobs (
 );
 CREATE INDEX IF NOT EXISTS nbjobs_jobs_status ON nbjobs_jobs (status, seq);
 CREATE INDEX IF NOT EXISTS nbjobs_jobs_name ON nbjobs_jobs (name, seq);
+-- A pending job without an owner waits for a detached worker (kernels own their jobs).
+CREATE INDEX IF NOT EXISTS nbjobs_jobs_worker_queue ON nbjobs_jobs (seq)
+    WHERE status = 'pending' AND owner IS NULL;
 CREATE TABLE IF NOT EXISTS nbjobs_tags (
     tag TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (tag, seq)
 ) WITHOUT ROWID;
@@ -69,6 +73,12 @@ CREATE TABLE IF NOT EXISTS nbjobs_counts (
     status TEXT PRIMARY KEY, n INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS nbjobs_blobs (key TEXT PRIMARY KEY, data BLOB, file TEXT);
+CREATE TABLE IF NOT EXISTS nbjobs_workers (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+    started_at REAL NOT NULL, heartbeat_at REAL NOT NULL, slots INTEGER NOT NULL,
+    running INTEGER NOT NULL, state TEXT NOT NULL, cwd TEXT NOT NULL, lease REAL NOT NULL,
+    stop REAL
+);
 CREATE TRIGGER IF NOT EXISTS nbjobs_count_ins AFTER INSERT ON nbjobs_jobs BEGIN
     INSERT INTO nbjobs_counts (status, n) VALUES (NEW.status, 1)
         ON CONFLICT (status) DO UPDATE SET n = n + 1;
@@ -105,12 +115,14 @@ def open_cache(path: Path) -> diskcache.Cache:
 
 # --------------------------------------------------------------------------- owners
 def _start_ticks(pid: int) -> str | None:
+    """The start time of process `pid` in clock ticks; None if it is gone (or a zombie)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
         return None
-    return stat.rsplit(b")", 1)[1].split()[19].decode()
+    fields = stat.rsplit(b")", 1)[1].split()
+    return None if fields[0] == b"Z" else fields[19].decode()
 
 
 def _hostname() -> str:
@@ -266,6 +278,23 @@ class Storage:
     def active_records(self) -> list[JobRecord]:
         return self.page(states.ACTIVE, limit=1_000_000)
 
+    def worker_queue(self, limit: int, sql: Sql | None = None) -> list[JobRecord]:
+        """Pending jobs for detached workers, oldest first, through their own partial index
+        (a pending job has no owner only while it waits for a worker). Records that cannot
+        be read (written by a newer nbjobs, corrupt) are left alone."""
+        rows = (sql or self._sql)(
+            "SELECT id, key, status, name, data FROM nbjobs_jobs "
+            "INDEXED BY nbjobs_jobs_worker_queue "
+            "WHERE status = 'pending' AND owner IS NULL ORDER BY seq LIMIT ?",
+            (limit + _UNREADABLE_SLACK,),
+        ).fetchall()
+        found = (_decode(*r) for r in rows)
+        return [rec for rec in found if rec.executor == "worker"][:limit]
+
+    def held_records(self) -> list[JobRecord]:
+        """Running and retrying jobs (few: they hold a worker or wait for their next try)."""
+        return self.page((states.RUNNING, states.RETRYING), limit=1_000_000)
+
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(states.STATES, 0)
         for status, n in self._sql("SELECT status, n FROM nbjobs_counts").fetchall():
@@ -366,11 +395,27 @@ class Storage:
         return True
 
     def update(self, sql: Sql, rec: JobRecord, expected: str) -> bool:
-        """Write `rec` if the stored status is still `expected` (compare-and-set)."""
+        """Write `rec` if the stored status is still `expected` (compare-and-set).
+
+        A running or retrying job is held by its owner: only that owner writes it, unless
+        the write releases it (`rec.owner` None). So a worker that stalled past its lease
+        cannot overwrite the job another worker took over meanwhile.
+        """
         cur = sql(
             "UPDATE nbjobs_jobs SET status = ?, owner = ?, updated = ?, data = ? "
-            "WHERE id = ? AND status = ?",
-            (rec.status, rec.owner, rec.updated_at, rec.encode(), rec.id, expected),
+            "WHERE id = ? AND status = ? AND (? IS NULL OR owner IS NULL OR owner = ? "
+            "OR status NOT IN ('running', 'retrying'))",
+            (*_row(rec), rec.id, expected, rec.owner, rec.owner),
+        )
+        return cur.rowcount == 1
+
+    def take_over(self, sql: Sql, rec: JobRecord, expected: str, owner: str | None) -> bool:
+        """Write `rec` if the job is still `expected` and held by `owner` (a dead worker's
+        job requeued or adopted by another)."""
+        cur = sql(
+            "UPDATE nbjobs_jobs SET status = ?, owner = ?, updated = ?, data = ? "
+            "WHERE id = ? AND status = ? AND owner IS ?",
+            (*_row(rec), rec.id, expected, owner),
         )
         return cur.rowcount == 1
 
@@ -451,6 +496,11 @@ def _write_file(blob_dir: Path, name: str, chunks: Iterable[bytes | memoryview])
 def blob_keys(job_id: str) -> tuple[str, str, str, str]:
     """The per-job blobs: payload, result, error, log."""
     return f"p:{job_id}", f"r:{job_id}", f"e:{job_id}", f"l:{job_id}"
+
+
+def _row(rec: JobRecord) -> tuple[str, str | None, float, bytes]:
+    """The columns an update writes: status, owner, updated, data."""
+    return rec.status, rec.owner, rec.updated_at, rec.encode()
 
 
 def _decode(job_id: str, key: str | None, status: str, name: str, data: bytes | str) -> JobRecord:

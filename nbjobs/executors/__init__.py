@@ -11,7 +11,7 @@ from typing import Protocol
 
 from ..runner import LocalJob
 
-NAMES = ("thread", "process")
+NAMES = ("thread", "process", "worker")
 
 
 class Backend(Protocol):

@@ -1,0 +1,247 @@
+"""Detached workers seen from a kernel: queue jobs for them, start, list and stop them.
+
+A job submitted with `executor="worker"` is written `pending` with no owner and committed
+before `submit()` returns; a worker process (`python -m nbjobs.worker`, nbjobs/worker.py)
+claims it. Workers register in the `nbjobs_workers` table, one row each, renewed by their
+heartbeat; a stop request is a value in that row (and SIGTERM when on this host).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..clock import SYSTEM
+from ..errors import InvalidArgument, StoreError, WaitTimeout
+from ..runner import LocalJob
+from ..store import Storage, owner_alive
+from ..writer import Sql
+
+#: Seconds a stopping worker lets its running jobs finish before handing them back.
+STOP_GRACE = 5.0
+_COLUMNS = "id, owner, host, pid, started_at, heartbeat_at, slots, running, state, cwd, lease, stop"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A detached worker of a store, as its registry row says.
+
+    `state` is "running", "stopping" or "dead" (its process is gone, or its heartbeat is
+    older than its lease). `log` is the file its output goes to.
+    """
+
+    id: str
+    pid: int
+    host: str
+    started_at: float
+    heartbeat_at: float
+    workers: int
+    running: int
+    state: str
+    cwd: str
+    owner: str
+    log: str
+
+    @property
+    def alive(self) -> bool:
+        return self.state != "dead"
+
+
+class WorkerBackend:
+    """`executor="worker"`: the job waits in the store, `pending`, for a detached worker."""
+
+    name = "worker"
+    needs_pickle = True
+    kernel_owned = False
+    workers = 0
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    def start(self, job: LocalJob) -> None:
+        """Make the queued record durable now, so a worker can see it at once."""
+        self._storage.writer.flush()
+
+    def resize(self, workers: int) -> None:
+        """A detached worker's size is chosen by `start_worker(workers=...)`."""
+
+    def shutdown(self) -> None:
+        """Detached workers outlive the kernel: nothing to stop here."""
+
+    def expire(self, job: LocalJob, attempt: int) -> None:
+        """Time limits of worker jobs are enforced by the worker running them."""
+
+    def cancel_running(self, job: LocalJob) -> bool:
+        """Never called: worker jobs are not held by the kernel (it cancels them in the store)."""
+        return False
+
+
+# --------------------------------------------------------------------------- registry
+def log_path(storage: Storage, worker_id: str) -> Path:
+    return storage.path / "logs" / f"worker-{worker_id}.log"
+
+
+def register(sql: Sql, row: dict[str, Any]) -> None:
+    sql(
+        f"INSERT OR REPLACE INTO nbjobs_workers ({_COLUMNS}) "
+        "VALUES (:id, :owner, :host, :pid, :started_at, :heartbeat_at, :slots, :running, "
+        ":state, :cwd, :lease, NULL)",
+        row,
+    )
+
+
+def heartbeat(sql: Sql, worker_id: str, now: float, running: int, state: str) -> float | None:
+    """Renew a worker's row; returns the grace of a stop asked of it (None: keep going)."""
+    sql(
+        "UPDATE nbjobs_workers SET heartbeat_at = ?, running = ?, state = ? WHERE id = ?",
+        (now, running, state, worker_id),
+    )
+    return requested_grace(sql, worker_id)
+
+
+def requested_grace(sql: Sql, worker_id: str) -> float | None:
+    """The grace of the stop asked of this worker in the store, or None."""
+    row = sql("SELECT stop FROM nbjobs_workers WHERE id = ?", (worker_id,)).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def deregister(sql: Sql, worker_id: str) -> None:
+    sql("DELETE FROM nbjobs_workers WHERE id = ?", (worker_id,))
+
+
+def list_workers(storage: Storage) -> list[WorkerInfo]:
+    """Every registered worker, oldest first; dead ones are marked `state="dead"`."""
+    now = storage.clock.now()
+    rows = storage._sql(f"SELECT {_COLUMNS} FROM nbjobs_workers ORDER BY started_at").fetchall()
+    out = []
+    for wid, owner, host, pid, started, beat, slots, running, state, cwd, lease, _stop in rows:
+        if not owner_alive(owner) or beat + lease < now:
+            state = "dead"
+        out.append(
+            WorkerInfo(
+                wid, pid, host, started, beat, slots, running, state, cwd, owner,
+                str(log_path(storage, wid)),
+            )
+        )  # fmt: skip
+    return out
+
+
+def dead_here(storage: Storage) -> list[str]:
+    """Ids of registered workers whose process is certainly gone (this host only)."""
+    rows = storage._sql("SELECT id, owner FROM nbjobs_workers").fetchall()
+    return [wid for wid, owner in rows if not owner_alive(owner)]
+
+
+# --------------------------------------------------------------------------- start / stop
+def spawn(
+    storage: Storage,
+    worker_id: str,
+    workers: int,
+    idle_timeout: float | None,
+    lease: float,
+    timeout: float = 60.0,
+) -> WorkerInfo:
+    """Start `python -m nbjobs.worker` detached (its own session, so it survives a kernel
+    restart) with this process's working directory and `sys.path`; wait until it registers."""
+    log = log_path(storage, worker_id)
+    log.parent.mkdir(mode=0o700, exist_ok=True)
+    argv = [
+        sys.executable, "-m", "nbjobs.worker", "--store", str(storage.path),
+        "--workers", str(workers), "--lease", str(lease), "--id", worker_id,
+    ]  # fmt: skip
+    if idle_timeout is not None:
+        argv += ["--idle-timeout", str(idle_timeout)]
+    cwd = os.getcwd()
+    path = [cwd if p == "" else p for p in sys.path]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    # Reap it when it exits, so that it does not linger as a zombie of this kernel.
+    threading.Thread(target=proc.wait, name="nbjobs-worker-reaper", daemon=True).start()
+    deadline = SYSTEM.monotonic() + timeout
+    while True:
+        found = [w for w in list_workers(storage) if w.id == worker_id]
+        if found:
+            return found[0]
+        if proc.poll() is not None or SYSTEM.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise StoreError(
+                f"the worker for the store at {storage.path} did not start "
+                f"(exit code {proc.poll()}); its log {log} ends with:\n{tail}"
+            )
+        threading.Event().wait(0.02)
+
+
+def stop(
+    storage: Storage,
+    worker: str | WorkerInfo | None,
+    wait: bool,
+    timeout: float | None,
+    grace: float,
+) -> list[WorkerInfo]:
+    """Ask one worker (or every live one) to stop; with `wait`, return once they are gone."""
+    known = list_workers(storage)
+    if worker is None:
+        chosen = known
+    else:
+        wid = worker.id if isinstance(worker, WorkerInfo) else worker
+        chosen = [w for w in known if w.id == wid]
+        if not chosen:
+            listed = ", ".join(repr(w.id) for w in known) or "none"
+            raise InvalidArgument(
+                f"worker must be the id of a worker of the store at {storage.path} "
+                f"(or None for all), not {wid!r}; its workers: {listed}"
+            )
+    ids = [w.id for w in chosen]
+
+    def ask(sql: Sql) -> None:
+        for wid in ids:
+            sql("UPDATE nbjobs_workers SET stop = ? WHERE id = ?", (grace, wid))
+
+    storage.writer.call(ask)
+    for w in chosen:
+        if w.host == os.uname().nodename and owner_alive(w.owner):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(w.pid, signal.SIGTERM)
+    if wait:
+        _wait_gone(storage, ids, timeout)
+    return chosen
+
+
+def _wait_gone(storage: Storage, ids: list[str], timeout: float | None) -> None:
+    deadline = None if timeout is None else SYSTEM.monotonic() + timeout
+    while True:
+        here = os.uname().nodename
+        left = {
+            w.id
+            for w in list_workers(storage)
+            if w.id in ids and owner_alive(w.owner) and (w.host == here or w.alive)
+        }
+        if not left:
+
+            def forget(sql: Sql) -> None:
+                for wid in ids:
+                    deregister(sql, wid)
+
+            storage.writer.call(forget)
+            return
+        if deadline is not None and SYSTEM.monotonic() > deadline:
+            raise WaitTimeout(f"worker(s) {sorted(left)} still running after {timeout} s")
+        threading.Event().wait(0.05)

@@ -1,0 +1,381 @@
+"""The detached worker process: `python -m nbjobs.worker --store PATH [--workers N] ...`.
+
+It runs the jobs submitted with `executor="worker"`, each in a child process of the process
+executor (so retries, time limits, progress, logs and results behave as for
+`executor="process"`). It claims a pending job with a compare-and-set `pending -> running`
+that records its owner token and a lease; every second it renews its heartbeat and the leases
+of the jobs it holds (a failed renewal means the job was cancelled or taken over: its child
+is killed). It requeues the jobs of workers that died (a dead process on this host at once,
+an expired lease otherwise), at most `CRASH_CAP` times per job. It stops when idle for
+`--idle-timeout` seconds, or when asked (`nbjobs.stop_worker()`, SIGTERM): running jobs get
+a short grace, then go back to `pending` for another worker. See docs/design.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from . import codec, states
+from .calls import new_id
+from .errors import JobCrashed, PayloadLoadError
+from .executors import worker as registry
+from .executors.processes import ProcessExecutor
+from .records import ErrorInfo, JobRecord, transition
+from .runner import LocalJob, Runner, attempt_blob, failure
+from .store import Storage, owner_alive, owner_token
+from .writer import Blob, Call, Cas, Sql
+
+log = logging.getLogger("nbjobs.worker")
+
+#: A job whose worker died is requeued at most this many times, then it fails (JobCrashed).
+CRASH_CAP = 3
+LEASE = 30.0
+_POLL_MIN = 0.05  # seconds between looks at the queue right after finding work
+_POLL_MAX = 0.1  # ... and when idle: a new job waits at most this long for a free worker
+_REAP_EVERY = 1.0
+
+
+def _runs_in_child(*args: Any, **kwargs: Any) -> Any:
+    """The `fn` of a worker's `LocalJob`: its function is only unpickled in the child."""
+    raise RuntimeError("a worker job runs in a child process, from its pickled payload")
+
+
+class Worker:
+    """One detached worker: claims jobs of one store and runs them in `slots` children."""
+
+    def __init__(
+        self,
+        path: str,
+        slots: int,
+        idle_timeout: float | None = None,
+        lease: float = LEASE,
+        worker_id: str | None = None,
+    ) -> None:
+        self.storage = Storage(path)
+        self.clock = self.storage.clock
+        self.id = worker_id or new_id()
+        self.owner = owner_token()
+        self.slots = slots
+        self.idle_timeout = idle_timeout
+        self.lease = lease
+        self.beat = min(1.0, lease / 4)
+        self.runner = Runner(self.storage, self.owner, self._finished, self._restart, self._expire)
+        self.pool = ProcessExecutor(self.runner, slots)
+        self.held: dict[str, LocalJob] = {}
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.stopping = False
+        self.stop_grace: float | None = None  # as asked by stop_worker(), else STOP_GRACE
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> None:
+        """Serve until idle for `idle_timeout` seconds or asked to stop."""
+        self._register()
+        log.info("worker %s (pid %d) serving %s with %d slots", self.id, os.getpid(),
+                 self.storage.path, self.slots)  # fmt: skip
+        mono = self.clock.monotonic
+        next_beat = next_reap = idle_since = mono()
+        delay = _POLL_MIN
+        while not self.stopping:
+            now = mono()
+            if now >= next_reap:
+                self.reap()
+                next_reap = now + _REAP_EVERY
+            if now >= next_beat:
+                self._heartbeat("running")
+                next_beat = now + self.beat
+            claimed = self._claim()
+            if claimed or self.held:
+                idle_since = now
+            elif self.idle_timeout is not None and now - idle_since >= self.idle_timeout:
+                log.info("idle for %s s: stopping", self.idle_timeout)
+                self.stop_grace = 0.0
+                break
+            delay = _POLL_MIN if claimed else min(delay * 1.5, _POLL_MAX)
+            self.wake.wait(delay)
+            self.wake.clear()
+        if self.stop_grace is None:  # a signal: the grace asked in the store, if any
+            self.stop_grace = self.storage.writer.call(
+                lambda sql: registry.requested_grace(sql, self.id)
+            )
+        self._shutdown(registry.STOP_GRACE if self.stop_grace is None else self.stop_grace)
+
+    def request_stop(self, grace: float | None = None) -> None:
+        """Stop claiming; running jobs get `grace` seconds, then go back to pending."""
+        if grace is not None:
+            self.stop_grace = grace
+        self.stopping = True
+        self.wake.set()
+
+    def _register(self) -> None:
+        now = self.clock.now()
+        row = {
+            "id": self.id, "owner": self.owner, "host": os.uname().nodename,
+            "pid": os.getpid(), "started_at": now, "heartbeat_at": now, "slots": self.slots,
+            "running": 0, "state": "running", "cwd": os.getcwd(), "lease": self.lease,
+        }  # fmt: skip
+        self.storage.writer.call(lambda sql: registry.register(sql, row))
+
+    # ------------------------------------------------------------------ claiming
+    def _claim(self) -> int:
+        """Claim up to as many pending worker jobs as there are free slots, oldest first."""
+        with self.lock:
+            busy = sum(1 for job in self.held.values() if job.rec.status == states.RUNNING)
+        free = self.slots - busy
+        if free <= 0 or not self.storage.worker_queue(1):  # a read: no write lock when idle
+            return 0
+        now = self.clock.now()
+        storage = self.storage
+
+        def claim(sql: Sql) -> list[JobRecord]:
+            won = []
+            for rec in storage.worker_queue(free, sql):
+                new = transition(
+                    rec, states.RUNNING, now, owner=self.owner, lease_until=now + self.lease
+                )
+                if storage.update(sql, new, states.PENDING):
+                    won.append(new)
+            return won
+
+        won: list[JobRecord] = storage.writer.call(claim)
+        for rec in won:
+            local = self._hold(rec)
+            if local is not None:
+                self.pool.start(local)
+        return len(won)
+
+    def _hold(self, rec: JobRecord) -> LocalJob | None:
+        """A `LocalJob` for a job this worker now holds, its payload read from the store.
+
+        A payload that cannot be read fails the job's attempt (None is returned).
+        """
+        local = LocalJob(rec, _runs_in_child, (), {})
+        local.claimed = rec.status == states.RUNNING
+        with self.lock:
+            self.held[rec.id] = local
+        fn_blob = self.storage.blob(f"f:{rec.fn_digest}") if rec.fn_digest else None
+        payload = self.storage.blob(f"p:{rec.id}")
+        try:
+            if fn_blob is None or payload is None:
+                raise PayloadLoadError(f"job {rec.id} ({rec.name}) has lost its payload")
+            local.payload = (fn_blob, codec.payload_args(payload))
+            local.policy = codec.payload_policy(payload)
+        except Exception as exc:
+            broken = failure(exc)
+            self.runner.run(local, lambda _job: broken)
+            return None
+        logs = self.storage.blob(f"l:{rec.id}")
+        local.log_state = None if logs is None else codec.load_plain(logs)
+        return local
+
+    # ------------------------------------------------------------------ heartbeat
+    def _heartbeat(self, state: str) -> None:
+        """Renew this worker's row and the leases of its jobs; notice a stop request."""
+        until = self.clock.now() + self.lease
+        with self.lock:
+            held = list(self.held.values())
+        running = 0
+        for local in held:
+            with local.lock:
+                rec = local.rec
+                if rec.status not in (states.RUNNING, states.RETRYING):
+                    continue
+                running += rec.status == states.RUNNING
+                rec = dataclasses.replace(rec, lease_until=until)
+                local.rec = rec
+                self.storage.writer.put(Cas(rec, rec.status), self._on_renewed(local))
+        now = self.clock.now()
+
+        def beat(sql: Sql) -> float | None:
+            return registry.heartbeat(sql, self.id, now, running, state)
+
+        def asked(grace: float | None, err: BaseException | None) -> None:
+            if grace is not None:
+                self.request_stop(grace)
+
+        self.storage.writer.put(Call(beat), asked)
+
+    def _on_renewed(self, local: LocalJob) -> Callable[[Any, BaseException | None], None]:
+        def done(_result: Any, err: BaseException | None) -> None:
+            if err is not None:  # cancelled, or taken over by another worker
+                self._lost(local)
+
+        return done
+
+    def _lost(self, local: LocalJob) -> None:
+        with local.lock:
+            local.cancel_requested = True
+            running = local.rec.status == states.RUNNING
+            if running:
+                self.pool.cancel_running(local)  # its outcome is then dropped: _finished
+        if not running:
+            self._drop(local)
+        log.info("job %s was cancelled or taken over: stopped here", local.rec.id)
+
+    # ------------------------------------------------------------------ reaping
+    def reap(self) -> None:
+        """Requeue running jobs of dead workers (a crash: `crashes + 1`, failed past the cap)
+        and adopt their retrying jobs; forget the rows of dead workers."""
+        now = self.clock.now()
+        orphans = [
+            rec
+            for rec in self.storage.held_records()
+            if rec.executor == "worker" and rec.owner != self.owner and _orphaned(rec, now)
+        ]
+        gone = registry.dead_here(self.storage)
+        if not orphans and not gone:
+            return
+        storage = self.storage
+
+        def requeue(sql: Sql) -> list[JobRecord]:
+            adopted = []
+            for rec in orphans:
+                if rec.status == states.RETRYING:
+                    new = dataclasses.replace(
+                        rec, owner=self.owner, lease_until=now + self.lease, updated_at=now
+                    )
+                    if storage.take_over(sql, new, rec.status, rec.owner):
+                        adopted.append(new)
+                    continue
+                new, blobs = _crashed(rec, now)
+                if storage.take_over(sql, new, rec.status, rec.owner):
+                    for key, data, file in blobs:
+                        storage.put_blob(sql, key, data, file)
+                    log.info("job %s of dead worker %s: now %s", rec.id, rec.owner, new.status)
+            for wid in gone:
+                registry.deregister(sql, wid)
+            return adopted
+
+        for rec in storage.writer.call(requeue):
+            local = self._hold(rec)
+            if local is not None:
+                when = rec.retry_at or now
+                self.runner.alarms.at(when, functools.partial(self._restart, local))
+
+    # ------------------------------------------------------------------ runner hooks
+    def _finished(self, local: LocalJob, error: BaseException | None) -> None:
+        self._drop(local)
+
+    def _drop(self, local: LocalJob) -> None:
+        with self.lock:
+            if self.held.get(local.rec.id) is local:
+                del self.held[local.rec.id]
+        self.wake.set()
+
+    def _restart(self, local: LocalJob) -> None:
+        self.pool.start(local)
+
+    def _expire(self, local: LocalJob, attempt: int) -> None:
+        if attempt == local.attempt and local.rec.status == states.RUNNING:
+            self.pool.expire(local, attempt)
+
+    # ------------------------------------------------------------------ stopping
+    def _shutdown(self, grace: float) -> None:
+        """Let running jobs finish for `grace` seconds, hand the rest back, deregister."""
+        mono = self.clock.monotonic
+        deadline = mono() + grace
+        next_beat = 0.0
+        while self._running() and mono() < deadline:
+            if mono() >= next_beat:
+                self._heartbeat("stopping")
+                next_beat = mono() + self.beat
+            self.wake.wait(min(0.05, max(0.0, deadline - mono())))
+            self.wake.clear()
+        self._hand_back()
+        self.pool.shutdown()
+        self.storage.writer.call(lambda sql: registry.deregister(sql, self.id))
+        self.storage.close()
+        log.info("worker %s stopped", self.id)
+
+    def _running(self) -> bool:
+        with self.lock:
+            return any(job.rec.status == states.RUNNING for job in self.held.values())
+
+    def _hand_back(self) -> None:
+        """Running jobs go back to `pending` (their children are killed); retrying ones are
+        released for another worker to adopt."""
+        now = self.clock.now()
+        with self.lock:
+            held = list(self.held.values())
+        for local in held:
+            with local.lock:
+                rec = local.rec
+                local.cancel_requested = True
+                if rec.status == states.RUNNING:
+                    new = transition(
+                        rec, states.PENDING, now, owner=None, lease_until=None,
+                        run_attempts=max(0, rec.run_attempts - 1),
+                    )  # fmt: skip
+                    self.pool.cancel_running(local)
+                elif rec.status == states.RETRYING:
+                    new = dataclasses.replace(rec, owner=None, lease_until=None, updated_at=now)
+                else:
+                    continue
+                local.rec = new
+                self.storage.writer.put(Cas(new, rec.status))
+                log.info("job %s handed back (%s)", rec.id, new.status)
+        self.storage.writer.flush()
+
+
+def _orphaned(rec: JobRecord, now: float) -> bool:
+    """Held by no live worker: released, its owner dead on this host, or its lease expired."""
+    if rec.owner is None:
+        return True
+    return not owner_alive(rec.owner) or rec.lease_until is None or rec.lease_until < now
+
+
+def _crashed(rec: JobRecord, now: float) -> tuple[JobRecord, list[Blob]]:
+    """A running job whose worker died: back to pending (a crash counts as an attempt),
+    or failed with `JobCrashed` once it was requeued `CRASH_CAP` times."""
+    crashes = rec.crashes + 1
+    if crashes <= CRASH_CAP:
+        note = f"the worker running it ({rec.owner}) died; requeued ({crashes} of {CRASH_CAP})"
+        outcome = failure(JobCrashed(note))
+        new = transition(rec, states.PENDING, now, owner=None, lease_until=None, crashes=crashes)
+        return new, [attempt_blob(rec, outcome, now)]
+    note = (
+        f"the worker running it died {crashes} times (it was requeued {CRASH_CAP} times, the "
+        "cap); the job may be what kills it (memory, os._exit, a crash in native code): "
+        "run it with executor='process' or in this kernel to see, then nbjobs.retry() it"
+    )
+    outcome = failure(JobCrashed(note))
+    new = transition(
+        rec, states.FAILED, now, owner=None, lease_until=None, crashes=crashes,
+        error=ErrorInfo(outcome.error_type, outcome.error_message),
+    )  # fmt: skip
+    return new, [(f"e:{rec.id}", outcome.data, None), attempt_blob(rec, outcome, now)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m nbjobs.worker --store PATH [--workers N] [--idle-timeout S] [--lease S]`."""
+    parser = argparse.ArgumentParser(
+        prog="nbjobs worker",
+        description="Run the jobs of a store submitted with executor='worker'.",
+    )
+    parser.add_argument("--store", default=os.environ.get("NBJOBS_STORE") or ".nbjobs")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--idle-timeout", type=float, default=None)
+    parser.add_argument("--lease", type=float, default=LEASE)
+    parser.add_argument("--id", default=None)
+    opts = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s nbjobs worker %(process)d: %(message)s"
+    )
+    worker = Worker(opts.store, opts.workers, opts.idle_timeout, opts.lease, opts.id)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: worker.request_stop())
+    worker.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
