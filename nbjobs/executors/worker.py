@@ -209,11 +209,9 @@ def stop(
                 f"worker must be the id of a worker of the store at {storage.path} "
                 f"(or None for all), not {wid!r}; its workers: {listed}"
             )
-    ids = [w.id for w in chosen]
-
     def ask(sql: Sql) -> None:
-        for wid in ids:
-            sql("UPDATE nbjobs_workers SET stop = ? WHERE id = ?", (grace, wid))
+        for w in chosen:
+            sql("UPDATE nbjobs_workers SET stop = ? WHERE id = ?", (grace, w.id))
 
     storage.writer.call(ask)
     for w in chosen:
@@ -221,27 +219,29 @@ def stop(
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(w.pid, signal.SIGTERM)
     if wait:
-        _wait_gone(storage, ids, timeout)
+        _wait_gone(storage, chosen, timeout)
     return chosen
 
 
-def _wait_gone(storage: Storage, ids: list[str], timeout: float | None) -> None:
+def _wait_gone(storage: Storage, chosen: list[WorkerInfo], timeout: float | None) -> None:
+    """Until each worker's process is gone (this host) or its row is (other hosts)."""
     deadline = None if timeout is None else SYSTEM.monotonic() + timeout
+    here = os.uname().nodename
     while True:
-        here = os.uname().nodename
-        left = {
+        rows = {w.id: w for w in list_workers(storage)}
+        left = [
             w.id
-            for w in list_workers(storage)
-            if w.id in ids and owner_alive(w.owner) and (w.host == here or w.alive)
-        }
+            for w in chosen
+            if (owner_alive(w.owner) if w.host == here else w.id in rows and rows[w.id].alive)
+        ]
         if not left:
 
             def forget(sql: Sql) -> None:
-                for wid in ids:
-                    deregister(sql, wid)
+                for w in chosen:
+                    deregister(sql, w.id)
 
             storage.writer.call(forget)
             return
         if deadline is not None and SYSTEM.monotonic() > deadline:
-            raise WaitTimeout(f"worker(s) {sorted(left)} still running after {timeout} s")
+            raise WaitTimeout(f"worker(s) {left} still running after {timeout} s")
         threading.Event().wait(0.05)

@@ -1,0 +1,331 @@
+"""executor="worker": detached worker processes on the same store.
+
+Every test starts its workers through the `start` fixture, which stops them all at teardown
+(even when the test failed) and fails the test if any worker process is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import nbjobs
+from nbjobs.store import owner_alive
+
+pytestmark = pytest.mark.timeout(180)
+
+Start = Callable[..., nbjobs.WorkerInfo]
+
+
+def alive(pid: int) -> bool:
+    return owner_alive(f"{os.uname().nodename}:{pid}:?") and not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except OSError:
+        return True
+
+
+@pytest.fixture
+def start(store: nbjobs.Store) -> Iterator[Start]:
+    """`start(**start_worker_options)`: a worker of `store`, stopped at teardown."""
+    started: list[nbjobs.WorkerInfo] = []
+
+    def run(**options: Any) -> nbjobs.WorkerInfo:
+        options.setdefault("idle_timeout", 120)
+        info = store.start_worker(**options)
+        started.append(info)
+        return info
+
+    try:
+        yield run
+    finally:
+        for w in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(w.pid, signal.SIGCONT)  # a test that paused a worker and failed
+        store.stop_worker(wait=True, timeout=30, grace=0)
+        orphans = [w.pid for w in started if alive(w.pid)]
+        for pid in orphans:
+            os.kill(pid, signal.SIGKILL)
+        assert not orphans, f"workers left running: {orphans}"
+
+
+# --------------------------------------------------------------------------- jobs
+def double(x: int) -> int:
+    return x * 2
+
+
+def report_and_wait(gate: str) -> str:
+    nbjobs.progress(1, 4, "a quarter")
+    deadline = time.monotonic() + 60
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        print("hello from the worker")  # logs are stored every 0.5 s while a job writes
+        time.sleep(0.05)
+    return "done"
+
+
+def attempt_marker(folder: str, gate: str) -> int:
+    """Record this run (its attempt number), then wait for `gate`."""
+    attempt = nbjobs.current_job().attempt
+    Path(folder, f"run-{attempt}-{os.getpid()}").touch()
+    deadline = time.monotonic() + 60
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return attempt
+
+
+def runs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("run-*"))
+
+
+def flaky(counter: str, failures: int) -> int:
+    with open(counter, "a") as f:
+        f.write("x")
+    n = len(Path(counter).read_text())
+    if n <= failures:
+        raise ConnectionError(f"attempt {n} failed")
+    return n
+
+
+def sleeper(pid_file: str) -> None:
+    Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(60)
+
+
+def kill_my_worker() -> None:
+    os.kill(os.getppid(), signal.SIGKILL)
+    time.sleep(60)
+
+
+def count_run(folder: str, i: int) -> int:
+    fd = os.open(os.path.join(folder, f"job-{i}"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, b"x")
+    finally:
+        os.close(fd)
+    return i
+
+
+# --------------------------------------------------------------------------- tests
+def test_a_worker_runs_a_job_and_the_kernel_gets_its_result(
+    store: nbjobs.Store, start: Start
+) -> None:
+    info = start(workers=2)
+    assert [w.id for w in store.workers()] == [info.id]
+    assert info.pid != os.getpid() and info.workers == 2 and info.cwd == os.getcwd()
+    job = store.submit(double, 21, executor="worker")
+    assert job.result(timeout=60) == 42
+    rec = job.record()
+    assert rec.executor == "worker" and rec.attempts == 1
+    assert rec.owner is not None and rec.owner.split(":")[1] == str(info.pid)
+
+
+def test_progress_and_logs_flow_into_the_store_while_the_worker_runs_the_job(
+    store: nbjobs.Store, start: Start, tmp_path: Path, wait_for: Callable[..., Any]
+) -> None:
+    start(workers=1)
+    gate = tmp_path / "gate"
+    job = store.submit(report_and_wait, str(gate), executor="worker")
+    progress = wait_for(lambda: job.progress)
+    assert (progress.current, progress.total, progress.message) == (1, 4, "a quarter")
+    assert job.status == "running"
+    wait_for(lambda: "hello from the worker" in job.logs())
+    gate.touch()
+    assert job.result(timeout=60) == "done"
+    done, _ = nbjobs.wait([job], timeout=10)
+    assert done == {job}
+
+
+def test_functions_defined_in_main_or_in_a_test_are_pickled_by_value(
+    store: nbjobs.Store, start: Start
+) -> None:
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    exec("def triple(x):\n    return 3 * x\n", namespace)
+    offset = 5
+
+    def shifted(x: int) -> int:
+        return x + offset
+
+    start(workers=1)
+    assert store.submit(namespace["triple"], 7, executor="worker").result(timeout=60) == 21
+    assert store.submit(shifted, 1, executor="worker").result(timeout=60) == 6
+
+
+def test_retries_and_time_limits_work_in_the_worker(
+    store: nbjobs.Store, start: Start, tmp_path: Path
+) -> None:
+    start(workers=2)
+    counter = tmp_path / "count"
+    job = store.submit(
+        flaky, str(counter), 2, retries=3, retry_on=ConnectionError, backoff=0.01,
+        executor="worker",
+    )  # fmt: skip
+    assert job.result(timeout=60) == 3
+    assert job.attempts == 3
+    assert [a["ok"] for a in job.attempt_history()] == [False, False, True]
+
+    slow = store.submit(time.sleep, 30, timeout=0.5, executor="worker")
+    with pytest.raises(nbjobs.JobTimeout):
+        slow.result(timeout=60)
+
+
+def test_cancel_a_pending_worker_job(store: nbjobs.Store, start: Start, tmp_path: Path) -> None:
+    counter = tmp_path / "count"
+    job = store.submit(flaky, str(counter), 0, executor="worker")  # no worker yet: pending
+    assert job.status == "pending"
+    assert job.cancel()
+    start(workers=1)
+    after = store.submit(double, 1, executor="worker")
+    assert after.result(timeout=60) == 2  # the worker went past the cancelled job
+    assert job.status == "cancelled" and not counter.exists()
+
+
+def test_cancel_a_running_worker_job_kills_its_process(
+    store: nbjobs.Store, start: Start, tmp_path: Path, wait_for: Callable[..., Any]
+) -> None:
+    start(workers=1)
+    pid_file = tmp_path / "pid"
+    job = store.submit(sleeper, str(pid_file), executor="worker")
+    wait_for(pid_file.exists)
+    pid = int(pid_file.read_text())
+    assert job.cancel()
+    with pytest.raises(nbjobs.JobCancelled):
+        job.result(timeout=10)
+    wait_for(lambda: not alive(pid))
+    assert store.submit(double, 4, executor="worker").result(timeout=60) == 8  # replaced
+
+
+def test_a_worker_killed_mid_job_has_its_job_requeued_by_another_worker(
+    store: nbjobs.Store, start: Start, tmp_path: Path, wait_for: Callable[..., Any]
+) -> None:
+    folder, gate = tmp_path / "runs", tmp_path / "gate"
+    folder.mkdir()
+    first = start(workers=1)
+    job = store.submit(attempt_marker, str(folder), str(gate), executor="worker")
+    wait_for(lambda: runs(folder))
+    os.kill(first.pid, signal.SIGKILL)
+    wait_for(lambda: not alive(first.pid))
+
+    with nbjobs.Store(store.path) as kernel:  # a kernel opening the store leaves it alone
+        assert kernel.get(job.id).status == "running"
+
+    start(workers=1)
+    wait_for(lambda: len(runs(folder)) == 2)
+    gate.touch()
+    assert job.result(timeout=60) == 2
+    rec = job.record()
+    assert (rec.crashes, rec.attempts) == (1, 2)
+    history = job.attempt_history()
+    assert history[0]["error"]["type"].endswith("JobCrashed")
+    assert "died" in history[0]["error"]["message"]
+    assert first.id not in [w.id for w in store.workers()]
+
+
+def test_a_job_that_kills_its_worker_every_time_fails_after_three_requeues(
+    store: nbjobs.Store, start: Start, wait_for: Callable[..., Any]
+) -> None:
+    job = store.submit(kill_my_worker, executor="worker")
+    started = 0
+    while job.status != "failed":
+        assert started < 5, f"still {job.status} after {started} workers"
+        w = start(workers=1)
+        started += 1
+        wait_for(lambda w=w: not alive(w.pid) or job.status == "failed")
+    assert started == 5  # 4 died running it, the 5th found it past the cap
+    rec = job.record()
+    assert rec.crashes == 4 and rec.attempts == 4
+    with pytest.raises(nbjobs.JobCrashed, match="requeued 3 times"):
+        job.result(timeout=0)
+
+
+def test_a_hung_worker_loses_its_job_when_its_lease_expires(
+    store: nbjobs.Store, start: Start, tmp_path: Path, wait_for: Callable[..., Any]
+) -> None:
+    folder, gate = tmp_path / "runs", tmp_path / "gate"
+    folder.mkdir()
+    hung = start(workers=1, lease=1.0)
+    job = store.submit(attempt_marker, str(folder), str(gate), executor="worker")
+    wait_for(lambda: runs(folder))
+    os.kill(hung.pid, signal.SIGSTOP)
+    try:
+        other = start(workers=1, lease=1.0)
+        wait_for(lambda: len(runs(folder)) == 2)
+        rec = job.record()
+        assert rec.crashes == 1 and rec.owner is not None
+        assert rec.owner.split(":")[1] == str(other.pid)
+        gate.touch()
+        assert job.result(timeout=60) == 2
+    finally:
+        os.kill(hung.pid, signal.SIGCONT)
+    # The paused worker wakes up, its late outcome is dropped and it gives the job up.
+    assert store.submit(double, 5, executor="worker").result(timeout=60) == 10
+    assert job.status == "succeeded" and job.result() == 2
+
+
+def test_an_idle_worker_exits(
+    store: nbjobs.Store, start: Start, wait_for: Callable[..., Any]
+) -> None:
+    info = start(workers=1, idle_timeout=0.5)
+    assert store.submit(double, 3, executor="worker").result(timeout=60) == 6
+    wait_for(lambda: not alive(info.pid))
+    assert store.workers() == []
+
+
+def test_stop_worker_hands_running_jobs_back_to_another_worker(
+    store: nbjobs.Store, start: Start, tmp_path: Path, wait_for: Callable[..., Any]
+) -> None:
+    folder, gate = tmp_path / "runs", tmp_path / "gate"
+    folder.mkdir()
+    first = start(workers=1)
+    job = store.submit(attempt_marker, str(folder), str(gate), executor="worker")
+    wait_for(lambda: runs(folder))
+    stopped = store.stop_worker(first.id, grace=0)
+    assert [w.id for w in stopped] == [first.id]
+    assert not alive(first.pid) and store.workers() == []
+    rec = job.record()
+    assert (rec.status, rec.owner, rec.crashes) == ("pending", None, 0)
+
+    start(workers=1)
+    wait_for(lambda: len(runs(folder)) == 2)
+    gate.touch()
+    assert job.result(timeout=60) == 2
+
+
+def test_two_workers_never_run_the_same_job_twice(
+    store: nbjobs.Store, start: Start, tmp_path: Path
+) -> None:
+    start(workers=2)
+    start(workers=2)
+    jobs = [store.submit(count_run, str(tmp_path), i, executor="worker") for i in range(60)]
+    assert [j.result(timeout=120) for j in jobs] == list(range(60))
+    assert {p.read_text() for p in tmp_path.glob("job-*")} == {"x"}
+    assert len(list(tmp_path.glob("job-*"))) == 60
+
+
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        (lambda s: s.start_worker(workers=0), "workers"),
+        (lambda s: s.start_worker(workers=1, idle_timeout=-1), "idle_timeout"),
+        (lambda s: s.start_worker(workers=1, lease=0), "lease"),
+        (lambda s: s.stop_worker("no-such-worker"), "worker"),
+        (lambda s: s.stop_worker(42), "worker"),
+    ],
+)
+def test_bad_worker_arguments_raise_naming_them(
+    store: nbjobs.Store, call: Callable[[nbjobs.Store], Any], named: str
+) -> None:
+    with pytest.raises(nbjobs.InvalidArgument, match=named):
+        call(store)
+    assert store.workers() == []
+    assert not (store.path / "logs").exists()
