@@ -4,7 +4,8 @@
 - floor: a ThreadPoolExecutor whose jobs write durable records to diskcache by hand,
   what a user could write in an afternoon.
 - huey: Huey with SqliteHuey and its consumer's worker threads in this process.
-- nbjobs-thread / nbjobs-process / nbjobs-worker: nbjobs with that executor; an executor
+- nbjobs-thread / nbjobs-process / nbjobs-worker: nbjobs with that executor (the worker
+  contender starts a detached worker on the store and stops it at the end); an executor
   nbjobs does not accept yet makes the contender skip.
 """
 
@@ -226,6 +227,8 @@ class NbjobsPool(Pool):
         except nbjobs.InvalidArgument as exc:
             raise Unsupported(f"nbjobs executor={executor!r} not available: {exc}") from exc
         self.submitted: list[nbjobs.Job] = []
+        # executor="worker": a detached worker process with `workers` slots, stopped at close
+        self.worker = self.store.start_worker(workers=workers) if executor == "worker" else None
 
     def submit(self, fn: Fn, /, *args: Any, key: str | None = None) -> Handle:
         job = nbjobs.submit(fn, *args, key=key)
@@ -243,6 +246,8 @@ class NbjobsPool(Pool):
         for job in self.submitted:
             if job.status == "pending":
                 job.cancel()
+        if self.worker is not None:
+            self.store.stop_worker(self.worker, grace=0)
         self.store.close()
 
 

@@ -787,7 +787,7 @@ class Panel:
         return f"<span class='nbjobs-muted'>{span} of {total:,}</span>"
 
     def _workers_text(self) -> str:
-        """Live workers, read at most every 5 s ("-" until nbjobs.workers() exists)."""
+        """How many detached workers of the store are alive, read at most every 5 s."""
         checked, text = self._workers
         now = self._clock.monotonic()
         if now - checked < 5:

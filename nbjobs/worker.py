@@ -116,6 +116,10 @@ class Worker:
         self.stopping = True
         self.wake.set()
 
+    def on_signal(self, signum: int, frame: object) -> None:
+        """SIGTERM, SIGINT: a graceful stop (no lock taken here: the loop polls the flag)."""
+        self.stopping = True
+
     def _register(self) -> None:
         now = self.clock.now()
         row = {
@@ -372,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     worker = Worker(opts.store, opts.workers, opts.idle_timeout, opts.lease, opts.id)
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda _signum, _frame: worker.request_stop())
+        signal.signal(sig, worker.on_signal)
     worker.run()
     return 0
 

@@ -312,6 +312,15 @@ def test_two_workers_never_run_the_same_job_twice(
     assert len(list(tmp_path.glob("job-*"))) == 60
 
 
+def test_the_panel_header_counts_live_workers(store: nbjobs.Store, start: Start) -> None:
+    from nbjobs.widgets import Panel
+
+    start(workers=1)
+    panel = Panel(store)
+    panel.refresh()
+    assert "workers</span> 1" in panel.header.value
+
+
 @pytest.mark.parametrize(
     ("call", "named"),
     [
@@ -329,3 +338,76 @@ def test_bad_worker_arguments_raise_naming_them(
         call(store)
     assert store.workers() == []
     assert not (store.path / "logs").exists()
+
+
+# --------------------------------------------------------------------------- a real kernel
+KERNEL_SUBMIT = """\
+import json, os, time, nbjobs
+
+def nap(gate):
+    with open(os.environ["NBJOBS_TEST_LOG"], "a") as f:
+        f.write("start\\n")
+    deadline = time.monotonic() + 60
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return "slept"
+
+info = nbjobs.start_worker(workers=1, idle_timeout=120)
+job = nbjobs.submit(nap, os.environ["NBJOBS_TEST_GATE"], key="nap", executor="worker")
+deadline = time.monotonic() + 60
+while not os.path.exists(os.environ["NBJOBS_TEST_LOG"]):
+    assert time.monotonic() < deadline, "the job never started"
+    time.sleep(0.01)
+print(json.dumps({"id": job.id, "pid": info.pid, "kernel": os.getpid()}))
+"""
+KERNEL_AFTER_RESTART = """\
+import json, os, nbjobs
+job = nbjobs.get("nap")
+print(json.dumps({"id": job.id, "status": job.status, "workers": [w.pid for w in nbjobs.workers()],
+                  "kernel": os.getpid()}))
+"""
+KERNEL_RESUBMIT = """\
+def nap(gate):
+    raise AssertionError("ran again in the kernel")
+
+job = nbjobs.submit(nap, os.environ["NBJOBS_TEST_GATE"], key="nap", executor="worker")
+open(os.environ["NBJOBS_TEST_GATE"], "w").close()
+print(json.dumps({"id": job.id, "result": job.result(timeout=60), "attempts": job.attempts}))
+"""
+
+
+@pytest.mark.slow
+def test_a_worker_job_outlives_a_kernel_restart_and_its_key_finds_it(tmp_path: Path) -> None:
+    from kernel_helpers import Kernel
+
+    store_path, log = tmp_path / "store", tmp_path / "runs.log"
+    env = {
+        **os.environ,
+        "NBJOBS_STORE": str(store_path),
+        "NBJOBS_TEST_LOG": str(log),
+        "NBJOBS_TEST_GATE": str(tmp_path / "gate"),
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    }
+    cwd = tmp_path / "notebook"
+    cwd.mkdir()
+    kernel = Kernel(cwd, env)
+    worker_pid = None
+    try:
+        first = kernel.json(KERNEL_SUBMIT)
+        worker_pid = first["pid"]
+        kernel.restart(now=True)  # killed, as by a crash: the worker has its own session
+        after = kernel.json(KERNEL_AFTER_RESTART)
+        assert after["kernel"] != first["kernel"]
+        assert (after["id"], after["status"], after["workers"]) == (
+            first["id"], "running", [worker_pid],
+        )  # fmt: skip
+        again = kernel.json(KERNEL_RESUBMIT)
+        assert again == {"id": first["id"], "result": "slept", "attempts": 1}
+        assert log.read_text() == "start\n"
+    finally:
+        kernel.stop()
+        with nbjobs.Store(store_path) as store:
+            store.stop_worker(wait=True, timeout=30, grace=0)
+        if worker_pid is not None and alive(worker_pid):
+            os.kill(worker_pid, signal.SIGKILL)
+            pytest.fail(f"the worker {worker_pid} was left running")

@@ -209,6 +209,7 @@ def stop(
                 f"worker must be the id of a worker of the store at {storage.path} "
                 f"(or None for all), not {wid!r}; its workers: {listed}"
             )
+
     def ask(sql: Sql) -> None:
         for w in chosen:
             sql("UPDATE nbjobs_workers SET stop = ? WHERE id = ?", (grace, w.id))
