@@ -88,6 +88,19 @@ def runs(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.glob("run-*"))
 
 
+def first_run(
+    store: nbjobs.Store, start: Start, tmp_path: Path, wait_for: Callable[..., Any], **options: Any
+) -> tuple[nbjobs.WorkerInfo, nbjobs.Job, Path, Path]:
+    """A worker, and a job of it that is running its first attempt until `gate` exists:
+    (worker, job, folder of run markers, gate)."""
+    folder, gate = tmp_path / "runs", tmp_path / "gate"
+    folder.mkdir()
+    worker = start(workers=1, **options)
+    job = store.submit(attempt_marker, str(folder), str(gate), executor="worker")
+    wait_for(lambda: runs(folder))
+    return worker, job, folder, gate
+
+
 def flaky(counter: str, failures: int) -> int:
     with open(counter, "a") as f:
         f.write("x")
@@ -179,6 +192,25 @@ def test_retries_and_time_limits_work_in_the_worker(
         slow.result(timeout=60)
 
 
+def test_a_retrying_job_of_a_dead_worker_is_adopted_without_counting_a_crash(
+    store: nbjobs.Store, start: Start, tmp_path: Path, wait_for: Callable[..., Any]
+) -> None:
+    first = start(workers=1)
+    counter = tmp_path / "count"
+    job = store.submit(
+        flaky, str(counter), 1, retries=1, retry_on=ConnectionError, backoff=3.0,
+        executor="worker",
+    )  # fmt: skip
+    wait_for(lambda: job.status == "retrying")
+    os.kill(first.pid, signal.SIGKILL)
+    wait_for(lambda: not alive(first.pid))
+    second = start(workers=1)
+    assert job.result(timeout=60) == 2
+    rec = job.record()
+    assert (rec.attempts, rec.crashes) == (2, 0)
+    assert rec.owner is not None and rec.owner.split(":")[1] == str(second.pid)
+
+
 def test_cancel_a_pending_worker_job(store: nbjobs.Store, start: Start, tmp_path: Path) -> None:
     counter = tmp_path / "count"
     job = store.submit(flaky, str(counter), 0, executor="worker")  # no worker yet: pending
@@ -208,11 +240,7 @@ def test_cancel_a_running_worker_job_kills_its_process(
 def test_a_worker_killed_mid_job_has_its_job_requeued_by_another_worker(
     store: nbjobs.Store, start: Start, tmp_path: Path, wait_for: Callable[..., Any]
 ) -> None:
-    folder, gate = tmp_path / "runs", tmp_path / "gate"
-    folder.mkdir()
-    first = start(workers=1)
-    job = store.submit(attempt_marker, str(folder), str(gate), executor="worker")
-    wait_for(lambda: runs(folder))
+    first, job, folder, gate = first_run(store, start, tmp_path, wait_for)
     os.kill(first.pid, signal.SIGKILL)
     wait_for(lambda: not alive(first.pid))
 
@@ -251,11 +279,7 @@ def test_a_job_that_kills_its_worker_every_time_fails_after_three_requeues(
 def test_a_hung_worker_loses_its_job_when_its_lease_expires(
     store: nbjobs.Store, start: Start, tmp_path: Path, wait_for: Callable[..., Any]
 ) -> None:
-    folder, gate = tmp_path / "runs", tmp_path / "gate"
-    folder.mkdir()
-    hung = start(workers=1, lease=1.0)
-    job = store.submit(attempt_marker, str(folder), str(gate), executor="worker")
-    wait_for(lambda: runs(folder))
+    hung, job, folder, gate = first_run(store, start, tmp_path, wait_for, lease=1.0)
     os.kill(hung.pid, signal.SIGSTOP)
     try:
         other = start(workers=1, lease=1.0)
@@ -284,11 +308,7 @@ def test_an_idle_worker_exits(
 def test_stop_worker_hands_running_jobs_back_to_another_worker(
     store: nbjobs.Store, start: Start, tmp_path: Path, wait_for: Callable[..., Any]
 ) -> None:
-    folder, gate = tmp_path / "runs", tmp_path / "gate"
-    folder.mkdir()
-    first = start(workers=1)
-    job = store.submit(attempt_marker, str(folder), str(gate), executor="worker")
-    wait_for(lambda: runs(folder))
+    first, job, folder, gate = first_run(store, start, tmp_path, wait_for)
     stopped = store.stop_worker(first.id, grace=0)
     assert [w.id for w in stopped] == [first.id]
     assert not alive(first.pid) and store.workers() == []
