@@ -110,6 +110,14 @@ def flaky(counter: str, failures: int) -> int:
     return n
 
 
+def cleans_up() -> str:
+    try:
+        time.sleep(30)
+    except nbjobs.SoftTimeout:
+        return "cleaned up"
+    return "slept"
+
+
 def sleeper(pid_file: str) -> None:
     Path(pid_file).write_text(str(os.getpid()))
     time.sleep(60)
@@ -190,6 +198,8 @@ def test_retries_and_time_limits_work_in_the_worker(
     slow = store.submit(time.sleep, 30, timeout=0.5, executor="worker")
     with pytest.raises(nbjobs.JobTimeout):
         slow.result(timeout=60)
+    soft = store.submit(cleans_up, soft_timeout=0.3, timeout=30, executor="worker")
+    assert soft.result(timeout=60) == "cleaned up"
 
 
 def test_a_retrying_job_of_a_dead_worker_is_adopted_without_counting_a_crash(
