@@ -84,7 +84,7 @@ class Store:
         self._backends: dict[str, Backend] = {
             "thread": ThreadExecutor(self._runner, workers or _default_workers()),
             "process": ProcessExecutor(self._runner, workers or os.cpu_count() or 1),
-            "worker": WorkerBackend(self.storage),
+            "worker": WorkerBackend(),
         }
         self._watcher = Watcher(self.storage)
         self._closed = False
@@ -428,7 +428,11 @@ class Store:
         local = self._local.get(id_or_key)
         if local is not None:
             return Job(self, local.rec)
-        return Job(self, self.storage.record(id_or_key))
+        try:
+            return Job(self, self.storage.record(id_or_key))
+        except JobNotFound:
+            self.flush()  # a worker job submitted just now may still be queued for the disk
+            return Job(self, self.storage.record(id_or_key))
 
     def jobs(
         self,
@@ -744,13 +748,22 @@ class Store:
         local = self._local.get(job_id)
         if local is not None:
             return local.rec
-        return self.storage.record_by_id(job_id)
+        return self._stored(job_id)
+
+    def _stored(self, job_id: str) -> JobRecord | None:
+        """The job's record on disk. Jobs this process does not run (a worker's) are not held
+        here, so one submitted a moment ago may still be queued: a miss waits for the writer."""
+        rec = self.storage.record_by_id(job_id)
+        if rec is None:
+            self.flush()
+            rec = self.storage.record_by_id(job_id)
+        return rec
 
     def _done(self, job_id: str) -> bool:
         local = self._local.get(job_id)
         if local is not None:
             return local.done.is_set()
-        rec = self.storage.record_by_id(job_id)
+        rec = self._stored(job_id)
         if rec is None:
             raise JobNotFound(f"job {job_id} is no longer in the store")
         return rec.status in states.FINISHED
@@ -830,7 +843,7 @@ class Store:
                 if not local.done.is_set():
                     local.on_done.append(callback)
                     return
-        rec = self.storage.record_by_id(job_id)
+        rec = self._stored(job_id)
         if rec is None or rec.status in states.FINISHED:
             callback()
         else:

@@ -69,10 +69,12 @@ class Worker:
         self.lease = lease
         self.beat = min(1.0, lease / 4)
         self.runner = Runner(self.storage, self.owner, self._finished, self._restart, self._expire)
-        self.pool = ProcessExecutor(self.runner, slots)
+        self.wake = threading.Event()
+        # A slot is free as soon as a job's outcome is queued: look for the next job then,
+        # so that its claim is committed in the same batch as that outcome.
+        self.pool = ProcessExecutor(self.runner, slots, after_job=self.wake.set)
         self.held: dict[str, LocalJob] = {}
         self.lock = threading.Lock()
-        self.wake = threading.Event()
         self.stopping = False
         self.stop_grace: float | None = None  # as asked by stop_worker(), else STOP_GRACE
 

@@ -145,6 +145,7 @@ def test_a_worker_runs_a_job_and_the_kernel_gets_its_result(
     assert [w.id for w in store.workers()] == [info.id]
     assert info.pid != os.getpid() and info.workers == 2 and info.cwd == os.getcwd()
     job = store.submit(double, 21, executor="worker")
+    assert store.get(job.id).status in ("pending", "running", "succeeded")  # read at once
     assert job.result(timeout=60) == 42
     rec = job.record()
     assert rec.executor == "worker" and rec.attempts == 1

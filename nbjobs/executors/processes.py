@@ -128,11 +128,14 @@ class ProcessExecutor(Pool[ChildProcess]):
     needs_pickle = True
     kernel_owned = True
 
-    def __init__(self, runner: Runner, workers: int) -> None:
+    def __init__(
+        self, runner: Runner, workers: int, after_job: Callable[[], None] | None = None
+    ) -> None:
         blob_dir = runner.storage.blob_dir
         super().__init__("process", workers, lambda: ChildProcess(blob_dir), self._run_job)
         self._runner = runner
         self._running: dict[str, ChildProcess] = {}
+        self._after_job = after_job  # called once a job's outcome is queued: a slot is free
 
     def expire(self, job: LocalJob, attempt: int) -> None:
         """Time limit reached: kill the job's process (its slot starts a new one)."""
@@ -184,3 +187,5 @@ class ProcessExecutor(Pool[ChildProcess]):
             return outcome
 
         self._runner.run(job, invoke)
+        if self._after_job is not None:
+            self._after_job()

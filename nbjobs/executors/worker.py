@@ -1,7 +1,7 @@
 """Detached workers seen from a kernel: queue jobs for them, start, list and stop them.
 
-A job submitted with `executor="worker"` is written `pending` with no owner and committed
-before `submit()` returns; a worker process (`python -m nbjobs.worker`, nbjobs/worker.py)
+A job submitted with `executor="worker"` is written `pending` with no owner (committed by the
+writer as any other submit); a worker process (`python -m nbjobs.worker`, nbjobs/worker.py)
 claims it. Workers register in the `nbjobs_workers` table, one row each, renewed by their
 heartbeat; a stop request is a value in that row (and SIGTERM when on this host).
 """
@@ -62,12 +62,9 @@ class WorkerBackend:
     kernel_owned = False
     workers = 0
 
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
-
     def start(self, job: LocalJob) -> None:
-        """Make the queued record durable now, so a worker can see it at once."""
-        self._storage.writer.flush()
+        """Nothing to start here: the queued `pending` record is the job. The writer commits
+        it with its next batch (normally within a millisecond) and a worker claims it."""
 
     def resize(self, workers: int) -> None:
         """A detached worker's size is chosen by `start_worker(workers=...)`."""
