@@ -14,7 +14,6 @@ a short grace, then go back to `pending` for another worker. See docs/design.md.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import logging
 import os
@@ -196,7 +195,7 @@ class Worker:
                 if rec.status not in (states.RUNNING, states.RETRYING):
                     continue
                 running += rec.status == states.RUNNING
-                rec = dataclasses.replace(rec, lease_until=until)
+                rec = rec.evolve(lease_until=until)
                 local.rec = rec
                 self.storage.writer.put(Cas(rec, rec.status), self._on_renewed(local))
         now = self.clock.now()
@@ -246,9 +245,7 @@ class Worker:
             adopted = []
             for rec in orphans:
                 if rec.status == states.RETRYING:
-                    new = dataclasses.replace(
-                        rec, owner=self.owner, lease_until=now + self.lease, updated_at=now
-                    )
+                    new = rec.evolve(owner=self.owner, lease_until=now + self.lease, updated_at=now)
                     if storage.take_over(sql, new, rec.status, rec.owner):
                         adopted.append(new)
                     continue
@@ -323,7 +320,7 @@ class Worker:
                     )  # fmt: skip
                     self.pool.cancel_running(local)
                 elif rec.status == states.RETRYING:
-                    new = dataclasses.replace(rec, owner=None, lease_until=None, updated_at=now)
+                    new = rec.evolve(owner=None, lease_until=None, updated_at=now)
                 else:
                     continue
                 local.rec = new

@@ -152,6 +152,13 @@ def test_a_worker_runs_a_job_and_the_kernel_gets_its_result(
     assert rec.owner is not None and rec.owner.split(":")[1] == str(info.pid)
 
 
+def test_map_queues_for_the_worker(store: nbjobs.Store, start: Start) -> None:
+    start(workers=2)
+    jobs = store.map(double, [1, 2, 3], executor="worker")
+    assert [j.result(timeout=60) for j in jobs] == [2, 4, 6]
+    assert {j.record().executor for j in jobs} == {"worker"}
+
+
 def test_progress_and_logs_flow_into_the_store_while_the_worker_runs_the_job(
     store: nbjobs.Store, start: Start, tmp_path: Path, wait_for: Callable[..., Any]
 ) -> None:
