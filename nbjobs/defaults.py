@@ -158,7 +158,11 @@ def start_worker(
 
 
 def workers(store: str | os.PathLike[str] | Store | None = None) -> list[WorkerInfo]:
-    """The live detached workers of the default store (or `store`)."""
+    """The live detached workers of the default store (or `store`), oldest first.
+
+    >>> [(w.pid, w.workers, w.running) for w in nbjobs.workers()]   # doctest: +SKIP
+    [(4242, 4, 1)]
+    """
     return _store(store).workers()
 
 

@@ -246,8 +246,7 @@ def test_cancel_a_running_worker_job_kills_its_process(
     start(workers=1)
     pid_file = tmp_path / "pid"
     job = store.submit(sleeper, str(pid_file), executor="worker")
-    wait_for(pid_file.exists)
-    pid = int(pid_file.read_text())
+    pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text()))
     assert job.cancel()
     with pytest.raises(nbjobs.JobCancelled):
         job.result(timeout=10)
