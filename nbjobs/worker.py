@@ -25,7 +25,7 @@ from typing import Any
 
 from . import codec, states
 from .calls import new_id
-from .errors import JobCrashed, PayloadLoadError
+from .errors import IllegalTransition, JobCrashed, PayloadLoadError
 from .executors import worker as registry
 from .executors.processes import ProcessExecutor
 from .records import ErrorInfo, JobRecord, transition
@@ -211,8 +211,10 @@ class Worker:
 
     def _on_renewed(self, local: LocalJob) -> Callable[[Any, BaseException | None], None]:
         def done(_result: Any, err: BaseException | None) -> None:
-            if err is not None:  # cancelled, or taken over by another worker
+            if isinstance(err, IllegalTransition):  # cancelled, or taken over by another worker
                 self._lost(local)
+            elif err is not None:  # the store could not be written: the next beat tries again
+                log.warning("could not renew the lease of job %s: %s", local.rec.id, err)
 
         return done
 
