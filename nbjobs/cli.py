@@ -5,6 +5,7 @@ The only module that prints. Same store, same semantics as the library:
     nbjobs ls --status failed            nbjobs show fit-10k       nbjobs logs ID --follow
     nbjobs retry fit-10k                 nbjobs cancel ID          nbjobs resume
     nbjobs purge --older-than 7d         nbjobs stats              nbjobs --json ls
+    nbjobs worker --workers 4 --idle-timeout 600
 
 Exit codes: 0 done, 1 the operation failed (no such job, a job that failed, ...),
 2 a usage error, 130 interrupted by Ctrl-C.
@@ -30,6 +31,8 @@ from .errors import InvalidArgument, NbjobsError, StoreError
 from .job import Job
 from .records import CORRUPT, JobRecord
 from .store import FORMAT_FILE
+from .worker import add_options as worker_options
+from .worker import serve
 
 _FINISHED = sorted(states.FINISHED)
 _POLL = 0.5  # seconds between progress lines of re-run jobs
@@ -155,6 +158,12 @@ def _stats(store: Store, args: argparse.Namespace) -> int:
         print(f"{status:<12} {n:>9}")
     print(f"{'total':<12} {sum(counts.values()):>9}")
     return 0
+
+
+def _worker(store: Store, args: argparse.Namespace) -> int:
+    """Serve the store's `executor="worker"` jobs until stopped (Ctrl-C, SIGTERM,
+    `nbjobs.stop_worker()`) or idle for `--idle-timeout` seconds."""
+    return serve(str(store.path), args)
 
 
 # --------------------------------------------------------------------------- running again
@@ -345,6 +354,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     _statuses(purge, _FINISHED, "only jobs in these finished states")
     command("stats", _stats, "number of jobs per status")
+    worker_options(
+        command("worker", _worker, "run a detached worker for executor='worker' jobs here")
+    )
     return parser
 
 

@@ -360,26 +360,59 @@ def _crashed(rec: JobRecord, now: float) -> tuple[JobRecord, list[Blob]]:
     return new, [(f"e:{rec.id}", outcome.data, None), attempt_blob(rec, outcome, now)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m nbjobs.worker --store PATH [--workers N] [--idle-timeout S] [--lease S]`."""
-    parser = argparse.ArgumentParser(
-        prog="nbjobs worker",
-        description="Run the jobs of a store submitted with executor='worker'.",
-    )
-    parser.add_argument("--store", default=os.environ.get("NBJOBS_STORE") or ".nbjobs")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--idle-timeout", type=float, default=None)
-    parser.add_argument("--lease", type=float, default=LEASE)
-    parser.add_argument("--id", default=None)
-    opts = parser.parse_args(argv)
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The worker's options, shared by `python -m nbjobs.worker` and `nbjobs worker`."""
+    parser.add_argument(
+        "--workers", type=_positive(int), default=os.cpu_count() or 1, metavar="N",
+        help="jobs run at once, each in its own process (default: the number of CPUs)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--idle-timeout", type=_positive(float), default=None, metavar="S",
+        help="exit after S seconds with nothing to do (default: run until stopped)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--lease", type=_positive(float), default=LEASE, metavar="S",
+        help=f"seconds a job stays claimed without a heartbeat (default {LEASE:g})",
+    )  # fmt: skip
+    parser.add_argument("--id", default=None, help=argparse.SUPPRESS)
+
+
+def _positive(cast: Callable[[str], float]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            value = 0
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be a number > 0, not {text!r}")
+        return value
+
+    return parse
+
+
+def serve(store: str, opts: argparse.Namespace) -> int:
+    """Run a worker on the store at `store` in this process until it stops (SIGTERM and
+    Ctrl-C stop it gracefully); returns the exit code."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s nbjobs worker %(process)d: %(message)s"
     )
-    worker = Worker(opts.store, opts.workers, opts.idle_timeout, opts.lease, opts.id)
+    worker = Worker(store, opts.workers, opts.idle_timeout, opts.lease, opts.id)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, worker.on_signal)
     worker.run()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m nbjobs.worker --store PATH [--workers N] [--idle-timeout S] [--lease S]`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m nbjobs.worker",
+        description="Run the jobs of a store submitted with executor='worker'.",
+    )
+    parser.add_argument("--store", default=os.environ.get("NBJOBS_STORE") or ".nbjobs")
+    add_options(parser)
+    opts = parser.parse_args(argv)
+    return serve(opts.store, opts)
 
 
 if __name__ == "__main__":

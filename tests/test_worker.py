@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -347,6 +349,25 @@ def test_two_workers_never_run_the_same_job_twice(
     assert [j.result(timeout=120) for j in jobs] == list(range(60))
     assert {p.read_text() for p in tmp_path.glob("job-*")} == {"x"}
     assert len(list(tmp_path.glob("job-*"))) == 60
+
+
+def test_the_nbjobs_worker_command_serves_until_ctrl_c(
+    store: nbjobs.Store, wait_for: Callable[..., Any]
+) -> None:
+    argv = [sys.executable, "-m", "nbjobs", "worker", "--store", str(store.path), "--workers", "1"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        (info,) = wait_for(store.workers)
+        assert info.pid == proc.pid
+        assert store.submit(lambda x: x * 3, 5, executor="worker").result(timeout=60) == 15
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
+    assert "stopped" in out and store.workers() == []
 
 
 def test_the_panel_header_counts_live_workers(store: nbjobs.Store, start: Start) -> None:
