@@ -170,19 +170,28 @@ def _worker(store: Store, args: argparse.Namespace) -> int:
 def _run_again(store: Store, restart: Callable[[], list[Job]]) -> int:
     """Re-run jobs from a terminal: the one place that decides where they run.
 
-    Only the kernel-owned executors (threads, processes) exist, so the jobs run in this
-    process and this command waits for them, printing their progress. Ctrl-C stops the
-    wait: the jobs are left `interrupted` (resumable) and `nbjobs resume` runs them again.
-    A detached worker, once there is one, is where they should go instead (queue them for
-    it here and return at once).
+    Jobs of `executor="worker"` are queued again for the detached workers and not waited
+    for. The others (threads, processes) run in this process and this command waits for
+    them, printing their progress. Ctrl-C stops the wait: the jobs are left `interrupted`
+    (resumable) and `nbjobs resume` runs them again.
     """
     # A job's function may come from the user's own modules, found from the folder the
     # notebook ran in: as in a kernel, the working folder is importable.
     sys.path.insert(0, os.getcwd())
     try:
-        jobs = restart()
-        if not jobs:
+        restarted = restart()
+        if not restarted:
             print("no interrupted jobs to resume")
+            return 0
+        jobs = [job for job in restarted if job.executor != "worker"]
+        if len(jobs) < len(restarted):
+            n, alive = len(restarted) - len(jobs), len(store.workers())
+            print(
+                f"queued {n} job{'' if n == 1 else 's'} for the detached workers ({alive} "
+                f"running{'' if alive else ': start one with `nbjobs worker`'})",
+                flush=True,
+            )
+        if not jobs:
             return 0
         n = len(jobs)
         print(

@@ -370,6 +370,18 @@ def test_the_nbjobs_worker_command_serves_until_ctrl_c(
     assert "stopped" in out and store.workers() == []
 
 
+def test_nbjobs_retry_queues_a_worker_job_for_the_workers(
+    store: nbjobs.Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nbjobs.cli import main
+
+    job = store.submit(double, 2, executor="worker")  # no worker: it stays pending
+    assert job.cancel()
+    assert main(["--store", str(store.path), "retry", job.id]) == 0
+    assert "queued 1 job for the detached workers (0 running" in capsys.readouterr().out
+    assert job.status == "pending"
+
+
 def test_the_panel_header_counts_live_workers(store: nbjobs.Store, start: Start) -> None:
     from nbjobs.widgets import Panel
 
