@@ -30,6 +30,7 @@ from .defaults import (
 )
 from .defaults import map_jobs as map  # nbjobs' own modules keep the builtin map
 from .errors import (
+    DependencyFailed,
     InvalidArgument,
     InvalidArgumentType,
     JobCancelled,
@@ -58,6 +59,7 @@ from .retrying import Retry
 from .states import STATES
 from .tasks import Task, task
 from .waiting import as_completed, wait
+from .workflows import chain, chord, group
 
 __version__ = "0.1.0"
 
@@ -66,6 +68,7 @@ __all__ = [
     "ALL_COMPLETED",
     "AutoKey",
     "CurrentJob",
+    "DependencyFailed",
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
     "RESERVED",
@@ -98,12 +101,15 @@ __all__ = [
     "WorkerInfo",
     "as_completed",
     "auto",
+    "chain",
+    "chord",
     "configure",
     "current_job",
     "dead_letters",
     "default_store",
     "forget",
     "get",
+    "group",
     "jobs",
     "map",
     "panel",

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from . import codec, states, validate
+from . import codec, refs, states, validate
 from .autokey import AutoKey, arguments_digest, auto, auto_key
 from .calls import (
     PLAIN,
@@ -32,7 +32,13 @@ from .calls import (
     pickle_call,
 )
 from .clock import SYSTEM, Clock
-from .errors import InvalidArgument, InvalidArgumentType, JobNotFound, PayloadNotPicklable
+from .errors import (
+    DependencyFailed,
+    InvalidArgument,
+    InvalidArgumentType,
+    JobNotFound,
+    PayloadNotPicklable,
+)
 from .executors import NAMES as EXECUTOR_NAMES
 from .executors import Backend
 from .executors.processes import ProcessExecutor
@@ -311,6 +317,7 @@ class Store:
         )
         now = self.storage.clock.now()
         rec.created_at = rec.updated_at = now
+        rec.deps = self._dependencies(fn, args, kwargs)
         payload = pickle_call(fn, args, kwargs, backend.needs_pickle)
         if isinstance(payload, str):
             rec.resumable = False
@@ -344,7 +351,7 @@ class Store:
         if backend.kernel_owned:
             self._local[rec.id] = local
         self.storage.writer.put(op)
-        backend.start(local)
+        self._start(local)
         return Job(self, rec)
 
     def _submit_keyed(self, rec: JobRecord, local: LocalJob, blobs: Payload, force: bool) -> Job:
@@ -389,7 +396,7 @@ class Store:
         backend = self._backends[stored.executor]
         if backend.kernel_owned:
             self._local[stored.id] = local
-        backend.start(local)
+        self._start(local)
         return Job(self, stored)
 
     def _existing(self, rec: JobRecord, stored: JobRecord) -> Job:
@@ -568,7 +575,9 @@ class Store:
         """
         self.flush()
         out = []
-        for rec in self.storage.page((states.INTERRUPTED,), limit=1_000_000):
+        # Oldest first: a job's dependencies are older than it, so they are pending again
+        # (not interrupted) by the time it looks at them.
+        for rec in reversed(self.storage.page((states.INTERRUPTED,), limit=1_000_000)):
             job = self._rerun(rec, fresh=False)
             if job is not None:
                 out.append(job)
@@ -636,7 +645,7 @@ class Store:
             # An interrupted job that was waiting for its next attempt keeps waiting.
             self._runner.alarms.at(new.retry_at, lambda: backend.start(local))
         else:
-            backend.start(local)
+            self._start(local)
         return Job(self, new)
 
     def _stored_call(self, rec: JobRecord) -> tuple[bytes, bytes] | str:
@@ -742,6 +751,49 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # ------------------------------------------------------------------ dependencies
+    def _dependencies(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[str, ...]:
+        """Ids of the jobs among the call's arguments (see `refs`); they must be this store's."""
+        found = refs.call_dependencies(fn, args, kwargs)
+        for dep in found:
+            if isinstance(dep, Job) and dep._store is not self:
+                raise InvalidArgument(
+                    f"job {dep.id} ({dep.name}) is in another store ({dep._store.path}); a job "
+                    f"can only depend on jobs of its own store ({self.path})"
+                )
+        return tuple(refs.ref_of(dep).id for dep in found)  # type: ignore[union-attr]
+
+    def _start(self, local: LocalJob) -> None:
+        """Start `local` now, or once every job it depends on is finished.
+
+        (A detached worker checks the dependencies of the jobs it claims itself, so that a
+        job queued for it waits for them even when this kernel is gone.)
+        """
+        backend = self._backends[local.rec.executor]
+        waiting = set(local.rec.deps)
+        if not waiting or not backend.kernel_owned:
+            backend.start(local)
+            return
+        lock = threading.Lock()
+
+        def finished(dep_id: str) -> None:
+            with lock:
+                waiting.discard(dep_id)
+                if waiting:
+                    return
+            problem = refs.dependency_problem(local.rec, self._current)
+            if problem is None:
+                backend.start(local)
+            elif problem == refs.WAITING:  # one was run again meanwhile (retry, resume)
+                self._start(local)
+            else:
+                self._runner.fail_waiting(local, DependencyFailed(problem))
+
+        for dep_id in local.rec.deps:
+            self._on_done(dep_id, functools.partial(finished, dep_id))
 
     # ------------------------------------------------------------------ internals for Job
     def _current(self, job_id: str) -> JobRecord | None:

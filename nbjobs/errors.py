@@ -84,6 +84,10 @@ class JobCancelled(JobError, concurrent.futures.CancelledError):
     """The job was cancelled before it produced a result."""
 
 
+class DependencyFailed(JobError):
+    """A job this job depends on (passed as one of its arguments) did not succeed."""
+
+
 class JobCrashed(JobError):
     """The process running the job died (a segfault, `os._exit`, the OOM killer)."""
 

@@ -20,6 +20,7 @@ from .errors import (
     WaitTimeout,
 )
 from .records import JobRecord, Progress
+from .refs import JobRef
 from .runner import invoke
 
 if TYPE_CHECKING:
@@ -39,6 +40,14 @@ class Job:
     def __init__(self, store: Store, rec: JobRecord) -> None:
         self._store = store
         self._snap = rec
+
+    def __job_ref__(self) -> JobRef:
+        """As an argument of another job, this job is a dependency (see `nbjobs.submit`)."""
+        return JobRef(self._snap.id)
+
+    def __reduce__(self) -> tuple[type[JobRef], tuple[str]]:
+        # Pickled (in another job's stored call) as a reference, not with its store.
+        return JobRef, (self._snap.id,)
 
     # ---- identity (fixed for the life of the job)
     @property

@@ -111,6 +111,7 @@ class JobRecord:
     soft_timeout: float | None = None
     lease_until: float | None = None  # a detached worker holds the job until then
     crashes: int = 0  # times the worker running it died (requeued at most 3 times)
+    deps: tuple[str, ...] = ()  # ids of the jobs whose results are among the arguments
 
     def to_json(self) -> str:
         data = _as_dict(self)
@@ -152,6 +153,7 @@ class JobRecord:
         try:
             data = json.loads(text)
             data["tags"] = tuple(data["tags"])
+            data["deps"] = tuple(data.get("deps", ()))
             err = data["error"]
             if err is not None:
                 data["error"] = ErrorInfo(**err)

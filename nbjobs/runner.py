@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import capture, codec, reporting, states
+from . import capture, codec, refs, reporting, states
 from .alarms import Alarms
 from .errors import JobCancelled, ResultNotPicklable, SoftTimeout
 from .records import ErrorInfo, JobRecord, transition
@@ -193,8 +193,32 @@ class Runner:
         self.expire = expire  # end an attempt that passed its time limit
         self.alarms = Alarms(storage.clock)
 
+    def call_of(self, local: LocalJob) -> refs.Call:
+        """The job's call, with the results of the jobs it depends on in place of them."""
+        if not local.rec.deps:
+            return local.fn, local.args, local.kwargs
+        return refs.resolve_call(local.fn, local.args, local.kwargs, self._result)
+
+    def _result(self, job_id: str) -> Any:
+        return self.storage.load_value(f"r:{job_id}")
+
+    def fail_waiting(self, local: LocalJob, error: BaseException) -> None:
+        """Fail a job that never started (a job it depends on did not succeed)."""
+        with local.lock:
+            if local.rec.status != states.PENDING:
+                return  # cancelled meanwhile
+            rec, blobs = never_ran(local.rec, error, self.storage.clock.now())
+            local.rec = rec
+            self.storage.writer.put(
+                Cas(rec, states.PENDING, blobs), lambda _r, err: self.on_finished(local, err)
+            )
+
     def in_thread(self, local: LocalJob) -> Outcome:
         """The thread executor's strategy: call the function right here."""
+        try:
+            fn, args, kwargs = self.call_of(local)
+        except Exception as exc:  # a result it depends on cannot be loaded
+            return failure(exc)
         ctx = reporting.JobContext(
             job_info(local.rec),
             lambda p: self.report_progress(local, p),
@@ -203,7 +227,7 @@ class Runner:
         )
         ctx.log = self.new_log(local)
         capture.install(reporting.current_log)
-        return call_job(local.fn, local.args, local.kwargs, self.storage.blob_dir, ctx)
+        return call_job(fn, args, kwargs, self.storage.blob_dir, ctx)
 
     def new_log(self, local: LocalJob) -> capture.LogBuffer:
         """The log of this attempt, continuing the job's earlier output (if any)."""
@@ -339,6 +363,15 @@ class Runner:
         error = codec.decode_error(outcome.data)
         first = rec.run_started_at if rec.run_started_at is not None else now
         return local.policy.next_delay(rec.run_attempts, error, first, now, rec.idle_for)
+
+
+def never_ran(rec: JobRecord, error: BaseException, now: float) -> tuple[JobRecord, list[Blob]]:
+    """A pending job moved to failed with `error` (and its blob), without an attempt."""
+    outcome = failure(error)
+    failed = transition(
+        rec, states.FAILED, now, error=ErrorInfo(outcome.error_type, outcome.error_message)
+    )
+    return failed, [(f"e:{rec.id}", outcome.data, None)]
 
 
 def _lost(local: LocalJob, err: BaseException | None) -> None:

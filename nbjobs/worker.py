@@ -23,13 +23,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import codec, states
+from . import codec, refs, states
 from .calls import new_id
-from .errors import IllegalTransition, JobCrashed, PayloadLoadError
+from .errors import DependencyFailed, IllegalTransition, JobCrashed, PayloadLoadError
 from .executors import worker as registry
 from .executors.processes import ProcessExecutor
 from .records import ErrorInfo, JobRecord, transition
-from .runner import LocalJob, Runner, attempt_blob, failure
+from .runner import LocalJob, Runner, attempt_blob, failure, never_ran
 from .store import Storage, owner_alive, owner_token
 from .writer import Blob, Call, Cas, Sql
 
@@ -41,6 +41,7 @@ LEASE = 30.0
 _POLL_MIN = 0.05  # seconds between looks at the queue right after finding work
 _POLL_MAX = 0.1  # ... and when idle: a new job waits at most this long for a free worker
 _REAP_EVERY = 1.0
+_LOOK_PAST = 64  # queued jobs still waiting for their dependencies a claim looks past
 
 
 def _runs_in_child(*args: Any, **kwargs: Any) -> Any:
@@ -142,8 +143,21 @@ class Worker:
         storage = self.storage
 
         def claim(sql: Sql) -> list[JobRecord]:
-            won = []
-            for rec in storage.worker_queue(free, sql):
+            won: list[JobRecord] = []
+            # Jobs waiting for their dependencies stay queued: look past a few of them.
+            for rec in storage.worker_queue(free + _LOOK_PAST, sql):
+                if len(won) == free:
+                    break
+                if rec.deps:
+                    problem = refs.dependency_problem(rec, lambda i: storage.read_in(sql, i))
+                    if problem == refs.WAITING:
+                        continue
+                    if problem is not None:
+                        failed, blobs = never_ran(rec, DependencyFailed(problem), now)
+                        for key, data, _file in blobs:
+                            storage.put_blob(sql, key, data)
+                        storage.update(sql, failed, states.PENDING)
+                        continue
                 new = transition(
                     rec, states.RUNNING, now, owner=self.owner, lease_until=now + self.lease
                 )
@@ -174,6 +188,8 @@ class Worker:
                 raise PayloadLoadError(f"job {rec.id} ({rec.name}) has lost its payload")
             local.payload = (fn_blob, codec.payload_args(payload))
             local.policy = codec.payload_policy(payload)
+            if rec.deps:  # their results are put in place here, before the call is sent
+                local.fn, local.args, local.kwargs = codec.load_payload(payload, fn_blob)
         except Exception as exc:
             broken = failure(exc)
             self.runner.run(local, lambda _job: broken)

@@ -481,3 +481,37 @@ def test_a_worker_job_outlives_a_kernel_restart_and_its_key_finds_it(tmp_path: P
         if worker_pid is not None and alive(worker_pid):
             os.kill(worker_pid, signal.SIGKILL)
             pytest.fail(f"the worker {worker_pid} was left running")
+
+
+# --------------------------------------------------------------------------- dependencies
+def _sum_of(values: list[int]) -> int:
+    return sum(values)
+
+
+def test_a_worker_job_waits_for_its_dependencies_and_gets_their_results(
+    store: nbjobs.Store, start: Start, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    first = store.submit(report_and_wait, str(gate))  # a kernel thread job, still running
+    second = store.submit(double, 21, executor="worker")
+    dependent = store.submit(lambda a, b: f"{a}+{b}", first, second, executor="worker")
+    start(workers=2)
+    assert second.result(timeout=60) == 42
+    store.flush()
+    assert dependent.status == "pending"  # the worker leaves it queued while `first` runs
+    gate.touch()
+    assert dependent.result(timeout=60) == "done+42"
+    assert store.get(dependent.id).record().deps == (first.id, second.id)
+
+
+def test_a_worker_fails_a_job_whose_dependency_failed_without_running_it(
+    store: nbjobs.Store, start: Start
+) -> None:
+    bad = store.submit(divmod, 1, 0)
+    with pytest.raises(ZeroDivisionError):
+        bad.result(timeout=60)
+    dependent = store.submit(_sum_of, [bad, 1], executor="worker")
+    start(workers=1)
+    with pytest.raises(nbjobs.DependencyFailed, match="ZeroDivisionError"):
+        dependent.result(timeout=60)
+    assert dependent.attempts == 0

@@ -163,15 +163,19 @@ class ProcessExecutor(Pool[ChildProcess]):
                 self._runner.write_log(job, body)
 
         def invoke(local: LocalJob) -> Outcome:
+            try:
+                shipped, digest = _with_results(self._runner, local, payload)
+            except Exception as exc:  # a result it depends on cannot be loaded or pickled
+                return failure(exc)
             self._running[local.rec.id] = child
             try:
                 outcome = child.call(
                     job_info(local.rec),
-                    payload,
+                    shipped,
                     local.log_state,
                     local.rec.soft_timeout,
                     on_message,
-                    local.rec.fn_digest,
+                    digest,
                 )
             finally:
                 self._running.pop(local.rec.id, None)
@@ -189,3 +193,17 @@ class ProcessExecutor(Pool[ChildProcess]):
         self._runner.run(job, invoke)
         if self._after_job is not None:
             self._after_job()
+
+
+def _with_results(
+    runner: Runner, local: LocalJob, payload: tuple[bytes, bytes]
+) -> tuple[tuple[bytes, bytes], str | None]:
+    """The (function, arguments) bytes to send, and the function's digest: the stored ones,
+    or, for a job with dependencies, the call pickled again with their results in place."""
+    if not local.rec.deps:
+        return payload, local.rec.fn_digest
+    fn, args, kwargs = runner.call_of(local)
+    digest, fn_bytes = (
+        (local.rec.fn_digest, payload[0]) if fn is local.fn else codec.dump_function(fn)
+    )
+    return (fn_bytes, codec.dump_call(args, kwargs)), digest
