@@ -97,6 +97,7 @@ def test_quickstart_runs_top_to_bottom(tmp_path: Path, notebook_env: Path) -> No
     assert any("same job: True" in text for text in texts), texts
     assert any("ValueError" in text and "x must be >= 0" in text for text in texts), texts
     assert any("scores: [4999.95, 9999.9, 24999.75]" in text for text in texts), texts
+    assert any("total: 26, best south: 8" in text for text in texts), texts
     job = resubmitted_job(nb)
     assert job["status"] == "succeeded"
     assert job["attempts"] == "1"
