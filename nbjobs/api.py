@@ -50,7 +50,7 @@ from .retrying import Retry
 from .runner import LocalJob, Runner
 from .store import Storage, owner_alive, owner_token
 from .waiting import Watcher
-from .writer import Cas, Insert, Sql
+from .writer import Call, Cas, Insert, Sql
 
 log = logging.getLogger("nbjobs")
 
@@ -94,6 +94,7 @@ class Store:
         }
         self._watcher = Watcher(self.storage)
         self._closed = False
+        self._cancel_poll = threading.Lock()  # held while a poll for cancels is scheduled
         STORES.add(self)
         self._reap_dead_owners()
 
@@ -347,9 +348,8 @@ class Store:
             op.blobs.append((f"p:{rec.id}", payload, None))
             if fn_bytes is not None:
                 op.once.append((f"f:{fn_digest}", fn_bytes))
-        backend = self._backends[rec.executor]
-        if backend.kernel_owned:
-            self._local[rec.id] = local
+        if self._backends[rec.executor].kernel_owned:
+            self._keep(local)
         self.storage.writer.put(op)
         self._start(local)
         return Job(self, rec)
@@ -393,9 +393,8 @@ class Store:
         if outcome == "existing":
             return self._existing(rec, stored)
         local.rec = stored
-        backend = self._backends[stored.executor]
-        if backend.kernel_owned:
-            self._local[stored.id] = local
+        if self._backends[stored.executor].kernel_owned:
+            self._keep(local)
         self._start(local)
         return Job(self, stored)
 
@@ -640,7 +639,7 @@ class Store:
         local.policy = codec.payload_policy(payload)
         local.log_state = self._log_state(rec.id)
         if backend.kernel_owned:
-            self._local[new.id] = local
+            self._keep(local)
         if new.retry_at is not None and new.retry_at > now:
             # An interrupted job that was waiting for its next attempt keeps waiting.
             self._runner.alarms.at(new.retry_at, lambda: backend.start(local))
@@ -766,6 +765,44 @@ class Store:
                 )
         return tuple(refs.ref_of(dep).id for dep in found)  # type: ignore[union-attr]
 
+    def _keep(self, local: LocalJob) -> None:
+        """Track a job this process runs, and watch for cancels of it by other processes."""
+        self._local[local.rec.id] = local
+        if not self._cancel_poll.locked() and self._cancel_poll.acquire(blocking=False):
+            self._runner.alarms.at(self.storage.clock.now() + CANCEL_POLL, self._poll_cancels)
+
+    def _poll_cancels(self) -> None:
+        """Act on cancels other processes (another kernel, the terminal) asked for our jobs;
+        polls every `CANCEL_POLL` seconds while this process has jobs of its own."""
+        try:
+            asked = self.storage.cancel_requests(self.owner) if not self._closed else []
+            for job_id in asked:
+                self._cancelled_elsewhere(job_id)
+            if asked:
+                self.storage.writer.put(
+                    Call(lambda sql: self.storage.drop_cancel_requests(sql, self.owner, asked))
+                )
+        finally:
+            if self._local and not self._closed:
+                self._runner.alarms.at(self.storage.clock.now() + CANCEL_POLL, self._poll_cancels)
+            else:
+                self._cancel_poll.release()
+
+    def _cancelled_elsewhere(self, job_id: str) -> None:
+        local = self._local.get(job_id)
+        stored = self.storage.record_by_id(job_id)
+        if local is None or stored is None or stored.status != states.CANCELLED:
+            return
+        with local.lock:
+            status = local.rec.status
+            if status in _WAITING:  # never starts: it takes the stored (cancelled) record
+                local.cancel_requested = True
+                local.rec = stored
+        if status == states.RUNNING:
+            self._backends[local.rec.executor].cancel_running(local)
+        elif status in _WAITING:
+            self._finished(local, None)
+
     def _start(self, local: LocalJob) -> None:
         """Start `local` now, or once every job it depends on is finished.
 
@@ -852,8 +889,8 @@ class Store:
                 local.cancel_requested = True
         storage = self.storage
         now = storage.clock.now()
-        # A job running in another process is marked cancelled here; its owner learns it
-        # at its next write (a progress report), stops there, and its late outcome is dropped.
+        # A job of another kernel is marked cancelled here, and asked to stop: that kernel
+        # looks for such requests every CANCEL_POLL s; a worker's job, at its heartbeat.
         cancellable = _WAITING if local is not None else (*_WAITING, states.RUNNING)
 
         def cancel(sql: Sql) -> JobRecord | None:
@@ -861,7 +898,11 @@ class Store:
             if rec is None or rec.status not in cancellable:
                 return None
             new = transition(rec, states.CANCELLED, now, owner=None)
-            return new if storage.update(sql, new, rec.status) else None
+            if not storage.update(sql, new, rec.status):
+                return None
+            if rec.owner and rec.owner != self.owner and rec.executor != "worker":
+                storage.request_cancel(sql, rec.owner, rec.id)  # its kernel stops it
+            return new
 
         done: JobRecord | None = storage.writer.call(cancel)
         if local is not None:
@@ -954,6 +995,7 @@ class Store:
 
 _PURGE_BATCH = 500  # jobs per transaction: a large purge never holds the store for long
 _WAITING = (states.PENDING, states.RETRYING)  # not running now: cancelled at once
+CANCEL_POLL = 0.1  # seconds between looks for cancels asked by other processes
 
 
 def _iterate(items: Any, position: int) -> Iterator[Any]:

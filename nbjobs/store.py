@@ -73,6 +73,10 @@ CREATE TABLE IF NOT EXISTS nbjobs_counts (
     status TEXT PRIMARY KEY, n INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS nbjobs_blobs (key TEXT PRIMARY KEY, data BLOB, file TEXT);
+-- Cancels asked by one process for a job another kernel runs or holds in its queue.
+CREATE TABLE IF NOT EXISTS nbjobs_cancels (
+    owner TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (owner, id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS nbjobs_workers (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
     started_at REAL NOT NULL, heartbeat_at REAL NOT NULL, slots INTEGER NOT NULL,
@@ -215,6 +219,20 @@ class Storage:
             "SELECT id, key, status, name, data FROM nbjobs_jobs WHERE key = ?", (key,)
         ).fetchone()
         return _decode(*row) if row else None
+
+    def cancel_requests(self, owner: str) -> list[str]:
+        """Ids of `owner`'s jobs that other processes cancelled (see `request_cancel`)."""
+        rows = self._sql("SELECT id FROM nbjobs_cancels WHERE owner = ?", (owner,)).fetchall()
+        return [job_id for (job_id,) in rows]
+
+    def request_cancel(self, sql: Sql, owner: str, job_id: str) -> None:
+        sql("INSERT OR IGNORE INTO nbjobs_cancels (owner, id) VALUES (?, ?)", (owner, job_id))
+
+    def drop_cancel_requests(self, sql: Sql, owner: str, ids: list[str]) -> None:
+        sql(
+            f"DELETE FROM nbjobs_cancels WHERE owner = ? AND id IN ({','.join('?' * len(ids))})",
+            (owner, *ids),
+        )
 
     def record_by_id(self, job_id: str) -> JobRecord | None:
         row = self._sql(

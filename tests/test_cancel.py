@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,3 +102,54 @@ def test_a_cancelled_keyed_job_runs_again_when_resubmitted(
     assert rerun.result(timeout=60) == "marked"
     assert marker.read_text().splitlines() == ["ran"]
     assert nbjobs.stats()["cancelled"] == 0
+
+
+def test_a_queued_job_cancelled_from_a_terminal_is_dropped_by_its_kernel(
+    one_worker: threading.Event, tmp_path: Path, wait_for: Any, default_store: Path
+) -> None:
+    """`nbjobs cancel` runs in another process: the kernel's pool must not start the job."""
+    marker = tmp_path / "ran.txt"
+    first = nbjobs.submit(blocker, 60)
+    wait_for(lambda: first.status == "running")
+    queued = nbjobs.submit(mark, str(marker), key="queued")
+    nbjobs.default_store().flush()
+    cli = subprocess.run(
+        [sys.executable, "-m", "nbjobs", "--store", str(default_store), "cancel", "queued"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stderr
+    wait_for(lambda: queued.done(), timeout=30)  # the kernel saw the cancel: it drops the job
+    assert queued.status == "cancelled"
+    one_worker.set()
+    assert first.result(timeout=60) == "unblocked"
+    with pytest.raises(nbjobs.JobCancelled):
+        queued.result(timeout=60)
+    assert nbjobs.submit(mark, str(marker)).result(timeout=60) == "marked"  # the pool goes on
+    assert marker.read_text().splitlines() == ["ran"], "the cancelled job ran"
+    assert queued.status == "cancelled"
+
+
+def sleeps_in_steps(seconds: float) -> str:
+    for _ in nbjobs.track(range(int(seconds / 0.02))):
+        time.sleep(0.02)
+    return "finished"
+
+
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_a_running_job_cancelled_from_a_terminal_is_stopped_by_its_kernel(
+    default_store: Path, wait_for: Any, executor: str
+) -> None:
+    job = nbjobs.submit(sleeps_in_steps, 30, executor=executor, key="long")
+    wait_for(lambda: job.status == "running")
+    cli = subprocess.run(
+        [sys.executable, "-m", "nbjobs", "--store", str(default_store), "cancel", "long"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stderr
+    with pytest.raises(nbjobs.JobCancelled):
+        job.result(timeout=20)  # long before its 30 s
+    assert nbjobs.get("long").status == "cancelled"
