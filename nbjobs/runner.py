@@ -208,10 +208,7 @@ class Runner:
             if local.rec.status != states.PENDING:
                 return  # cancelled meanwhile
             rec, blobs = never_ran(local.rec, error, self.storage.clock.now())
-            local.rec = rec
-            self.storage.writer.put(
-                Cas(rec, states.PENDING, blobs), lambda _r, err: self.on_finished(local, err)
-            )
+            self._move(local, rec, states.PENDING, blobs, lambda _r, e: self.on_finished(local, e))
 
     def in_thread(self, local: LocalJob) -> Outcome:
         """The thread executor's strategy: call the function right here."""
@@ -249,8 +246,7 @@ class Runner:
             if local.rec.status != states.RUNNING:
                 return
             rec = local.rec.evolve(progress=progress)
-            local.rec = rec
-            self.storage.writer.put(Cas(rec, states.RUNNING), lambda _r, err: _lost(local, err))
+            self._move(local, rec, states.RUNNING, [], lambda _r, err: _lost(local, err))
 
     def run(self, local: LocalJob, invoke: Invoke) -> None:
         """Run one attempt of `local` with `invoke` and queue its outcome for the store."""
@@ -280,15 +276,11 @@ class Runner:
             if not all(hook() for hook in local.on_start):
                 local.cancel_requested = True
                 rec = transition(local.rec, states.CANCELLED, self.storage.clock.now())
-                local.rec = rec
-                self.storage.writer.put(
-                    Cas(rec, start_from), lambda _r, err: self.on_finished(local, err)
-                )
+                self._move(local, rec, start_from, [], lambda _r, e: self.on_finished(local, e))
                 return None
             now = self.storage.clock.now()
             rec = transition(local.rec, states.RUNNING, now, owner=self.owner)
-            local.rec = rec
-            self.storage.writer.put(Cas(rec, start_from), lambda _r, err: _lost(local, err))
+            self._move(local, rec, start_from, [], lambda _r, err: _lost(local, err))
             return self._arm(local, now)
 
     def _arm(self, local: LocalJob, now: float) -> int:
@@ -313,7 +305,6 @@ class Runner:
                 return
             now = self.storage.clock.now()
             rec, blobs = self._ending(local, outcome, now)
-            local.rec = rec
             if rec.status == states.RETRYING:
                 when = rec.retry_at or now
 
@@ -327,7 +318,20 @@ class Runner:
                 def after(_r: Any, err: BaseException | None) -> None:
                     self.on_finished(local, err)
 
-            self.storage.writer.put(Cas(rec, states.RUNNING, blobs), after)
+            self._move(local, rec, states.RUNNING, blobs, after)
+
+    def _move(
+        self,
+        local: LocalJob,
+        rec: JobRecord,
+        expected: str,
+        blobs: list[Blob],
+        callback: Callable[[Any, BaseException | None], None],
+    ) -> None:
+        """Queue `rec` for the store, then make it the job's state here (under `local.lock`):
+        whoever sees the new state and then flushes finds it on disk."""
+        self.storage.writer.put(Cas(rec, expected, blobs), callback)
+        local.rec = rec
 
     def _ending(
         self, local: LocalJob, outcome: Outcome, now: float
