@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+import nbjobs
 
 pytestmark = pytest.mark.slow
 
@@ -79,12 +82,17 @@ def resubmitted_job(nb: nbformat.NotebookNode) -> dict[str, Any]:
 
 
 @pytest.fixture
-def notebook_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A temporary store for the kernels started by nbclient (they inherit our environment)."""
+def notebook_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A temporary store for the kernels started by nbclient (they inherit our environment);
+    the detached workers the notebook starts are stopped afterwards."""
     store = tmp_path / "store"
     monkeypatch.setenv("NBJOBS_STORE", str(store))
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-    return store
+    yield store
+    if store.is_dir():
+        with nbjobs.Store(store) as s:
+            s.stop_worker(wait=True, timeout=60, grace=0)
+            assert s.workers() == []
 
 
 def test_quickstart_runs_top_to_bottom(tmp_path: Path, notebook_env: Path) -> None:
@@ -98,6 +106,7 @@ def test_quickstart_runs_top_to_bottom(tmp_path: Path, notebook_env: Path) -> No
     assert any("ValueError" in text and "x must be >= 0" in text for text in texts), texts
     assert any("scores: [4999.95, 9999.9, 24999.75]" in text for text in texts), texts
     assert any("total: 26, best south: 8" in text for text in texts), texts
+    assert any("live workers: 1; overnight result: 0." in text for text in texts), texts
     job = resubmitted_job(nb)
     assert job["status"] == "succeeded"
     assert job["attempts"] == "1"
@@ -116,6 +125,9 @@ def test_quickstart_after_kernel_restart_returns_the_stored_job(
     assert error_outputs(first) == []
     assert error_outputs(second) == []
     assert any(EXPECTED_RESULT in text for text in output_texts(second))
+    assert any("overnight result: 0." in text for text in output_texts(second))
+    with nbjobs.Store(notebook_env) as s:
+        assert s.get("overnight").attempts == 1  # found again, not run twice
     before, after = resubmitted_job(first), resubmitted_job(second)
     assert after["status"] == "succeeded"
     # Same job, not run again: same id, still one attempt, started at the same instant.
