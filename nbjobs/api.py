@@ -765,17 +765,23 @@ class Store:
                 )
         return tuple(refs.ref_of(dep).id for dep in found)  # type: ignore[union-attr]
 
+    # ------------------------------------------------------------------ this process's jobs
     def _keep(self, local: LocalJob) -> None:
         """Track a job this process runs, and watch for cancels of it by other processes."""
         self._local[local.rec.id] = local
-        if not self._cancel_poll.locked() and self._cancel_poll.acquire(blocking=False):
+        if not self._cancel_poll.locked():
+            self._watch_cancels()
+
+    def _watch_cancels(self) -> None:
+        """Schedule the next look for cancels, unless one is scheduled already."""
+        if self._cancel_poll.acquire(blocking=False):
             self._runner.alarms.at(self.storage.clock.now() + CANCEL_POLL, self._poll_cancels)
 
     def _poll_cancels(self) -> None:
         """Act on cancels other processes (another kernel, the terminal) asked for our jobs;
         polls every `CANCEL_POLL` seconds while this process has jobs of its own."""
         try:
-            asked = self.storage.cancel_requests(self.owner) if not self._closed else []
+            asked = [] if self._closed else self.storage.cancel_requests(self.owner)
             for job_id in asked:
                 self._cancelled_elsewhere(job_id)
             if asked:
@@ -783,14 +789,13 @@ class Store:
                     Call(lambda sql: self.storage.drop_cancel_requests(sql, self.owner, asked))
                 )
         finally:
-            if self._local and not self._closed:
-                self._runner.alarms.at(self.storage.clock.now() + CANCEL_POLL, self._poll_cancels)
-            else:
-                self._cancel_poll.release()
+            self._cancel_poll.release()
+            if self._local and not self._closed:  # (checked after the release: a job kept
+                self._watch_cancels()  # meanwhile found the poll still scheduled)
 
     def _cancelled_elsewhere(self, job_id: str) -> None:
         local = self._local.get(job_id)
-        stored = self.storage.record_by_id(job_id)
+        stored = None if local is None else self.storage.record_by_id(job_id)
         if local is None or stored is None or stored.status != states.CANCELLED:
             return
         with local.lock:
@@ -810,10 +815,10 @@ class Store:
         job queued for it waits for them even when this kernel is gone.)
         """
         backend = self._backends[local.rec.executor]
-        waiting = set(local.rec.deps)
-        if not waiting or not backend.kernel_owned:
+        if not local.rec.deps or not backend.kernel_owned:
             backend.start(local)
             return
+        waiting = set(local.rec.deps)
         lock = threading.Lock()
 
         def finished(dep_id: str) -> None:
