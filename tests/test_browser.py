@@ -181,6 +181,9 @@ def test_panel_and_job_widgets_live_in_jupyterlab(server: Server) -> None:
     assert our_console_errors(console, strict=False) == []
 
 
+JS_THEME = "() => document.body.dataset.jpThemeName"
+
+
 def screenshots(page: Any) -> None:
     """Light and dark themes, with the failed job's details open."""
     page.locator(".nbjobs-panel .nbjobs-row", has_text="broken").locator("button").first.click()
@@ -192,7 +195,7 @@ def screenshots(page: Any) -> None:
         "() => window.jupyterapp.commands.execute('apputils:change-theme',"
         " {theme: 'JupyterLab Dark'})"
     )
-    time.sleep(2)
+    wait_js(page, JS_THEME, lambda name: name == "JupyterLab Dark", 30, "the dark theme")
     page.screenshot(path=str(ARTIFACTS / "panel_lab_dark.png"), full_page=True)
 
 

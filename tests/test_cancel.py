@@ -104,6 +104,17 @@ def test_a_cancelled_keyed_job_runs_again_when_resubmitted(
     assert nbjobs.stats()["cancelled"] == 0
 
 
+def cancel_in_a_terminal(store: Path, key: str) -> None:
+    """`nbjobs cancel KEY`, in a process of its own."""
+    cli = subprocess.run(
+        [sys.executable, "-m", "nbjobs", "--store", str(store), "cancel", key],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stderr
+
+
 def test_a_queued_job_cancelled_from_a_terminal_is_dropped_by_its_kernel(
     one_worker: threading.Event, tmp_path: Path, wait_for: Any, default_store: Path
 ) -> None:
@@ -113,13 +124,7 @@ def test_a_queued_job_cancelled_from_a_terminal_is_dropped_by_its_kernel(
     wait_for(lambda: first.status == "running")
     queued = nbjobs.submit(mark, str(marker), key="queued")
     nbjobs.default_store().flush()
-    cli = subprocess.run(
-        [sys.executable, "-m", "nbjobs", "--store", str(default_store), "cancel", "queued"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert cli.returncode == 0, cli.stderr
+    cancel_in_a_terminal(default_store, "queued")
     wait_for(lambda: queued.done(), timeout=30)  # the kernel saw the cancel: it drops the job
     assert queued.status == "cancelled"
     one_worker.set()
@@ -143,13 +148,7 @@ def test_a_running_job_cancelled_from_a_terminal_is_stopped_by_its_kernel(
 ) -> None:
     job = nbjobs.submit(sleeps_in_steps, 30, executor=executor, key="long")
     wait_for(lambda: job.status == "running")
-    cli = subprocess.run(
-        [sys.executable, "-m", "nbjobs", "--store", str(default_store), "cancel", "long"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert cli.returncode == 0, cli.stderr
+    cancel_in_a_terminal(default_store, "long")
     with pytest.raises(nbjobs.JobCancelled):
         job.result(timeout=20)  # long before its 30 s
     assert nbjobs.get("long").status == "cancelled"
