@@ -5,12 +5,9 @@ Thin on purpose: it validates input, then calls the store, the runner and the ex
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import functools
-import logging
 import os
-import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -33,7 +30,6 @@ from .calls import (
 )
 from .clock import SYSTEM, Clock
 from .errors import (
-    DependencyFailed,
     InvalidArgument,
     InvalidArgumentType,
     JobNotFound,
@@ -45,14 +41,12 @@ from .executors.processes import ProcessExecutor
 from .executors.threads import ThreadExecutor
 from .executors.worker import STOP_GRACE, WorkerBackend, WorkerInfo, list_workers, spawn, stop
 from .job import Job
+from .lifecycle import LocalJobs
 from .records import JobRecord, transition
 from .retrying import Retry
-from .runner import LocalJob, Runner
-from .store import Storage, owner_alive, owner_token
-from .waiting import Watcher
-from .writer import Call, Cas, Insert, Sql
-
-log = logging.getLogger("nbjobs")
+from .runner import LocalJob
+from .store import Storage, owner_token
+from .writer import Insert, Sql
 
 
 def _default_workers() -> int:
@@ -85,18 +79,16 @@ class Store:
             validate.positive_int(workers, "workers")
         self.storage = Storage(path, clock)
         self.owner = owner_token()
-        self._local: dict[str, LocalJob] = {}
-        self._runner = Runner(self.storage, self.owner, self._finished, self._restart, self._expire)
-        self._backends: dict[str, Backend] = {
-            "thread": ThreadExecutor(self._runner, workers or _default_workers()),
-            "process": ProcessExecutor(self._runner, workers or os.cpu_count() or 1),
-            "worker": WorkerBackend(),
-        }
-        self._watcher = Watcher(self.storage)
-        self._closed = False
-        self._cancel_poll = threading.Lock()  # held while a poll for cancels is scheduled
+        self._jobs = LocalJobs(self.storage, self.owner)  # this process's own jobs
+        self._runner = self._jobs.runner
+        self._backends = self._jobs.backends
+        self._backends.update(
+            thread=ThreadExecutor(self._runner, workers or _default_workers()),
+            process=ProcessExecutor(self._runner, workers or os.cpu_count() or 1),
+            worker=WorkerBackend(),
+        )
         STORES.add(self)
-        self._reap_dead_owners()
+        self._jobs.reap_dead_owners()
 
     @property
     def path(self) -> Path:
@@ -349,9 +341,9 @@ class Store:
             if fn_bytes is not None:
                 op.once.append((f"f:{fn_digest}", fn_bytes))
         if self._backends[rec.executor].kernel_owned:
-            self._keep(local)
+            self._jobs.keep(local)
         self.storage.writer.put(op)
-        self._start(local)
+        self._jobs.start(local)
         return Job(self, rec)
 
     def _submit_keyed(self, rec: JobRecord, local: LocalJob, blobs: Payload, force: bool) -> Job:
@@ -394,8 +386,8 @@ class Store:
             return self._existing(rec, stored)
         local.rec = stored
         if self._backends[stored.executor].kernel_owned:
-            self._keep(local)
-        self._start(local)
+            self._jobs.keep(local)
+        self._jobs.start(local)
         return Job(self, stored)
 
     def _existing(self, rec: JobRecord, stored: JobRecord) -> Job:
@@ -431,7 +423,7 @@ class Store:
             raise InvalidArgumentType(
                 f"id_or_key must be a job id or key (str), not {type(id_or_key).__name__}"
             )
-        local = self._local.get(id_or_key)
+        local = self._jobs.active.get(id_or_key)
         if local is not None:
             return Job(self, local.rec)
         try:
@@ -637,14 +629,14 @@ class Store:
             return None
         local = LocalJob(new, fn, args, kwargs, (fn_blob, codec.payload_args(payload)))
         local.policy = codec.payload_policy(payload)
-        local.log_state = self._log_state(rec.id)
+        local.log_state = self._jobs.log_state(rec.id)
         if backend.kernel_owned:
-            self._keep(local)
+            self._jobs.keep(local)
         if new.retry_at is not None and new.retry_at > now:
             # An interrupted job that was waiting for its next attempt keeps waiting.
             self._runner.alarms.at(new.retry_at, lambda: backend.start(local))
         else:
-            self._start(local)
+            self._jobs.start(local)
         return Job(self, new)
 
     def _stored_call(self, rec: JobRecord) -> tuple[bytes, bytes] | str:
@@ -736,10 +728,10 @@ class Store:
 
     def close(self) -> None:
         """Stop this store's executors (running thread jobs are marked interrupted)."""
-        if self._closed:
+        if self._jobs.closed:
             return
-        self._closed = True
-        self._interrupt_local()
+        self._jobs.closed = True
+        self._jobs.interrupt_all()
         for backend in self._backends.values():
             backend.shutdown()
         self.storage.close()
@@ -765,242 +757,8 @@ class Store:
                 )
         return tuple(refs.ref_of(dep).id for dep in found)  # type: ignore[union-attr]
 
-    # ------------------------------------------------------------------ this process's jobs
-    def _keep(self, local: LocalJob) -> None:
-        """Track a job this process runs, and watch for cancels of it by other processes."""
-        self._local[local.rec.id] = local
-        if not self._cancel_poll.locked():
-            self._watch_cancels()
-
-    def _watch_cancels(self) -> None:
-        """Schedule the next look for cancels, unless one is scheduled already."""
-        if self._cancel_poll.acquire(blocking=False):
-            self._runner.alarms.at(self.storage.clock.now() + CANCEL_POLL, self._poll_cancels)
-
-    def _poll_cancels(self) -> None:
-        """Act on cancels other processes (another kernel, the terminal) asked for our jobs;
-        polls every `CANCEL_POLL` seconds while this process has jobs of its own."""
-        try:
-            asked = [] if self._closed else self.storage.cancel_requests(self.owner)
-            for job_id in asked:
-                self._cancelled_elsewhere(job_id)
-            if asked:
-                self.storage.writer.put(
-                    Call(lambda sql: self.storage.drop_cancel_requests(sql, self.owner, asked))
-                )
-        finally:
-            self._cancel_poll.release()
-            if self._local and not self._closed:  # (checked after the release: a job kept
-                self._watch_cancels()  # meanwhile found the poll still scheduled)
-
-    def _cancelled_elsewhere(self, job_id: str) -> None:
-        local = self._local.get(job_id)
-        stored = None if local is None else self.storage.record_by_id(job_id)
-        if local is None or stored is None or stored.status != states.CANCELLED:
-            return
-        with local.lock:
-            status = local.rec.status
-            if status in _WAITING:  # never starts: it takes the stored (cancelled) record
-                local.cancel_requested = True
-                local.rec = stored
-        if status == states.RUNNING:
-            self._backends[local.rec.executor].cancel_running(local)
-        elif status in _WAITING:
-            self._finished(local, None)
-
-    def _start(self, local: LocalJob) -> None:
-        """Start `local` now, or once every job it depends on is finished.
-
-        (A detached worker checks the dependencies of the jobs it claims itself, so that a
-        job queued for it waits for them even when this kernel is gone.)
-        """
-        backend = self._backends[local.rec.executor]
-        if not local.rec.deps or not backend.kernel_owned:
-            backend.start(local)
-            return
-        waiting = set(local.rec.deps)
-        lock = threading.Lock()
-
-        def finished(dep_id: str) -> None:
-            with lock:
-                waiting.discard(dep_id)
-                if waiting:
-                    return
-            problem = refs.dependency_problem(local.rec, self._current)
-            if problem is None:
-                backend.start(local)
-            elif problem == refs.WAITING:  # one was run again meanwhile (retry, resume)
-                self._start(local)
-            else:
-                self._runner.fail_waiting(local, DependencyFailed(problem))
-
-        for dep_id in local.rec.deps:
-            self._on_done(dep_id, functools.partial(finished, dep_id))
-
-    # ------------------------------------------------------------------ internals for Job
-    def _current(self, job_id: str) -> JobRecord | None:
-        local = self._local.get(job_id)
-        if local is not None:
-            return local.rec
-        return self._stored(job_id)
-
-    def _stored(self, job_id: str) -> JobRecord | None:
-        """The job's record on disk. Jobs this process does not run (a worker's) are not held
-        here, so one submitted a moment ago may still be queued: a miss waits for the writer."""
-        rec = self.storage.record_by_id(job_id)
-        if rec is None:
-            self.flush()
-            rec = self.storage.record_by_id(job_id)
-        return rec
-
-    def _done(self, job_id: str) -> bool:
-        local = self._local.get(job_id)
-        if local is not None:
-            return local.done.is_set()
-        rec = self._stored(job_id)
-        if rec is None:
-            raise JobNotFound(f"job {job_id} is no longer in the store")
-        return rec.status in states.FINISHED
-
-    def _wait(self, job_id: str, timeout: float | None) -> JobRecord | None:
-        clock = self.storage.clock
-        deadline = None if timeout is None else clock.monotonic() + timeout
-        local = self._local.get(job_id)
-        if local is not None:
-            while not local.done.wait(_slice(deadline, clock.monotonic(), 0.2)):
-                if deadline is not None and clock.monotonic() >= deadline:
-                    return None
-            return local.rec
-        delay = 0.002
-        while True:
-            rec = self._current(job_id)
-            if rec is None:
-                raise JobNotFound(f"job {job_id} is no longer in the store")
-            if rec.status in states.FINISHED and job_id not in self._local:
-                return rec
-            if deadline is not None and clock.monotonic() >= deadline:
-                return None
-            threading.Event().wait(_slice(deadline, clock.monotonic(), delay))
-            delay = min(delay * 1.5, 0.1)
-
-    def _cancel(self, job_id: str) -> bool:
-        local = self._local.get(job_id)
-        if local is not None:
-            with local.lock:
-                if local.rec.status == states.RUNNING:
-                    return self._backends[local.rec.executor].cancel_running(local)
-                if local.rec.status not in _WAITING:
-                    return False
-                local.cancel_requested = True
-        storage = self.storage
-        now = storage.clock.now()
-        # A job of another kernel is marked cancelled here, and asked to stop: that kernel
-        # looks for such requests every CANCEL_POLL s; a worker's job, at its heartbeat.
-        cancellable = _WAITING if local is not None else (*_WAITING, states.RUNNING)
-
-        def cancel(sql: Sql) -> JobRecord | None:
-            rec = storage.read_in(sql, job_id)
-            if rec is None or rec.status not in cancellable:
-                return None
-            new = transition(rec, states.CANCELLED, now, owner=None)
-            if not storage.update(sql, new, rec.status):
-                return None
-            if rec.owner and rec.owner != self.owner and rec.executor != "worker":
-                storage.request_cancel(sql, rec.owner, rec.id)  # its kernel stops it
-            return new
-
-        done: JobRecord | None = storage.writer.call(cancel)
-        if local is not None:
-            if done is not None:
-                local.rec = done
-                self._finished(local, None)
-            else:
-                local.cancel_requested = False
-        return done is not None
-
-    def _finished(self, local: LocalJob, error: BaseException | None) -> None:
-        if error is not None:
-            stored = self.storage.record_by_id(local.rec.id)
-            if stored is not None:
-                local.rec = stored
-        with local.lock:
-            self._local.pop(local.rec.id, None)
-            local.done.set()
-            hooks, local.on_done = local.on_done, []
-        for hook in hooks:
-            try:
-                hook()
-            except Exception:
-                log.exception("nbjobs: a done callback of job %s failed", local.rec.id)
-
-    def _on_done(self, job_id: str, callback: Callable[[], None]) -> None:
-        """Call `callback()` once the job is finished (at once if it already is)."""
-        local = self._local.get(job_id)
-        if local is not None:
-            with local.lock:
-                if not local.done.is_set():
-                    local.on_done.append(callback)
-                    return
-        rec = self._stored(job_id)
-        if rec is None or rec.status in states.FINISHED:
-            callback()
-        else:
-            self._watcher.add(job_id, callback)
-
-    def _log_state(self, job_id: str) -> dict[str, Any] | None:
-        local = self._local.get(job_id)
-        if local is not None and local.log_state is not None:
-            return local.log_state
-        blob = self.storage.blob(f"l:{job_id}")
-        return None if blob is None else codec.load_plain(blob)
-
-    def _restart(self, local: LocalJob) -> None:
-        self._backends[local.rec.executor].start(local)
-
-    def _expire(self, local: LocalJob, attempt: int) -> None:
-        if attempt == local.attempt and local.rec.status == states.RUNNING:
-            self._backends[local.rec.executor].expire(local, attempt)
-
-    def _reap_dead_owners(self) -> None:
-        """Jobs left active by a kernel that died become `interrupted` (never re-run silently).
-
-        Jobs of detached workers are not the kernels': the other workers requeue them.
-        """
-        now = self.storage.clock.now()
-        dead = [
-            rec
-            for rec in self.storage.active_records()
-            if rec.owner
-            and rec.executor != "worker"
-            and rec.owner != self.owner
-            and not owner_alive(rec.owner)
-        ]
-        for rec in dead:
-            self._interrupt(rec, now)
-        if dead:
-            self.flush()
-
-    def _interrupt_local(self) -> None:
-        now = self.storage.clock.now()
-        for local in list(self._local.values()):
-            with local.lock:
-                local.cancel_requested = True
-                rec = local.rec
-            self._interrupt(rec, now)
-        with contextlib.suppress(Exception):
-            self.flush()
-
-    def _interrupt(self, rec: JobRecord, now: float) -> None:
-        if rec.status not in states.ACTIVE:
-            return
-        self.storage.writer.put(
-            Cas(transition(rec, states.INTERRUPTED, now, owner=None), rec.status)
-        )
-
 
 _PURGE_BATCH = 500  # jobs per transaction: a large purge never holds the store for long
-_WAITING = (states.PENDING, states.RETRYING)  # not running now: cancelled at once
-CANCEL_POLL = 0.1  # seconds between looks for cancels asked by other processes
 
 
 def _iterate(items: Any, position: int) -> Iterator[Any]:
@@ -1019,10 +777,6 @@ def _rerun_wanted(rec: JobRecord, force: bool) -> bool:
     if force:
         return rec.status in states.FINISHED
     return rec.status in states.RERUN_ON_RESUBMIT
-
-
-def _slice(deadline: float | None, now: float, step: float) -> float:
-    return step if deadline is None else max(0.0, min(step, deadline - now))
 
 
 STORES: weakref.WeakSet[Store] = weakref.WeakSet()

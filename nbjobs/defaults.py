@@ -205,4 +205,4 @@ def panel(store: Store | None = None, *, page_size: int = 20) -> Panel:
 def _close_all() -> None:
     for store in list(STORES):
         with contextlib.suppress(Exception):
-            store._interrupt_local()
+            store._jobs.interrupt_all()

@@ -77,7 +77,7 @@ class Job:
     # ---- state (re-read from the store)
     def record(self) -> JobRecord:
         """The job's current record; raises `JobNotFound` if it was forgotten."""
-        rec = self._store._current(self.id)
+        rec = self._store._jobs.current(self.id)
         if rec is None:
             raise JobNotFound(f"job {self.id} ({self.name}) is no longer in the store")
         self._snap = rec
@@ -121,7 +121,7 @@ class Job:
     def done(self) -> bool:
         """True once the job succeeded, failed, was cancelled or was interrupted, and its
         outcome is on disk (so `result(timeout=0)` answers at once)."""
-        return self._store._done(self.id)
+        return self._store._jobs.done(self.id)
 
     def wait(self, timeout: float | None = None) -> Job:
         """Block until the job is finished; raises `WaitTimeout` after `timeout` seconds.
@@ -166,7 +166,7 @@ class Job:
         """
         if follow:
             return self._follow()
-        state = self._store._log_state(self.id)
+        state = self._store._jobs.log_state(self.id)
         if state is None:
             return ""
         text: str = state["text"]
@@ -179,7 +179,7 @@ class Job:
         delay = 0.05
         while True:
             finished = self.done()
-            state = self._store._log_state(self.id)
+            state = self._store._jobs.log_state(self.id)
             if state is not None and state["total"] > seen:
                 new = state["total"] - seen
                 text: str = state["text"]
@@ -248,7 +248,7 @@ class Job:
         """
         if not callable(fn):
             raise InvalidArgumentType(f"fn must be callable, not {type(fn).__name__}")
-        self._store._on_done(self.id, lambda: _call_quietly(fn, self))
+        self._store._jobs.on_done(self.id, lambda: _call_quietly(fn, self))
 
     def __await__(self) -> Generator[Any, None, Any]:
         """`await job` in a notebook cell: waits without blocking the kernel's event loop."""
@@ -267,7 +267,7 @@ class Job:
 
     def cancel(self) -> bool:
         """Cancel a pending job: True if it is now cancelled, False if it had already started."""
-        return self._store._cancel(self.id)
+        return self._store._jobs.cancel(self.id)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view of the record (no result payload), for status polling."""
@@ -275,7 +275,7 @@ class Job:
 
     # ---- internals
     def _wait(self, timeout: float | None) -> JobRecord:
-        rec = self._store._wait(self.id, timeout)
+        rec = self._store._jobs.wait(self.id, timeout)
         if rec is None:
             raise WaitTimeout(
                 f"job {self.id} ({self.name}) is still {self.status} after {timeout} s; "

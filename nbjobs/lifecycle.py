@@ -1,0 +1,291 @@
+"""The jobs this process runs itself (thread and process executors), from submit to done.
+
+`LocalJobs` holds them while they are active: it starts each one once the jobs it depends on
+are finished, looks for cancels asked by other processes, answers `Job` reads from memory,
+waits, runs done callbacks, and marks jobs `interrupted` when this process (or a dead one)
+leaves them behind. The `Store` facade validates and writes; this is what happens after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from . import codec, refs, states
+from .errors import DependencyFailed, JobNotFound
+from .executors import Backend
+from .records import JobRecord, transition
+from .runner import LocalJob, Runner
+from .store import Storage, owner_alive
+from .waiting import Watcher
+from .writer import Call, Cas, Sql
+
+log = logging.getLogger("nbjobs")
+
+WAITING = (states.PENDING, states.RETRYING)  # not running now: cancelled at once
+CANCEL_POLL = 0.1  # seconds between looks for cancels asked by other processes
+
+
+class LocalJobs:
+    """This process's active jobs of one store, and the hooks its runner calls."""
+
+    def __init__(self, storage: Storage, owner: str) -> None:
+        self.storage = storage
+        self.owner = owner
+        self.active: dict[str, LocalJob] = {}
+        self.runner = Runner(storage, owner, self.finished, self.restart, self.expire)
+        self.backends: dict[str, Backend] = {}  # filled by the store, which builds them
+        self.closed = False
+        self._watcher = Watcher(storage)
+        self._cancel_poll = threading.Lock()  # held while a poll for cancels is scheduled
+
+    # ------------------------------------------------------------------ starting
+    def keep(self, local: LocalJob) -> None:
+        """Track a job this process runs, and watch for cancels of it by other processes."""
+        self.active[local.rec.id] = local
+        if not self._cancel_poll.locked():
+            self._watch_cancels()
+
+    def start(self, local: LocalJob) -> None:
+        """Start `local` now, or once every job it depends on is finished.
+
+        (A detached worker checks the dependencies of the jobs it claims itself, so that a
+        job queued for it waits for them even when this kernel is gone.)
+        """
+        backend = self.backends[local.rec.executor]
+        if not local.rec.deps or not backend.kernel_owned:
+            backend.start(local)
+            return
+        waiting = set(local.rec.deps)
+        lock = threading.Lock()
+
+        def finished(dep_id: str) -> None:
+            with lock:
+                waiting.discard(dep_id)
+                if waiting:
+                    return
+            problem = refs.dependency_problem(local.rec, self.current)
+            if problem is None:
+                backend.start(local)
+            elif problem == refs.WAITING:  # one was run again meanwhile (retry, resume)
+                self.start(local)
+            else:
+                self.runner.fail_waiting(local, DependencyFailed(problem))
+
+        for dep_id in local.rec.deps:
+            self.on_done(dep_id, functools.partial(finished, dep_id))
+
+    def restart(self, local: LocalJob) -> None:
+        """The runner's hook: hand a job back to its executor for its next attempt."""
+        self.backends[local.rec.executor].start(local)
+
+    def expire(self, local: LocalJob, attempt: int) -> None:
+        """The runner's hook: end attempt `attempt` of a job past its time limit."""
+        if attempt == local.attempt and local.rec.status == states.RUNNING:
+            self.backends[local.rec.executor].expire(local, attempt)
+
+    # ------------------------------------------------------------------ cancels
+    def _watch_cancels(self) -> None:
+        """Schedule the next look for cancels, unless one is scheduled already."""
+        if self._cancel_poll.acquire(blocking=False):
+            self.runner.alarms.at(self.storage.clock.now() + CANCEL_POLL, self._poll_cancels)
+
+    def _poll_cancels(self) -> None:
+        """Act on cancels other processes (another kernel, the terminal) asked for our jobs;
+        polls every `CANCEL_POLL` seconds while this process has jobs of its own."""
+        try:
+            asked = [] if self.closed else self.storage.cancel_requests(self.owner)
+            for job_id in asked:
+                self._cancelled_elsewhere(job_id)
+            if asked:
+                self.storage.writer.put(
+                    Call(lambda sql: self.storage.drop_cancel_requests(sql, self.owner, asked))
+                )
+        finally:
+            self._cancel_poll.release()
+            if self.active and not self.closed:  # (checked after the release: a job kept
+                self._watch_cancels()  # meanwhile found the poll still scheduled)
+
+    def _cancelled_elsewhere(self, job_id: str) -> None:
+        local = self.active.get(job_id)
+        stored = None if local is None else self.storage.record_by_id(job_id)
+        if local is None or stored is None or stored.status != states.CANCELLED:
+            return
+        with local.lock:
+            status = local.rec.status
+            if status in WAITING:  # never starts: it takes the stored (cancelled) record
+                local.cancel_requested = True
+                local.rec = stored
+        if status == states.RUNNING:
+            self.backends[local.rec.executor].cancel_running(local)
+        elif status in WAITING:
+            self.finished(local, None)
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a job: at once if it is waiting, at its executor's next chance if running."""
+        local = self.active.get(job_id)
+        if local is not None:
+            with local.lock:
+                if local.rec.status == states.RUNNING:
+                    return self.backends[local.rec.executor].cancel_running(local)
+                if local.rec.status not in WAITING:
+                    return False
+                local.cancel_requested = True
+        storage = self.storage
+        now = storage.clock.now()
+        # A job of another kernel is marked cancelled here, and asked to stop: that kernel
+        # looks for such requests every CANCEL_POLL s; a worker's job, at its heartbeat.
+        cancellable = WAITING if local is not None else (*WAITING, states.RUNNING)
+
+        def cancel(sql: Sql) -> JobRecord | None:
+            rec = storage.read_in(sql, job_id)
+            if rec is None or rec.status not in cancellable:
+                return None
+            new = transition(rec, states.CANCELLED, now, owner=None)
+            if not storage.update(sql, new, rec.status):
+                return None
+            if rec.owner and rec.owner != self.owner and rec.executor != "worker":
+                storage.request_cancel(sql, rec.owner, rec.id)  # its kernel stops it
+            return new
+
+        done: JobRecord | None = storage.writer.call(cancel)
+        if local is not None:
+            if done is not None:
+                local.rec = done
+                self.finished(local, None)
+            else:
+                local.cancel_requested = False
+        return done is not None
+
+    # ------------------------------------------------------------------ reads and waits
+    def current(self, job_id: str) -> JobRecord | None:
+        """The job's record: from memory while this process runs it, else from disk."""
+        local = self.active.get(job_id)
+        if local is not None:
+            return local.rec
+        return self.stored(job_id)
+
+    def stored(self, job_id: str) -> JobRecord | None:
+        """The job's record on disk. Jobs this process does not run (a worker's) are not held
+        here, so one submitted a moment ago may still be queued: a miss waits for the writer."""
+        rec = self.storage.record_by_id(job_id)
+        if rec is None:
+            self.storage.writer.flush()
+            rec = self.storage.record_by_id(job_id)
+        return rec
+
+    def done(self, job_id: str) -> bool:
+        local = self.active.get(job_id)
+        if local is not None:
+            return local.done.is_set()
+        rec = self.stored(job_id)
+        if rec is None:
+            raise JobNotFound(f"job {job_id} is no longer in the store")
+        return rec.status in states.FINISHED
+
+    def wait(self, job_id: str, timeout: float | None) -> JobRecord | None:
+        """The job's finished record, or None after `timeout` seconds."""
+        clock = self.storage.clock
+        deadline = None if timeout is None else clock.monotonic() + timeout
+        local = self.active.get(job_id)
+        if local is not None:
+            while not local.done.wait(_slice(deadline, clock.monotonic(), 0.2)):
+                if deadline is not None and clock.monotonic() >= deadline:
+                    return None
+            return local.rec
+        delay = 0.002
+        while True:
+            rec = self.current(job_id)
+            if rec is None:
+                raise JobNotFound(f"job {job_id} is no longer in the store")
+            if rec.status in states.FINISHED and job_id not in self.active:
+                return rec
+            if deadline is not None and clock.monotonic() >= deadline:
+                return None
+            threading.Event().wait(_slice(deadline, clock.monotonic(), delay))
+            delay = min(delay * 1.5, 0.1)
+
+    def log_state(self, job_id: str) -> dict[str, Any] | None:
+        """The job's captured output so far: live while it runs here, else as stored."""
+        local = self.active.get(job_id)
+        if local is not None and local.log_state is not None:
+            return local.log_state
+        blob = self.storage.blob(f"l:{job_id}")
+        return None if blob is None else codec.load_plain(blob)
+
+    # ------------------------------------------------------------------ finishing
+    def finished(self, local: LocalJob, error: BaseException | None) -> None:
+        """The runner's hook: the job is done; forget it and run its done callbacks."""
+        if error is not None:
+            stored = self.storage.record_by_id(local.rec.id)
+            if stored is not None:
+                local.rec = stored
+        with local.lock:
+            self.active.pop(local.rec.id, None)
+            local.done.set()
+            hooks, local.on_done = local.on_done, []
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("nbjobs: a done callback of job %s failed", local.rec.id)
+
+    def on_done(self, job_id: str, callback: Callable[[], None]) -> None:
+        """Call `callback()` once the job is finished (at once if it already is)."""
+        local = self.active.get(job_id)
+        if local is not None:
+            with local.lock:
+                if not local.done.is_set():
+                    local.on_done.append(callback)
+                    return
+        rec = self.stored(job_id)
+        if rec is None or rec.status in states.FINISHED:
+            callback()
+        else:
+            self._watcher.add(job_id, callback)
+
+    # ------------------------------------------------------------------ interruption
+    def reap_dead_owners(self) -> None:
+        """Jobs left active by a kernel that died become `interrupted` (never re-run silently).
+
+        Jobs of detached workers are not the kernels': the other workers requeue them.
+        """
+        now = self.storage.clock.now()
+        dead = [
+            rec
+            for rec in self.storage.active_records()
+            if rec.owner
+            and rec.executor != "worker"
+            and rec.owner != self.owner
+            and not owner_alive(rec.owner)
+        ]
+        for rec in dead:
+            self._interrupt(rec, now)
+        if dead:
+            self.storage.writer.flush()
+
+    def interrupt_all(self) -> None:
+        """This process is ending: its active jobs become `interrupted`."""
+        now = self.storage.clock.now()
+        for local in list(self.active.values()):
+            with local.lock:
+                local.cancel_requested = True
+                rec = local.rec
+            self._interrupt(rec, now)
+        with contextlib.suppress(Exception):
+            self.storage.writer.flush()
+
+    def _interrupt(self, rec: JobRecord, now: float) -> None:
+        if rec.status not in states.ACTIVE:
+            return
+        self.storage.writer.put(
+            Cas(transition(rec, states.INTERRUPTED, now, owner=None), rec.status)
+        )
+
+
+def _slice(deadline: float | None, now: float, step: float) -> float:
+    return step if deadline is None else max(0.0, min(step, deadline - now))
