@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import doctest
 import importlib.util
+import inspect
 import json
 import os
 import pickle
@@ -67,6 +68,68 @@ def test_same_call_same_key_and_changed_argument_changes_it() -> None:
 def test_arguments_are_bound_to_parameters_with_defaults() -> None:
     assert key_of([1], 0.1) == key_of([1], alpha=0.1) == key_of([1])
     assert key_of([1], tags=None) == key_of([1])
+
+
+def plain(a: int, b: int = 2, c: str = "c") -> None: ...
+
+
+def positional_only(a: int, /, b: int = 2) -> None: ...
+
+
+def variadic(a: int, *rest: int, b: int = 2, **more: int) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("fn", "args"),
+    [
+        (plain, (1,)),
+        (plain, (1, 5)),
+        (plain, (1, 5, "x")),
+        (positional_only, (1,)),
+        (positional_only, (1, 3)),
+        (variadic, (1,)),
+        (variadic, (1, 2, 3)),
+        (len, ([1, 2],)),
+    ],
+)
+def test_positional_calls_hash_as_their_bound_arguments(
+    fn: Callable[..., Any], args: tuple[Any, ...]
+) -> None:
+    """Positional calls are bound without `inspect` on the submit path: the same pairs, the
+    same digests, as binding them by keyword."""
+    try:
+        bound = inspect.signature(fn).bind(*args)
+    except ValueError:  # no signature (a builtin): the raw call is hashed
+        expected = [("*args", args), ("**kwargs", {})]
+    else:
+        bound.apply_defaults()
+        expected = list(bound.arguments.items())
+    assert list(nbjobs.autokey._arguments(fn, args, {})) == expected
+
+
+def test_positional_and_keyword_forms_of_one_call_have_one_digest() -> None:
+    digest = nbjobs.autokey.arguments_digest
+    assert (
+        digest(plain, (1, 5), {}) == digest(plain, (1,), {"b": 5}) == digest(plain, (1, 5, "c"), {})
+    )
+    assert digest(plain, (1, 5), {}) != digest(plain, (1,), {})
+    assert auto_key(plain, (1,), {}) == auto_key(plain, (), {"a": 1, "b": 2, "c": "c"})
+    assert auto_key(positional_only, (1, 2), {}) == auto_key(positional_only, (1,), {})
+
+
+def test_keys_do_not_change_between_nbjobs_versions() -> None:
+    """Stores keep jobs under these keys: a faster hasher must feed blake2b the same bytes.
+    (Values computed with nbjobs 0.1.)"""
+    assert auto_key(pow, (2, 10), {}) == "auto:pow:8e43bf8c099c9f6591ddcb5424604d9b"
+    call = ([3, 1.5, "x", None, (1, 2)],), {"reverse": True}
+    assert auto_key(sorted, *call) == "auto:sorted:37fcda1f9c64ec513ac4325b0e705ed2"
+    digest = nbjobs.autokey.arguments_digest(divmod, (7, 2), {})
+    assert digest == "849bfdb55f232e4bd8c1f65aa6989dde"
+
+
+def test_a_call_missing_a_required_argument_still_gets_a_key() -> None:
+    assert auto_key(plain, (), {}) == auto_key(plain, (), {})  # hashed as the raw call
+    assert auto_key(plain, (), {}) != auto_key(plain, (1,), {})
 
 
 def test_dict_and_set_order_do_not_matter() -> None:
