@@ -351,10 +351,10 @@ class Store:
         now = rec.created_at
         key = rec.key
         assert key is not None
-        seen = storage.record_by_key(key)  # re-running a notebook: no lock needed
-        if seen is not None and not _rerun_wanted(seen, force):
-            return self._existing(rec, seen)
 
+        # One transaction decides, even for a key that exists (a re-run notebook): with
+        # nothing written its COMMIT is cheap, and a read before it would cost a new key
+        # two more SQLite calls, each a chance to wait for the GIL under load.
         def claim(sql: Sql) -> tuple[str, JobRecord]:
             if storage.insert(sql, rec):  # the key was free: it is ours now
                 self._write_payload(sql, rec, blobs)
