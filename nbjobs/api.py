@@ -749,6 +749,8 @@ class Store:
     ) -> tuple[str, ...]:
         """Ids of the jobs among the call's arguments (see `refs`); they must be this store's."""
         found = refs.call_dependencies(fn, args, kwargs)
+        if not found:
+            return ()
         for dep in found:
             if isinstance(dep, Job) and dep._store is not self:
                 raise InvalidArgument(

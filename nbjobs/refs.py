@@ -10,7 +10,7 @@ namedtuple, a NumPy array of objects) are not searched.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from . import states
@@ -39,8 +39,16 @@ def call_dependencies(
 ) -> list[Any]:
     """The jobs (handles or references) among a call's arguments, each once, in order,
     including the arguments bound in a `functools.partial` (a map's shared arguments)."""
-    if type(fn) is not functools.partial and _scalars(args) and _scalars(kwargs.values()):
-        return []  # the usual call: nothing to look into (and nothing allocated)
+    if type(fn) is not functools.partial:  # the usual call: plain values, nothing to walk
+        for value in args:
+            if type(value) not in _SCALARS:
+                break
+        else:
+            for value in kwargs.values():
+                if type(value) not in _SCALARS:
+                    break
+            else:
+                return []
     seen: set[str] = set()
     found = []
     for x in _walk((_bound(fn), args, kwargs), set()):
@@ -52,10 +60,6 @@ def call_dependencies(
 
 
 _SCALARS = frozenset({int, float, str, bytes, bool, complex, type(None)})
-
-
-def _scalars(values: Iterable[Any]) -> bool:
-    return all(type(value) in _SCALARS for value in values)
 
 
 def _walk(x: Any, active: set[int]) -> Iterator[Any]:
