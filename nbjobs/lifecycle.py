@@ -265,6 +265,12 @@ class LocalJobs:
         ]
         for rec in dead:
             self._interrupt(rec, now)
+        # Cancels asked of a process that died before it saw them are moot.
+        for owner in self.storage.cancel_owners():
+            if owner != self.owner and not owner_alive(owner):
+                self.storage.writer.put(
+                    Call(functools.partial(self.storage.drop_cancel_owner, owner=owner))
+                )
         if dead:
             self.storage.writer.flush()
 

@@ -238,6 +238,14 @@ class Storage:
         rows = self._sql("SELECT id FROM nbjobs_cancels WHERE owner = ?", (owner,)).fetchall()
         return [job_id for (job_id,) in rows]
 
+    def cancel_owners(self) -> list[str]:
+        """The processes that have cancel requests waiting for them."""
+        rows = self._sql("SELECT DISTINCT owner FROM nbjobs_cancels").fetchall()
+        return [owner for (owner,) in rows]
+
+    def drop_cancel_owner(self, sql: Sql, owner: str) -> None:
+        sql("DELETE FROM nbjobs_cancels WHERE owner = ?", (owner,))
+
     def request_cancel(self, sql: Sql, owner: str, job_id: str) -> None:
         sql("INSERT OR IGNORE INTO nbjobs_cancels (owner, id) VALUES (?, ?)", (owner, job_id))
 

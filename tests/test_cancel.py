@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import signal
 import subprocess
 import sys
 import threading
@@ -152,3 +153,31 @@ def test_a_running_job_cancelled_from_a_terminal_is_stopped_by_its_kernel(
     with pytest.raises(nbjobs.JobCancelled):
         job.result(timeout=20)  # long before its 30 s
     assert nbjobs.get("long").status == "cancelled"
+
+
+def test_cancels_asked_of_a_kernel_that_died_are_cleaned_up(tmp_path: Path) -> None:
+    """A kernel killed before it saw a cancel leaves its request behind; the next process
+    that opens the store drops it (and the job stays cancelled, not interrupted)."""
+    script = (
+        "import sys, threading, nbjobs\n"
+        "store = nbjobs.Store(sys.argv[1])\n"
+        "store.submit(threading.Event().wait, 600, key='held')\n"
+        "store.flush(); print('ready', flush=True); threading.Event().wait(600)\n"
+    )
+    path = tmp_path / "store"
+    kernel = subprocess.Popen(
+        [sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert kernel.stdout is not None and kernel.stdout.readline().strip() == "ready"
+        kernel.send_signal(signal.SIGSTOP)  # it cannot poll for cancels now
+        with nbjobs.Store(path) as other:
+            assert other.get("held").cancel()
+            assert other.storage.cancel_owners() != []
+    finally:
+        kernel.kill()
+        kernel.wait(timeout=30)
+    with nbjobs.Store(path) as reopened:
+        reopened.flush()
+        assert reopened.storage.cancel_owners() == []
+        assert reopened.get("held").status == "cancelled"
