@@ -3,6 +3,9 @@ when polling stops, and the buttons acting through the public API."""
 
 from __future__ import annotations
 
+import ast
+import importlib
+import pkgutil
 import subprocess
 import sys
 import threading
@@ -80,10 +83,41 @@ def count_changes(panel: Panel) -> Callable[[], int]:
 
 
 def test_import_nbjobs_does_not_import_ipywidgets_or_ipython() -> None:
-    code = "import sys, nbjobs; print(sorted(m for m in sys.modules if m.split('.')[0] in " \
-           "('ipywidgets', 'IPython', 'ipykernel')))"  # fmt: skip
+    code = "import sys, nbjobs, nbjobs.widgets; print(sorted(m for m in sys.modules if " \
+           "m.split('.')[0] in ('ipywidgets', 'IPython', 'ipykernel')))"  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_only_the_ui_module_imports_ipywidgets_or_ipython() -> None:
+    package = Path(nbjobs.__file__).parent
+    importers = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            if any(n.split(".")[0] in ("ipywidgets", "IPython") for n in names):
+                importers.add(path.relative_to(package).as_posix())
+    assert importers == {"widgets/ui.py"}
+
+
+def test_the_poller_and_the_html_work_without_ipywidgets(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['ipywidgets'] = sys.modules['IPython'] = None  # importing them fails\n"
+        "import nbjobs\n"
+        "from nbjobs.widgets import Poller, Registry, details_html\n"
+        f"store = nbjobs.Store({str(tmp_path / 's')!r})\n"
+        "job = store.submit(sum, [1, 2]); job.wait(30)\n"
+        "assert 'sum([1, 2])' in details_html(store, job.record())\n"
+        "p = Poller(lambda: 'done'); p.start(); p.join(30)\n"
+        "print(p.ticks, p.running)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == ["1", "False"]
 
 
 def test_one_refresh_reads_the_counts_and_one_page(big_store: nbjobs.Store) -> None:
@@ -362,8 +396,10 @@ def test_docstring_examples() -> None:
     import nbjobs.render
     import nbjobs.widgets
 
-    for module in (nbjobs.render, nbjobs.widgets):
-        assert doctest.testmod(module).failed == 0, module.__name__
+    names = [f"nbjobs.widgets.{m.name}" for m in pkgutil.iter_modules(nbjobs.widgets.__path__)]
+    for name in ["nbjobs.render", "nbjobs.widgets", *names]:
+        module = importlib.import_module(name)
+        assert doctest.testmod(module).failed == 0, name
 
 
 def test_a_new_process_shows_every_job_from_the_store(tmp_path: Path) -> None:
