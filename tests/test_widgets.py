@@ -263,6 +263,26 @@ def test_cancel_button_cancels_a_pending_job(tmp_path: Path) -> None:
         running.wait(timeout=30)
 
 
+def models(widget: Any) -> Iterator[Any]:
+    """Every widget model a view opened: boxes, their children, layouts and styles."""
+    yield widget
+    yield from (part for name in ("layout", "style") if (part := getattr(widget, name, None)))
+    for child in getattr(widget, "children", ()):
+        yield from models(child)
+
+
+def test_closing_a_view_closes_every_widget_model_it_opened(store: nbjobs.Store) -> None:
+    """Closed models leave the kernel's widget registry: nothing is kept for the session."""
+    job = store.submit(boom, 1)
+    panel, _row = open_details(store, job)
+    view = JobView(job)
+    view.tick()
+    opened = [*models(panel.widget), *models(view.widget)]
+    panel.close()
+    view.close()
+    assert [type(m).__name__ for m in opened if m.comm is not None] == []
+
+
 def test_registry_closes_the_panel_of_a_rerun_cell(store: nbjobs.Store) -> None:
     registry = Registry()
     first, second, third = Panel(store), Panel(store), Panel(store)

@@ -119,8 +119,9 @@ class JobView:
             quietly(lambda: ui.set_traits(self.title, value=self.title.value + note))
 
     def close(self) -> None:
+        """Stop polling and close the widgets (the output disappears)."""
         self.poller.stop()
-        self.widget.close()
+        ui.close_tree(self.widget)
 
 
 def _has_bar(rec: JobRecord) -> bool:

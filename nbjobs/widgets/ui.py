@@ -133,7 +133,14 @@ def in_kernel() -> bool:
 
 
 def close_tree(widget: Widget) -> None:
-    """Close a widget and the widgets it contains (its output disappears)."""
+    """Close a widget, the widgets it contains and their layouts and styles.
+
+    `Widget.close()` closes only the one model: ipywidgets keeps every open model (and
+    the callbacks it holds) for the rest of the session.
+    """
     for child in getattr(widget, "children", ()):
         close_tree(child)
+    for part in (getattr(widget, "layout", None), getattr(widget, "style", None)):
+        if isinstance(part, Widget):
+            part.close()
     widget.close()
