@@ -200,6 +200,19 @@ def test_panel_shows_progress_results_and_errors(store: nbjobs.Store, wait_for: 
     assert [row.bar.value for row in panel.rows[:2]] == [0.0, 1.0]  # failed, succeeded
 
 
+def test_a_failed_worker_lookup_shows_the_error_not_a_count(
+    store: nbjobs.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def workers() -> list[Any]:
+        raise OSError("cannot list the workers")
+
+    monkeypatch.setattr(store, "workers", workers)
+    panel = Panel(store)
+    panel.refresh()
+    workers_text = panel.header.value.split("workers</span>")[1].strip()
+    assert workers_text == "(OSError: cannot list the workers)"
+
+
 def test_details_show_arguments_traceback_and_history(store: nbjobs.Store) -> None:
     bad = store.submit(boom, 123456)
     bad.wait(timeout=30)

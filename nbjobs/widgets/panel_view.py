@@ -211,7 +211,7 @@ class Panel:
         fn = self._api_fn("workers")
         if fn is not None:
             found = guard(fn)
-            text = str(len(found)) if hasattr(found, "__len__") else html.escape(str(found))
+            text = html.escape(found) if isinstance(found, str) else str(len(found))
         self._workers = (now, text)
         return text
 
