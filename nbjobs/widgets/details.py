@@ -20,9 +20,7 @@ def details_html(store: Store, rec: JobRecord) -> str:
     parts = [_facts(rec), _section("arguments", guard(lambda: arguments_text(store, rec)))]
     if rec.status == states.FAILED:
         parts.append(_section("traceback", guard(job.traceback) or "(none stored)"))
-    logs = getattr(job, "logs", None)
-    if callable(logs):
-        parts.append(_section("log tail", _tail(guard(logs))))
+    parts.append(_section("log tail", _tail(guard(job.logs))))
     parts.append(_history(rec, job))
     return "".join(parts)
 
@@ -34,10 +32,8 @@ def _section(title: str, text: str) -> str:
     )
 
 
-def _tail(text: Any, lines: int = 40) -> str:
-    if isinstance(text, list | tuple):
-        text = "\n".join(map(str, text))
-    kept = str(text or "(no output captured)").splitlines()[-lines:]
+def _tail(text: str, lines: int = 40) -> str:
+    kept = (text or "(no output captured)").splitlines()[-lines:]
     return "\n".join(kept)
 
 
@@ -77,8 +73,7 @@ def arguments_text(store: Store, rec: JobRecord) -> str:
 
 def _history(rec: JobRecord, job: Job) -> str:
     """One line per attempt (`job.attempt_history()`), else per run, the current one last."""
-    history = getattr(job, "attempt_history", None)
-    attempts = guard(history) if callable(history) else None
+    attempts = guard(job.attempt_history)
     lines = []
     if isinstance(attempts, list) and attempts:
         for a in attempts:

@@ -44,7 +44,6 @@ class Panel:
     ) -> None:
         from .. import defaults
 
-        self._is_default = store is None
         self.store = defaults.default_store() if store is None else store
         self.page_size = validate.positive_int(page_size, "page_size")
         self.offset = 0
@@ -208,24 +207,10 @@ class Panel:
         now = self._clock.monotonic()
         if now - checked < 5:
             return text
-        fn = self._api_fn("workers")
-        if fn is not None:
-            found = guard(fn)
-            text = html.escape(found) if isinstance(found, str) else str(len(found))
+        found = guard(self.store.workers)
+        text = html.escape(found) if isinstance(found, str) else str(len(found))
         self._workers = (now, text)
         return text
-
-    def _api_fn(self, name: str) -> Callable[..., Any] | None:
-        """The store's method `name`, or nbjobs' module function for the default store."""
-        fn = getattr(self.store, name, None)
-        if fn is None and self._is_default:
-            import nbjobs
-
-            fn = getattr(nbjobs, name, None)
-        return fn if callable(fn) else None
-
-    def retry_fn(self) -> Callable[..., Any] | None:
-        return self._api_fn("retry")
 
     # ---- interaction (button handlers run in the kernel's main thread)
     def wake(self) -> None:
@@ -282,9 +267,7 @@ class Panel:
             done = self.store.get(job_id).cancel()
             return "cancelled" if done else "too late to cancel"
         if action == "retry":
-            fn = self.retry_fn()
-            if fn is not None:
-                fn(job_id)
+            self.store.retry(job_id)
             return "submitted again"
         if action == "confirm":
             self._open.discard(job_id)

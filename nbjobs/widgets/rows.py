@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import states
@@ -23,8 +22,6 @@ class Owner(Protocol):
 
     @property
     def previews(self) -> Previews: ...
-
-    def retry_fn(self) -> Callable[..., Any] | None: ...
 
     def toggle(self, row: Row) -> None: ...
 
@@ -102,8 +99,8 @@ class Details:
             self.confirming = False
             self.note.value = ""
         status = rec.status
-        retry = self.panel.retry_fn() is not None and status in states.RERUN_ON_RESUBMIT
-        n = self._button("cancel", status in states.ACTIVE) + self._button("retry", retry)
+        n = self._button("cancel", status in states.ACTIVE)
+        n += self._button("retry", status in states.RERUN_ON_RESUBMIT)
         deletable = status not in (states.RUNNING, states.RETRYING)
         n += self._button("delete", deletable and not self.confirming)
         n += self._button("confirm", deletable and self.confirming)
