@@ -392,6 +392,23 @@ def test_outside_a_kernel_a_job_shows_its_text_and_html_reprs(store: nbjobs.Stor
     assert repr(job).startswith("<Job slow ")
 
 
+def test_a_closed_panel_is_drawn_again_when_displayed_again(
+    store: nbjobs.Store, wait_for: Any
+) -> None:
+    job = store.submit(slow, 1, 0)
+    job.wait(timeout=30)
+    panel = Panel(store, interval=0.01)
+    panel.show()
+    panel.close_button.click()
+    panel.poller.join(5)
+    bundle = panel._repr_mimebundle_()  # `panel` evaluated again in a cell
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert panel.widget.comm is not None and panel.poller.running
+    assert [row.job_id for row in panel.rows if row.job_id] == [job.id]
+    panel.close()
+    panel.poller.join(5)
+
+
 def test_rerunning_a_cell_closes_its_old_panel(
     store: nbjobs.Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -285,7 +285,14 @@ class Panel:
 
     # ---- display
     def show(self) -> None:
-        """Register in this cell (closing panels of an earlier run of it), draw, poll."""
+        """Register in this cell (closing panels of an earlier run of it), draw, poll.
+
+        A closed panel (its button, or a re-run of its cell) is built again, filters reset.
+        """
+        if self.widget.comm is None:
+            with self._lock:
+                self.offset, self._open, self._fingerprint = 0, set(), ()
+                self._build()
         REGISTRY.add(self, *ui.cell_context())
         self.refresh()
         self.wake()
