@@ -225,7 +225,7 @@ class Panel:
         try:
             action()
         finally:
-            if action is not self.close:
+            if action != self.close:  # each `self.close` is a new bound method: not `is`
                 self.wake()
 
     def _filters_changed(self, _change: Any = None) -> None:
