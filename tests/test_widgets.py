@@ -3,6 +3,9 @@ when polling stops, and the buttons acting through the public API."""
 
 from __future__ import annotations
 
+import ast
+import importlib
+import pkgutil
 import subprocess
 import sys
 import threading
@@ -80,10 +83,41 @@ def count_changes(panel: Panel) -> Callable[[], int]:
 
 
 def test_import_nbjobs_does_not_import_ipywidgets_or_ipython() -> None:
-    code = "import sys, nbjobs; print(sorted(m for m in sys.modules if m.split('.')[0] in " \
-           "('ipywidgets', 'IPython', 'ipykernel')))"  # fmt: skip
+    code = "import sys, nbjobs, nbjobs.widgets; print(sorted(m for m in sys.modules if " \
+           "m.split('.')[0] in ('ipywidgets', 'IPython', 'ipykernel')))"  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_only_the_ui_module_imports_ipywidgets_or_ipython() -> None:
+    package = Path(nbjobs.__file__).parent
+    importers = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            if any(n.split(".")[0] in ("ipywidgets", "IPython") for n in names):
+                importers.add(path.relative_to(package).as_posix())
+    assert importers == {"widgets/ui.py"}
+
+
+def test_the_poller_and_the_html_work_without_ipywidgets(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['ipywidgets'] = sys.modules['IPython'] = None  # importing them fails\n"
+        "import nbjobs\n"
+        "from nbjobs.widgets import Poller, Registry, details_html\n"
+        f"store = nbjobs.Store({str(tmp_path / 's')!r})\n"
+        "job = store.submit(sum, [1, 2]); job.wait(30)\n"
+        "assert 'sum([1, 2])' in details_html(store, job.record())\n"
+        "p = Poller(lambda: 'done'); p.start(); p.join(30)\n"
+        "print(p.ticks, p.running)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == ["1", "False"]
 
 
 def test_one_refresh_reads_the_counts_and_one_page(big_store: nbjobs.Store) -> None:
@@ -166,6 +200,19 @@ def test_panel_shows_progress_results_and_errors(store: nbjobs.Store, wait_for: 
     assert [row.bar.value for row in panel.rows[:2]] == [0.0, 1.0]  # failed, succeeded
 
 
+def test_a_failed_worker_lookup_shows_the_error_not_a_count(
+    store: nbjobs.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def workers() -> list[Any]:
+        raise OSError("cannot list the workers")
+
+    monkeypatch.setattr(store, "workers", workers)
+    panel = Panel(store)
+    panel.refresh()
+    workers_text = panel.header.value.split("workers</span>")[1].strip()
+    assert workers_text == "(OSError: cannot list the workers)"
+
+
 def test_details_show_arguments_traceback_and_history(store: nbjobs.Store) -> None:
     bad = store.submit(boom, 123456)
     bad.wait(timeout=30)
@@ -227,6 +274,26 @@ def test_cancel_button_cancels_a_pending_job(tmp_path: Path) -> None:
         assert "cancelled" in row.details.note.value
         gate.set()
         running.wait(timeout=30)
+
+
+def models(widget: Any) -> Iterator[Any]:
+    """Every widget model a view opened: boxes, their children, layouts and styles."""
+    yield widget
+    yield from (part for name in ("layout", "style") if (part := getattr(widget, name, None)))
+    for child in getattr(widget, "children", ()):
+        yield from models(child)
+
+
+def test_closing_a_view_closes_every_widget_model_it_opened(store: nbjobs.Store) -> None:
+    """Closed models leave the kernel's widget registry: nothing is kept for the session."""
+    job = store.submit(boom, 1)
+    panel, _row = open_details(store, job)
+    view = JobView(job)
+    view.tick()
+    opened = [*models(panel.widget), *models(view.widget)]
+    panel.close()
+    view.close()
+    assert [type(m).__name__ for m in opened if m.comm is not None] == []
 
 
 def test_registry_closes_the_panel_of_a_rerun_cell(store: nbjobs.Store) -> None:
@@ -325,6 +392,23 @@ def test_outside_a_kernel_a_job_shows_its_text_and_html_reprs(store: nbjobs.Stor
     assert repr(job).startswith("<Job slow ")
 
 
+def test_a_closed_panel_is_drawn_again_when_displayed_again(
+    store: nbjobs.Store, wait_for: Any
+) -> None:
+    job = store.submit(slow, 1, 0)
+    job.wait(timeout=30)
+    panel = Panel(store, interval=0.01)
+    panel.show()
+    panel.close_button.click()
+    panel.poller.join(5)
+    bundle = panel._repr_mimebundle_()  # `panel` evaluated again in a cell
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert panel.widget.comm is not None and panel.poller.running
+    assert [row.job_id for row in panel.rows if row.job_id] == [job.id]
+    panel.close()
+    panel.poller.join(5)
+
+
 def test_rerunning_a_cell_closes_its_old_panel(
     store: nbjobs.Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -362,8 +446,10 @@ def test_docstring_examples() -> None:
     import nbjobs.render
     import nbjobs.widgets
 
-    for module in (nbjobs.render, nbjobs.widgets):
-        assert doctest.testmod(module).failed == 0, module.__name__
+    names = [f"nbjobs.widgets.{m.name}" for m in pkgutil.iter_modules(nbjobs.widgets.__path__)]
+    for name in ["nbjobs.render", "nbjobs.widgets", *names]:
+        module = importlib.import_module(name)
+        assert doctest.testmod(module).failed == 0, name
 
 
 def test_a_new_process_shows_every_job_from_the_store(tmp_path: Path) -> None:

@@ -1,0 +1,134 @@
+"""The HTML inside the live views: result previews, error summaries, table cells.
+
+No ipywidgets here; the static helpers shared with `Job._repr_html_` live in `nbjobs.render`.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from .. import render, states
+from ..records import JobRecord
+
+if TYPE_CHECKING:
+    from ..api import Store
+
+_BAR_STYLES = {
+    states.RUNNING: "info",
+    states.SUCCEEDED: "success",
+    states.FAILED: "danger",
+    states.RETRYING: "warning",
+    states.INTERRUPTED: "warning",
+}
+
+
+class Previews:
+    """Result previews and error summaries, loaded once per run of a job (results are
+    immutable until the job runs again) and only when small (stored inline)."""
+
+    def __init__(self, store: Store, limit: int = 80) -> None:
+        self.store = store
+        self.limit = limit
+        self._cache: dict[tuple[str, int, float | None], str] = {}
+
+    def html(self, rec: JobRecord) -> str:
+        """The outcome column: result preview, error summary or a hint, as HTML."""
+        if rec.status == states.FAILED:
+            return f"<span class='nbjobs-err'>{html.escape(render.error_line(rec))}</span>"
+        if rec.status == states.INTERRUPTED:
+            return "<span class='nbjobs-muted'>interrupted: resume to run again</span>"
+        if rec.status != states.SUCCEEDED or not rec.has_result:
+            return ""
+        key = (rec.id, rec.runs, rec.finished_at)
+        if key not in self._cache:
+            if len(self._cache) > 2000:
+                self._cache.clear()
+            self._cache[key] = self._load(rec)
+        return self._cache[key]
+
+    def _load(self, rec: JobRecord) -> str:
+        storage = self.store.storage
+        row = self._inline(rec.id)
+        if row is None:  # a job of this process whose result is still in the write queue
+            self.store.flush()
+            row = self._inline(rec.id)
+        if row is None:
+            return "<span class='nbjobs-muted'>(no result stored)</span>"
+        if not row[0]:
+            return "<span class='nbjobs-muted'>(large result: job.result() loads it)</span>"
+        try:
+            text = render.short_repr(storage.load_value(f"r:{rec.id}"), self.limit)
+        except Exception as exc:
+            text = f"(result cannot be loaded here: {type(exc).__name__})"
+        return f"<span class='nbjobs-code'>{html.escape(text)}</span>"
+
+    def _inline(self, job_id: str) -> tuple[bool] | None:
+        """(stored inline?,) for the job's result, None if there is none. Results above the
+        store's inline limit live in files and are not loaded for a preview."""
+        inline = self.store.storage.blob_inline(f"r:{job_id}")
+        return None if inline is None else (inline,)
+
+
+def outcome_text(rec: JobRecord, previews: Previews) -> str:
+    """The outcome HTML, or the state's hint for jobs not finished yet."""
+    if rec.status == states.PENDING:
+        return "<span class='nbjobs-muted'>queued</span>"
+    return previews.html(rec)
+
+
+def bar_style(status: str) -> str:
+    """The progress bar's colour for a status ('' for the default)."""
+    return _BAR_STYLES.get(status, "")
+
+
+def bar_traits(rec: JobRecord) -> dict[str, Any]:
+    """The traits of a job's progress bar: how full, what colour."""
+    return {"value": render.fraction(rec), "bar_style": bar_style(rec.status)}
+
+
+def guard(fn: Callable[[], Any]) -> Any:
+    """`fn()`, or the text of its error: one failed read must not hide the rest of a view."""
+    try:
+        return fn()
+    except Exception as exc:
+        return f"({type(exc).__name__}: {exc})"
+
+
+COLUMNS = (
+    ("nbjobs-name", "job"),
+    ("nbjobs-status", "status"),
+)
+COLUMNS_RIGHT = (
+    ("nbjobs-msg", "progress"),
+    ("nbjobs-att", "tries"),
+    ("nbjobs-start", "started"),
+    ("nbjobs-el", "elapsed"),
+    ("nbjobs-out", "result / error"),
+)
+
+
+def cells(spec: Iterable[tuple[str, str]], th: bool = False) -> str:
+    """One line of table cells: (CSS class, HTML) pairs; `th` for the header."""
+    cls = " nbjobs-th" if th else ""
+    spans = "".join(f"<span class='nbjobs-c {c}{cls}'>{text}</span>" for c, text in spec)
+    return f"<div class='nbjobs-line'>{spans}</div>"
+
+
+def row_html(rec: JobRecord, now: float, previews: Previews) -> tuple[str, str]:
+    """The two HTML cells of a table row: (name and status, progress text to outcome)."""
+    key = html.escape(rec.key or rec.id)
+    name = f"<b title='{key}'>{html.escape(rec.name)}</b>"
+    left = cells((("nbjobs-name", name), ("nbjobs-status", render.badge(rec.status))))
+    text = html.escape(render.progress_text(rec.progress_info(), rec.status))
+    right = cells(
+        (
+            ("nbjobs-msg nbjobs-muted", text),
+            ("nbjobs-att", str(rec.attempts)),
+            ("nbjobs-start nbjobs-muted", render.clock_time(rec.started_at, now)),
+            ("nbjobs-el", render.duration(render.elapsed(rec, now))),
+            ("nbjobs-out", outcome_text(rec, previews)),
+        )
+    )
+    return left, right

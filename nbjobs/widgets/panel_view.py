@@ -1,0 +1,317 @@
+"""`nbjobs.panel()`: a live table of a store's jobs with counts, filters, pages and actions."""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .. import render, states, validate
+from ..clock import SYSTEM, Clock
+from ..records import JobRecord
+from . import ui
+from .markup import COLUMNS, COLUMNS_RIGHT, Previews, cells, guard
+from .polling import Poller, Tick, quietly
+from .registry import REGISTRY
+from .rows import Row
+
+if TYPE_CHECKING:
+    from ..api import Store
+
+RESTART_HINT = "after a kernel restart, run nbjobs.panel() again to re-display it from the store"
+
+
+class Panel:
+    """A live table of a store's jobs: counts, filters, pages, details and actions.
+
+    `nbjobs.panel()` makes one for the default store. `refresh()` does one update (two
+    reads: the counts and one page of records) and may be called outside a kernel.
+
+    >>> panel = Panel(nbjobs.Store("/tmp/jobs"), page_size=20)   # doctest: +SKIP
+    >>> panel.refresh(); panel.records_read                      # doctest: +SKIP
+    20
+    """
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        page_size: int = 20,
+        interval: float = 0.5,
+        idle_timeout: float = 900.0,
+        clock: Clock = SYSTEM,
+    ) -> None:
+        from .. import defaults
+
+        self.store = defaults.default_store() if store is None else store
+        self.page_size = validate.positive_int(page_size, "page_size")
+        self.offset = 0
+        self.previews = Previews(self.store)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._open: set[str] = set()
+        self._fingerprint: tuple[Any, ...] = ()
+        self._workers: tuple[float, str] = (float("-inf"), "-")
+        self.records_read = 0
+        self.has_next = False
+        self.updates = 0
+        self._build()
+        self.poller = Poller(
+            self.tick,
+            interval=interval,
+            idle_timeout=idle_timeout,
+            clock=clock,
+            on_stop=self._stopped,
+            name="nbjobs-panel",
+        )
+
+    # ---- layout
+    def _build(self) -> None:
+        self.header = ui.HTML()
+        self.live = ui.HTML(layout=ui.Layout(margin="0 0 0 auto"))
+        self.status = ui.Dropdown(
+            options=[("all statuses", "")] + [(s, s) for s in states.STATES],
+            layout=ui.Layout(width="150px"),
+        )
+        self.search = ui.Text(
+            placeholder="name or key  ·  tag:NAME", layout=ui.Layout(width="230px")
+        )
+        self.status.observe(self._filters_changed, names="value")
+        self.search.observe(self._filters_changed, names="value")
+        self.refresh_button = self._tool("", "refresh", "refresh now", self.wake)
+        self.resume_button = self._tool("resume", "play", "resume interrupted jobs", self._resume)
+        self.prev = self._tool("", "chevron-left", "newer", lambda: self._page(-1))
+        self.next = self._tool("", "chevron-right", "older", lambda: self._page(1))
+        self.page_label = ui.HTML()
+        self.close_button = self._tool("", "times", "close the panel (stops polling)", self.close)
+        self.rows: list[Row] = []  # created as pages need them: fewer widgets to open
+        self.table = ui.VBox()
+        self.empty = ui.HTML()
+        self.widget = ui.root(
+            "nbjobs-panel",
+            [
+                ui.HBox([self.header, self.live, self.close_button]),
+                ui.HBox(
+                    [
+                        self.status,
+                        self.search,
+                        self.refresh_button,
+                        self.resume_button,
+                        ui.HBox(
+                            [self.prev, self.page_label, self.next],
+                            layout=ui.Layout(margin="0 0 0 auto"),
+                        ),
+                    ]
+                ),
+                ui.HTML(
+                    cells((*COLUMNS, ("nbjobs-prog", "progress"), *COLUMNS_RIGHT[1:]), True),
+                    layout=ui.Layout(margin="2px 2px 2px 34px"),
+                ),
+                self.table,
+                self.empty,
+            ],
+        )
+
+    def _tool(self, label: str, icon: str, tip: str, action: Callable[[], object]) -> ui.Button:
+        button = ui.Button(description=label, icon=icon, tooltip=tip)
+        button.layout.width = "auto" if label else "34px"
+        button.on_click(lambda _b: self._guarded(action))
+        return button
+
+    # ---- one update
+    def refresh(self) -> bool:
+        """Read the counts and one page of records and show them; True if the data changed."""
+        with self._lock:
+            counts = self.store.stats()  # after this process's queued writes: its new jobs show
+            recs = self._read_page()
+            fingerprint = (
+                tuple(counts.items()),
+                tuple((r.id, r.status, r.updated_at, str(r.progress)) for r in recs),
+                self.offset,
+                self.status.value,
+                self.search.value,
+                frozenset(self._open),
+            )
+            changed = fingerprint != self._fingerprint
+            self._fingerprint = fingerprint
+            self.updates += self._show(counts, recs)
+            return changed
+
+    def tick(self) -> Tick:
+        """One poll: "done" once the widget was closed."""
+        if self.widget.comm is None:
+            return "done"
+        return "changed" if self.refresh() else "same"
+
+    def _read_page(self) -> list[JobRecord]:
+        text = self.search.value.strip()
+        tag = text[4:].strip() or None if text.startswith("tag:") else None
+        search = None if text.startswith("tag:") else (text or None)
+        recs = self.store.records(
+            status=self.status.value or None,
+            tag=tag,
+            search=search,
+            limit=self.page_size + 1,
+            offset=self.offset,
+        )
+        self.records_read = len(recs)
+        self.has_next = len(recs) > self.page_size
+        return recs[: self.page_size]
+
+    def _show(self, counts: dict[str, int], recs: list[JobRecord]) -> int:
+        now = self._clock.now()
+        n = ui.set_traits(self.header, value=self._header_html(counts))
+        n += ui.set_traits(self.page_label, value=self._page_text(counts, len(recs)))
+        n += ui.set_traits(self.prev, disabled=self.offset == 0)
+        n += ui.set_traits(self.next, disabled=not self.has_next)
+        interrupted = counts.get(states.INTERRUPTED, 0)
+        n += ui.set_traits(self.resume_button, description=f"resume {interrupted} interrupted")
+        n += ui.show_if(self.resume_button, interrupted > 0)
+        if len(recs) > len(self.rows):
+            self.rows += [Row(self) for _ in range(len(recs) - len(self.rows))]
+            self.table.children = tuple(row.box for row in self.rows)
+            n += 1
+        for i, row in enumerate(self.rows):
+            rec = recs[i] if i < len(recs) else None
+            n += row.show(rec, now, rec is not None and rec.id in self._open)
+        empty = "" if recs else "<i class='nbjobs-muted'>no jobs match</i>"
+        if not recs and not sum(counts.values()):
+            empty = "<i class='nbjobs-muted'>no jobs yet: nbjobs.submit(fn, ...) adds one</i>"
+        return n + ui.set_traits(self.empty, value=empty)
+
+    def _header_html(self, counts: dict[str, int]) -> str:
+        total = sum(counts.values())
+        parts = [f"{render.badge(s)}&nbsp;{n:,}" for s in states.STATES if (n := counts.get(s, 0))]
+        queue = counts.get(states.PENDING, 0) + counts.get(states.RETRYING, 0)
+        path = html.escape(str(self.store.path))
+        return (
+            f"<b>nbjobs</b> <span class='nbjobs-muted' title='{path}'>{total:,} jobs</span> "
+            f"&nbsp; {' &nbsp;'.join(parts)} &nbsp;<span class='nbjobs-muted'>queue</span> "
+            f"{queue:,} &nbsp;<span class='nbjobs-muted'>workers</span> {self._workers_text()}"
+        )
+
+    def _page_text(self, counts: dict[str, int], shown: int) -> str:
+        if not shown:
+            return ""
+        span = f"{self.offset + 1:,}-{self.offset + shown:,}"
+        if self.search.value.strip():
+            return f"<span class='nbjobs-muted'>{span}</span>"
+        status = self.status.value
+        total = counts.get(status, 0) if status else sum(counts.values())
+        return f"<span class='nbjobs-muted'>{span} of {total:,}</span>"
+
+    def _workers_text(self) -> str:
+        """How many detached workers of the store are alive, read at most every 5 s."""
+        checked, text = self._workers
+        now = self._clock.monotonic()
+        if now - checked < 5:
+            return text
+        found = guard(self.store.workers)
+        text = html.escape(found) if isinstance(found, str) else str(len(found))
+        self._workers = (now, text)
+        return text
+
+    # ---- interaction (button handlers run in the kernel's main thread)
+    def wake(self) -> None:
+        """Poll now, restarting a poller that stopped after the idle timeout."""
+        ui.set_traits(
+            self.live, value="<span class='nbjobs-ok' title='polling the store'>● live</span>"
+        )
+        if self.widget.comm is not None or not ui.in_kernel():
+            self.poller.start()
+
+    def _guarded(self, action: Callable[[], object]) -> None:
+        try:
+            action()
+        finally:
+            if action != self.close:  # each `self.close` is a new bound method: not `is`
+                self.wake()
+
+    def _filters_changed(self, _change: Any = None) -> None:
+        self.offset = 0
+        self.wake()
+
+    def _page(self, step: int) -> None:
+        self.offset = max(0, self.offset + step * self.page_size)
+
+    def toggle(self, row: Row) -> None:
+        """Open or close a row's details (its toggle button)."""
+        if row.job_id is not None:
+            self._open ^= {row.job_id}
+        if row.details is not None:
+            row.details.confirming = False
+        self.wake()
+
+    def _resume(self) -> None:
+        self.store.resume()
+
+    def act(self, action: str, row: Row) -> None:
+        """A details button: cancel, retry, delete (asks first), through the public API."""
+        job_id, details = row.job_id, row.details
+        if job_id is None or details is None:
+            return
+        with self._lock:
+            details.confirming = action == "delete"
+            try:
+                note = self._do(action, job_id)
+            except Exception as exc:
+                note = f"<span class='nbjobs-err'>{html.escape(f'{action} failed: {exc}')}</span>"
+            details.note.value = note
+            if action != "confirm":
+                details.show(self.store.get(job_id).record())
+        self.wake()
+
+    def _do(self, action: str, job_id: str) -> str:
+        if action == "cancel":
+            done = self.store.get(job_id).cancel()
+            return "cancelled" if done else "too late to cancel"
+        if action == "retry":
+            self.store.retry(job_id)
+            return "submitted again"
+        if action == "confirm":
+            self._open.discard(job_id)
+            return "deleted" if self.store.forget(job_id) else "already gone"
+        if action == "delete":
+            return "delete this job, its result and its payload?"
+        return ""
+
+    def _stopped(self, reason: str) -> None:
+        text = {
+            "idle": "paused: nothing changed for a while · ↻ resumes",
+            "error": "paused: the store could not be read · ↻ retries",
+        }.get(reason, "stopped")
+        quietly(lambda: ui.set_traits(self.live, value=f"<span class='nbjobs-muted'>{text}</span>"))
+
+    # ---- display
+    def show(self) -> None:
+        """Register in this cell (closing panels of an earlier run of it), draw, poll.
+
+        A closed panel (its button, or a re-run of its cell) is built again, filters reset.
+        """
+        if self.widget.comm is None:
+            with self._lock:
+                self.offset, self._open, self._fingerprint = 0, set(), ()
+                self._build()
+        REGISTRY.add(self, *ui.cell_context())
+        self.refresh()
+        self.wake()
+
+    def close(self) -> None:
+        """Stop polling and close the widgets (the output disappears)."""
+        self.poller.stop()
+        ui.close_tree(self.widget)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        self.show()
+        bundle: dict[str, Any] = self.widget._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = f"nbjobs panel of {self.store.path} ({RESTART_HINT})"
+        return bundle
+
+    def __repr__(self) -> str:
+        return f"<nbjobs panel of {self.store.path}>"
+
+
+def panel(store: Store | None = None, *, page_size: int = 20) -> Panel:
+    """A live panel of the store's jobs (the default store unless given); see `Panel`."""
+    return Panel(store, page_size=page_size)
