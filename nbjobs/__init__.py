@@ -17,15 +17,21 @@ from .defaults import (
     default_store,
     forget,
     get,
+    get_schedule,
     jobs,
     panel,
+    pause_schedule,
     purge,
     resume,
+    resume_schedule,
     retry,
+    schedule,
+    schedules,
     start_worker,
     stats,
     stop_worker,
     submit,
+    unschedule,
     workers,
 )
 from .defaults import map_jobs as map  # nbjobs' own modules keep the builtin map
@@ -44,6 +50,7 @@ from .errors import (
     PayloadLoadError,
     PayloadNotPicklable,
     ResultNotPicklable,
+    ScheduleNotFound,
     SoftTimeout,
     StoreError,
     StoreFormatError,
@@ -54,6 +61,7 @@ from .executors.worker import WorkerInfo
 from .futures import Executor
 from .job import Job
 from .records import JobRecord, Progress
+from .recurring import Schedule
 from .reporting import CurrentJob, current_job, progress, track
 from .retrying import Retry
 from .states import STATES
@@ -91,6 +99,8 @@ __all__ = [
     "Progress",
     "ResultNotPicklable",
     "Retry",
+    "Schedule",
+    "ScheduleNotFound",
     "SoftTimeout",
     "Store",
     "StoreError",
@@ -109,20 +119,26 @@ __all__ = [
     "default_store",
     "forget",
     "get",
+    "get_schedule",
     "group",
     "jobs",
     "map",
     "panel",
+    "pause_schedule",
     "progress",
     "purge",
     "resume",
+    "resume_schedule",
     "retry",
+    "schedule",
+    "schedules",
     "start_worker",
     "stats",
     "stop_worker",
     "submit",
     "task",
     "track",
+    "unschedule",
     "wait",
     "workers",
 ]

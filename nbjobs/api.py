@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from . import codec, refs, states, validate
+from . import codec, recurring, refs, states, validate
 from .autokey import AutoKey, arguments_digest, auto, auto_key
 from .calls import (
     PLAIN,
@@ -43,6 +43,7 @@ from .executors.worker import STOP_GRACE, WorkerBackend, WorkerInfo, list_worker
 from .job import Job
 from .lifecycle import LocalJobs
 from .records import JobRecord, transition
+from .recurring import Schedule
 from .retrying import Retry
 from .runner import LocalJob
 from .store import Storage, owner_token
@@ -712,6 +713,89 @@ class Store:
         limit = validate.timeout(timeout)
         grace_s = validate.timeout(grace, "grace")
         return stop(self.storage, worker, wait, limit, STOP_GRACE if grace_s is None else grace_s)
+
+    # ------------------------------------------------------------------ schedules
+    def schedule(
+        self,
+        fn: Callable[..., Any],
+        *,
+        every: float | datetime.timedelta | str | None = None,
+        cron: str | None = None,
+        name: str | None = None,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        tz: str | None = None,
+        missed: str = "once",
+        tags: str | list[str] | tuple[str, ...] | None = None,
+        retries: int | Retry | Any = 0,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] | Any = None,
+        backoff: float | Any = None,
+        timeout: float | None = None,
+        soft_timeout: float | None = None,
+    ) -> Schedule:
+        """Run `fn(*args, **kwargs)` on a schedule, as a detached-worker job per firing.
+
+        Give exactly one of `every` (seconds, a `timedelta`, or "30s", "5m", "1h", "1d",
+        "1h30m": the first firing one interval from now) and `cron` (a croniter expression
+        such as "0 2 * * *", computed in `tz`, an IANA zone name; None: this machine's
+        zone, or UTC if it cannot be told). Bad timing raises at once and stores nothing.
+
+        Detached workers fire schedules (`start_worker()` or `nbjobs worker`; a warning
+        says so when none is running); each firing is an ordinary `executor="worker"` job
+        named `name` (default: the function's name), tagged `schedule:<name>`, with the key
+        `schedule:<name>:<slot time, UTC ISO>`, so a slot never runs twice however many
+        workers serve the store. A worker does not stop for idleness while an active
+        schedule is stored. `retries`, `retry_on`, `backoff`, `timeout`, `soft_timeout` and
+        `tags` apply to every firing, as for `submit`.
+
+        Missed slots (no worker was running): `missed="once"` (default) fires one job for
+        the latest missed slot, not one per missed slot; `missed="skip"` fires none; both
+        then go on from the next slot. DST: a wall-clock time that occurs twice (autumn)
+        fires once; one skipped by the clocks (spring) fires once, when the clocks jump.
+
+        Calling `schedule` again with the same name (re-running a cell) replaces the
+        definition in place, atomically: its firing history and paused state are kept, and
+        its next slot too when the timing is unchanged.
+
+        >>> store.schedule(refresh_prices, every="30m")                     # doctest: +SKIP
+        >>> store.schedule(report, cron="0 2 * * *", tz="Europe/Berlin")    # doctest: +SKIP
+        """
+        return recurring.create(
+            self, fn, every=every, cron=cron, name=name, args=args, kwargs=kwargs, tz=tz,
+            missed=missed, tags=tags, retries=retries, retry_on=retry_on, backoff=backoff,
+            timeout=timeout, soft_timeout=soft_timeout,
+        )  # fmt: skip
+
+    def schedules(self) -> list[Schedule]:
+        """Every schedule of this store, by name (each shows its timing, time zone, next
+        fire time, last fired slot and job, and whether it is paused).
+
+        >>> store.schedules()        # doctest: +SKIP
+        [<Schedule refresh_prices every 30m tz=UTC next=2026-11-24T10:30:00+00:00>]
+        """
+        return [Schedule(self, rec) for rec in self.storage.schedules()]
+
+    def get_schedule(self, name: str) -> Schedule:
+        """The schedule called `name`; raises `nbjobs.ScheduleNotFound` (a KeyError)."""
+        return Schedule(self, recurring.find(self.storage, name))
+
+    def unschedule(self, name: str) -> bool:
+        """Remove the schedule called `name`; False if there is none. Its past firings stay
+        (jobs tagged `schedule:<name>`); a firing already queued still runs.
+
+        >>> store.unschedule("refresh_prices")      # doctest: +SKIP
+        True
+        """
+        return recurring.remove(self.storage, name)
+
+    def pause_schedule(self, name: str) -> Schedule:
+        """Stop a schedule firing until `resume_schedule(name)`; raises `ScheduleNotFound`."""
+        return Schedule(self, recurring.set_paused(self.storage, name, True))
+
+    def resume_schedule(self, name: str) -> Schedule:
+        """Let a paused schedule fire again, from its next slot (the slots that passed while
+        it was paused are not fired); raises `ScheduleNotFound`."""
+        return Schedule(self, recurring.set_paused(self.storage, name, False))
 
     # ------------------------------------------------------------------ control
     def flush(self) -> None:

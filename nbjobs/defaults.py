@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .api import STORES, Store
 from .executors.worker import STOP_GRACE, WorkerInfo
 from .job import Job
+from .recurring import Schedule
 
 if TYPE_CHECKING:
     from .widgets import Panel
@@ -179,6 +180,53 @@ def stop_worker(
     >>> nbjobs.stop_worker()        # doctest: +SKIP
     """
     return _store(store).stop_worker(worker, wait=wait, timeout=timeout, grace=grace)
+
+
+def schedule(fn: Callable[..., Any], /, **options: Any) -> Schedule:
+    """Run `fn` on a schedule in the default store: `every=` or `cron=`. See `Store.schedule`.
+
+    Detached workers fire it (`nbjobs.start_worker()` or `nbjobs worker`); each firing is a
+    worker job keyed `schedule:<name>:<slot>`. Missed slots: one firing for the latest
+    (`missed="once"`, the default) or none (`missed="skip"`). Calling it again with the same
+    name replaces the schedule in place.
+
+    >>> nbjobs.schedule(refresh_prices, every="30m")                       # doctest: +SKIP
+    >>> nbjobs.schedule(report, cron="0 2 * * *", tz="Europe/Berlin")      # doctest: +SKIP
+    """
+    return default_store().schedule(fn, **options)
+
+
+def schedules() -> list[Schedule]:
+    """The schedules of the default store, by name, with their next fire times.
+
+    >>> nbjobs.schedules()      # doctest: +SKIP
+    [<Schedule refresh_prices every 30m tz=UTC next=2026-11-24T10:30:00+00:00>]
+    """
+    return default_store().schedules()
+
+
+def get_schedule(name: str) -> Schedule:
+    """The default store's schedule called `name`; raises `ScheduleNotFound` (a KeyError)."""
+    return default_store().get_schedule(name)
+
+
+def unschedule(name: str) -> bool:
+    """Remove the default store's schedule called `name`; False if there is none.
+
+    >>> nbjobs.unschedule("refresh_prices")      # doctest: +SKIP
+    True
+    """
+    return default_store().unschedule(name)
+
+
+def pause_schedule(name: str) -> Schedule:
+    """Stop a schedule of the default store firing until `resume_schedule(name)`."""
+    return default_store().pause_schedule(name)
+
+
+def resume_schedule(name: str) -> Schedule:
+    """Let a paused schedule of the default store fire again, from its next slot."""
+    return default_store().resume_schedule(name)
 
 
 def _store(store: str | os.PathLike[str] | Store | None) -> Store:

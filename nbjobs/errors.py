@@ -27,12 +27,18 @@ class InvalidArgumentType(InvalidArgument, TypeError):
     """An argument has a type nbjobs cannot accept; the message names it and what would be."""
 
 
-class JobNotFound(NbjobsError, KeyError):
-    """No job with this id or key exists in the store."""
-
+class _NotFound(NbjobsError, KeyError):
     def __str__(self) -> str:
         # KeyError.__str__ would show the repr of the message.
         return str(self.args[0]) if self.args else ""
+
+
+class JobNotFound(_NotFound):
+    """No job with this id or key exists in the store."""
+
+
+class ScheduleNotFound(_NotFound):
+    """No schedule with this name exists in the store."""
 
 
 class StoreError(NbjobsError):

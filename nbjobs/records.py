@@ -273,3 +273,53 @@ class _PlainUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str, /) -> Any:
         raise pickle.UnpicklingError(f"a job record may not refer to {module}.{name}")
+
+
+@dataclass(slots=True)
+class ScheduleRecord:
+    """A schedule as stored: plain values only (its function and arguments are blobs).
+
+    Stored like a job record (a pickled tuple of plain values after a format number, read
+    with the unpickler that refuses classes and functions), so listing schedules never
+    runs code from the store.
+    """
+
+    name: str
+    fn_name: str
+    every: float | None = None
+    cron: str | None = None
+    tz: str = "UTC"
+    tz_source: str = "given"
+    anchor: float = 0.0  # interval slots are anchor + k * every
+    missed: str = "once"
+    next_at: float = 0.0
+    paused: bool = False
+    tags: tuple[str, ...] = ()
+    timeout: float | None = None
+    soft_timeout: float | None = None
+    fn_digest: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    last_slot: float | None = None  # the latest slot fired, and its job
+    last_job_id: str | None = None
+    fired: int = 0
+
+    def evolve(self, **changes: Any) -> ScheduleRecord:
+        return dataclasses.replace(self, **changes)
+
+    def encode(self) -> bytes:
+        return pickle.dumps((_FORMAT, *(getattr(self, n) for n in _SCHEDULE_ORDER)), 5)
+
+    @classmethod
+    def decode(cls, data: bytes) -> ScheduleRecord:
+        """A schedule from its stored form; raises `PayloadLoadError` when it is corrupt."""
+        try:
+            values = _PlainUnpickler(io.BytesIO(data)).load()
+            if type(values) is not tuple or values[0] != _FORMAT:
+                raise ValueError(f"not a schedule record (format {values[0]!r})")
+            return cls(*values[1 : len(_SCHEDULE_ORDER) + 1])
+        except Exception as exc:
+            raise PayloadLoadError(f"corrupt schedule record: {exc!r}") from exc
+
+
+_SCHEDULE_ORDER = tuple(f.name for f in dataclasses.fields(ScheduleRecord))

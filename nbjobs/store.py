@@ -37,7 +37,7 @@ from .errors import (
     StoreFormatError,
     StoreNotWritable,
 )
-from .records import CORRUPT, ErrorInfo, JobRecord
+from .records import CORRUPT, ErrorInfo, JobRecord, ScheduleRecord
 from .writer import Call, Insert, Op, Sql, Writer
 
 T = TypeVar("T")
@@ -84,6 +84,11 @@ CREATE TABLE IF NOT EXISTS nbjobs_workers (
     running INTEGER NOT NULL, state TEXT NOT NULL, cwd TEXT NOT NULL, lease REAL NOT NULL,
     stop REAL
 );
+-- One row per schedule; `data` is the encoded ScheduleRecord, its call the blob s:<name>.
+CREATE TABLE IF NOT EXISTS nbjobs_schedules (
+    name TEXT PRIMARY KEY, next_at REAL NOT NULL, paused INTEGER NOT NULL, data BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nbjobs_schedules_due ON nbjobs_schedules (next_at) WHERE paused = 0;
 CREATE TRIGGER IF NOT EXISTS nbjobs_count_ins AFTER INSERT ON nbjobs_jobs BEGIN
     INSERT INTO nbjobs_counts (status, n) VALUES (NEW.status, 1)
         ON CONFLICT (status) DO UPDATE SET n = n + 1;
@@ -503,6 +508,59 @@ class Storage:
         self.delete(sql, [job_id for _, job_id in rows])
         return (len(rows), rows[-1][0]) if rows else (0, after)
 
+    # ---- schedules (see nbjobs/recurring.py)
+    def schedules(self, sql: Sql | None = None) -> list[ScheduleRecord]:
+        """Every schedule, by name (few: one row each, no blob read)."""
+        rows = (sql or self._sql)(
+            "SELECT name, paused, data FROM nbjobs_schedules ORDER BY name"
+        ).fetchall()
+        return [_decode_schedule(*row) for row in rows]
+
+    def schedule(self, name: str, sql: Sql | None = None) -> ScheduleRecord | None:
+        row = (sql or self._sql)(
+            "SELECT name, paused, data FROM nbjobs_schedules WHERE name = ?", (name,)
+        ).fetchone()
+        return None if row is None else _decode_schedule(*row)
+
+    def earliest_schedule(self, sql: Sql | None = None) -> float | None:
+        """When the next active schedule is due (None: no active schedule): one index read."""
+        row = (sql or self._sql)(
+            "SELECT next_at FROM nbjobs_schedules INDEXED BY nbjobs_schedules_due "
+            "WHERE paused = 0 ORDER BY next_at LIMIT 1"
+        ).fetchone()
+        return None if row is None else float(row[0])
+
+    def due_schedules(self, sql: Sql, now: float, limit: int) -> list[ScheduleRecord]:
+        rows = sql(
+            "SELECT name, paused, data FROM nbjobs_schedules INDEXED BY nbjobs_schedules_due "
+            "WHERE paused = 0 AND next_at <= ? ORDER BY next_at LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [_decode_schedule(*row) for row in rows]
+
+    def put_schedule(self, sql: Sql, rec: ScheduleRecord) -> None:
+        sql(
+            "INSERT OR REPLACE INTO nbjobs_schedules (name, next_at, paused, data) "
+            "VALUES (?, ?, ?, ?)",
+            (rec.name, rec.next_at, int(rec.paused), rec.encode()),
+        )
+
+    def move_schedule(self, sql: Sql, rec: ScheduleRecord, expected_next_at: float) -> bool:
+        """Write `rec` if the schedule is still due at `expected_next_at` and active
+        (compare-and-set: of several workers, one fires each slot)."""
+        cur = sql(
+            "UPDATE nbjobs_schedules SET next_at = ?, paused = ?, data = ? "
+            "WHERE name = ? AND next_at = ? AND paused = 0",
+            (rec.next_at, int(rec.paused), rec.encode(), rec.name, expected_next_at),
+        )
+        return cur.rowcount == 1
+
+    def delete_schedule(self, sql: Sql, name: str) -> bool:
+        """Remove a schedule and its stored call (its function blob stays, as for jobs)."""
+        cur = sql("DELETE FROM nbjobs_schedules WHERE name = ?", (name,))
+        sql("DELETE FROM nbjobs_blobs WHERE key = ?", (f"s:{name}",))
+        return cur.rowcount == 1
+
     def scan_consistency(self) -> dict[str, int]:
         """Counts per status computed from the records themselves (tests, diagnostics)."""
         out = dict.fromkeys(states.STATES, 0)
@@ -554,6 +612,13 @@ def _decode(job_id: str, key: str | None, status: str, name: str, data: bytes | 
             resumable=False,
             error=ErrorInfo(CORRUPT, str(exc)),
         )
+
+
+def _decode_schedule(name: str, paused: int, data: bytes) -> ScheduleRecord:
+    try:
+        return ScheduleRecord.decode(data)
+    except PayloadLoadError:
+        return ScheduleRecord(name=name, fn_name=CORRUPT, paused=bool(paused))
 
 
 def _statements(script: str) -> Iterator[str]:

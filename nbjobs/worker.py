@@ -5,10 +5,12 @@ executor (so retries, time limits, progress, logs and results behave as for
 `executor="process"`). It claims a pending job with a compare-and-set `pending -> running`
 that records its owner token and a lease; every second it renews its heartbeat and the leases
 of the jobs it holds (a failed renewal means the job was cancelled or taken over: its child
-is killed). It requeues the jobs of workers that died (a dead process on this host at once,
-an expired lease otherwise), at most `CRASH_CAP` times per job. It stops when idle for
-`--idle-timeout` seconds, or when asked (`nbjobs.stop_worker()`, SIGTERM): running jobs get
-a short grace, then go back to `pending` for another worker. See docs/design.md.
+is killed). It fires the store's schedules: each due slot becomes a worker job (see
+nbjobs/recurring.py). It requeues the jobs of workers that died (a dead process on this host
+at once, an expired lease otherwise), at most `CRASH_CAP` times per job. It stops when idle
+for `--idle-timeout` seconds (never while an active schedule is stored), or when asked
+(`nbjobs.stop_worker()`, SIGTERM): running jobs get a short grace, then go back to `pending`
+for another worker. See docs/design.md.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import codec, refs, states
+from . import codec, recurring, refs, states
 from .calls import new_id
 from .errors import DependencyFailed, IllegalTransition, JobCrashed, PayloadLoadError
 from .executors import worker as registry
@@ -95,8 +97,9 @@ class Worker:
             if now >= next_beat:
                 self._heartbeat("running")
                 next_beat = now + self.beat
+            scheduled = self._fire_schedules()
             claimed = self._claim()
-            if claimed or self.held:
+            if claimed or self.held or scheduled:  # an active schedule keeps it serving
                 idle_since = now
             elif self.idle_timeout is not None and now - idle_since >= self.idle_timeout:
                 log.info("idle for %s s: stopping", self.idle_timeout)
@@ -130,6 +133,18 @@ class Worker:
             "running": 0, "state": "running", "cwd": os.getcwd(), "lease": self.lease,
         }  # fmt: skip
         self.storage.writer.call(lambda sql: registry.register(sql, row))
+
+    # ------------------------------------------------------------------ schedules
+    def _fire_schedules(self) -> bool:
+        """Queue the firings of the schedules that are due (one index read when none is);
+        True while the store holds an active schedule."""
+        due_at = self.storage.earliest_schedule()
+        if due_at is None:
+            return False
+        now = self.clock.now()
+        if due_at <= now:
+            recurring.fire_due(self.storage, now)
+        return True
 
     # ------------------------------------------------------------------ claiming
     def _claim(self) -> int:
