@@ -6,6 +6,7 @@ The only module that prints. Same store, same semantics as the library:
     nbjobs retry fit-10k                 nbjobs cancel ID          nbjobs resume
     nbjobs purge --older-than 7d         nbjobs stats              nbjobs --json ls
     nbjobs worker --workers 4 --idle-timeout 600
+    nbjobs schedules                     nbjobs schedules pause NAME   (resume, rm)
 
 Exit codes: 0 done, 1 the operation failed (no such job, a job that failed, ...),
 2 a usage error, 130 interrupted by Ctrl-C.
@@ -157,6 +158,51 @@ def _stats(store: Store, args: argparse.Namespace) -> int:
     for status, n in counts.items():
         print(f"{status:<12} {n:>9}")
     print(f"{'total':<12} {sum(counts.values()):>9}")
+    return 0
+
+
+def _schedules(store: Store, args: argparse.Namespace) -> int:
+    listed = [sched.to_dict() for sched in store.schedules()]
+    if args.json:
+        _print_json(listed)
+        return 0
+    columns = ("name", "when", "tz", "next_at", "last_slot", "last_job_id", "fired")
+    rows = [tuple(_schedule_cell(d, c) for c in columns) for d in listed]
+    _print_table(("NAME", "WHEN", "TZ", "NEXT", "LAST FIRED", "LAST JOB", "FIRED"), rows)
+    if not rows:
+        print("no schedules (nbjobs.schedule(fn, every='30m') makes one)")
+    return 0
+
+
+def _schedule_cell(shown: dict[str, Any], column: str) -> str:
+    if column == "next_at" and shown["paused"]:
+        return "paused"
+    value = shown[column]
+    return "" if value is None else str(value)
+
+
+def _schedule_action(store: Store, args: argparse.Namespace) -> int:
+    """`nbjobs schedules pause|resume|rm NAME`."""
+    if args.action == "rm":
+        if not store.unschedule(args.name):
+            print(
+                f"nbjobs: no schedule named {args.name!r} in the store at {store.path}",
+                file=sys.stderr,
+            )
+            return 1
+        if args.json:
+            _print_json({"removed": args.name})
+        else:
+            print(f"removed {args.name}")
+        return 0
+    change = store.pause_schedule if args.action == "pause" else store.resume_schedule
+    shown = change(args.name).to_dict()
+    if args.json:
+        _print_json(shown)
+    elif shown["paused"]:
+        print(f"paused {args.name}")
+    else:
+        print(f"resumed {args.name}: next at {shown['next_at']}")
     return 0
 
 
@@ -363,6 +409,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     _statuses(purge, _FINISHED, "only jobs in these finished states")
     command("stats", _stats, "number of jobs per status")
+    actions = command(
+        "schedules", _schedules, "list the schedules; or pause, resume or rm one by name"
+    ).add_subparsers(title="actions", dest="action", metavar="ACTION")
+    for action, text in (
+        ("pause", "stop a schedule firing until it is resumed"),
+        ("resume", "let a paused schedule fire again, from its next slot"),
+        ("rm", "remove a schedule (its past jobs stay)"),
+    ):
+        sub = actions.add_parser(action, parents=[common], help=text, description=text)
+        sub.add_argument("name", metavar="NAME", help="the schedule's name")
+        sub.set_defaults(run=_schedule_action, usage=sub.error)
     worker_options(
         command("worker", _worker, "run a detached worker for executor='worker' jobs here")
     )
@@ -375,7 +432,7 @@ def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
         "--json",
         action="store_true",
         default=False if default is None else default,
-        help="machine-readable output (ls, show, stats, purge)",
+        help="machine-readable output (ls, show, stats, purge, schedules)",
     )
 
 

@@ -284,3 +284,44 @@ def test_a_corrupt_record_is_listed_as_corrupt(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     assert "corrupt" in shown.stdout
     assert run("--store", str(path), "stats").returncode == 0
+
+
+@pytest.mark.filterwarnings("ignore:schedule .* is stored, but no detached worker")
+def test_schedules_lists_pauses_resumes_and_removes(store: nbjobs.Store) -> None:
+    store.schedule(pow, every="5m", args=(2, 2), name="often")
+    store.schedule(print, cron="0 2 * * *", tz="Europe/Berlin", name="nightly")
+    out = run("schedules", store=store)
+    assert out.returncode == 0, out.stderr
+    header, nightly, often = out.stdout.splitlines()
+    assert header.split()[:4] == ["NAME", "WHEN", "TZ", "NEXT"]
+    assert nightly.split()[:5] == ["nightly", "cron", "0", "2", "*"]
+    assert "Europe/Berlin" in nightly and "T02:00:00+0" in nightly
+    assert often.split()[:3] == ["often", "every", "5m"]
+    listed = json.loads(run("schedules", "--json", store=store).stdout)
+    assert [(s["name"], s["every"], s["cron"]) for s in listed] == [
+        ("nightly", None, "0 2 * * *"),
+        ("often", 300.0, None),
+    ]
+    paused = run("schedules", "pause", "often", store=store)
+    assert (paused.returncode, paused.stdout) == (0, "paused often\n")
+    assert store.get_schedule("often").paused
+    assert " paused " in run("schedules", store=store).stdout.splitlines()[2]
+    resumed = json.loads(run("--json", "schedules", "resume", "often", store=store).stdout)
+    assert (resumed["name"], resumed["paused"]) == ("often", False)
+    assert not store.get_schedule("often").paused
+    assert run("schedules", "rm", "often", store=store).stdout == "removed often\n"
+    assert [s.name for s in store.schedules()] == ["nightly"]
+    for action in ("pause", "resume", "rm"):
+        missing = run("schedules", action, "often", store=store)
+        assert missing.returncode == 1, (action, missing.stdout)
+        assert "no schedule named 'often'" in missing.stderr
+        assert "Traceback" not in missing.stderr
+    assert run("schedules", "frob", "x", store=store).returncode == 2
+    assert run("schedules", "pause", store=store).returncode == 2
+
+
+def test_schedules_of_a_store_without_any(store: nbjobs.Store) -> None:
+    out = run("schedules", store=store)
+    assert out.returncode == 0, out.stderr
+    assert "no schedules" in out.stdout
+    assert json.loads(run("schedules", "--json", store=store).stdout) == []
