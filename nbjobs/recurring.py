@@ -62,14 +62,12 @@ def create(
     kwargs: Any,
     tz: Any,
     missed: Any,
-    tags: Any,
-    retries: Any,
-    retry_on: Any,
-    backoff: Any,
-    timeout: Any,
-    soft_timeout: Any,
+    **submit_options: Any,
 ) -> Schedule:
-    """`Store.schedule`: check everything, then write the schedule in one transaction."""
+    """`Store.schedule`: check everything, then write the schedule in one transaction.
+
+    `submit_options`: tags, retries, retry_on, backoff, timeout, soft_timeout (as `submit`).
+    """
     if not callable(fn):
         raise InvalidArgumentType(f"fn must be callable, not {type(fn).__name__}")
     if not isinstance(args, tuple | list):
@@ -82,11 +80,7 @@ def create(
     now = storage.clock.now()
     spec, tz_source = scheduling.define(every, cron, tz, now)
     policy = scheduling.missed_policy(missed)
-    opts = options(
-        fn, key=None, name=name, tags=tags, retries=retries, retry_on=retry_on,
-        backoff=backoff, timeout=timeout, soft_timeout=soft_timeout, executor="worker",
-        force=False,
-    )  # fmt: skip
+    opts = options(fn, key=None, name=name, executor="worker", force=False, **submit_options)
     if refs.call_dependencies(fn, call_args, call_kwargs):
         raise InvalidArgument(
             "a schedule's arguments cannot be jobs (each firing is a new job, run on its own); "
