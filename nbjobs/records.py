@@ -1,4 +1,4 @@
-"""The job record (a small dataclass) and the one function that changes state.
+"""The job and schedule records (small dataclasses) and the one function that changes state.
 
 A record is stored as a pickled tuple of plain values (str, int, float, bool, None, tuple,
 list, dict), fields in declaration order after a format number: about 3x faster to write
