@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import codec, refs, render, scheduling, validate
 from .calls import fn_name, merge_kwargs, new_id, options, pickle_call
-from .errors import InvalidArgument, InvalidArgumentType, ScheduleNotFound
+from .errors import InvalidArgument, InvalidArgumentType, JobNotFound, ScheduleNotFound
 from .executors.worker import list_workers
 from .job import Job
 from .records import CORRUPT, JobRecord, ScheduleRecord
@@ -276,8 +276,10 @@ class Schedule:
         job_id = self.record().last_job_id
         if job_id is None:
             return None
-        rec = self._store._current(job_id)
-        return None if rec is None else Job(self._store, rec)
+        try:
+            return self._store.get(job_id)
+        except JobNotFound:
+            return None
 
     def runs(self, limit: int = 100) -> list[Job]:
         """Its firings (jobs tagged `schedule:<name>`), newest first."""
