@@ -94,15 +94,16 @@ def test_module_functions_use_the_configured_store(default_store: Path) -> None:
 
 
 def test_import_does_not_load_notebook_packages() -> None:
-    """Workers start fast: no widgets, and tenacity (which imports tornado) only when a
-    retry policy is given."""
+    """Workers start fast: no widgets, tenacity (which imports tornado) only when a retry
+    policy is given, croniter only when a cron schedule is used."""
     code = textwrap.dedent(
         """
         import sys
         import nbjobs
         loaded = sorted(
             m for m in sys.modules
-            if m.split(".")[0] in ("ipywidgets", "IPython", "ipykernel", "tenacity", "tornado")
+            if m.split(".")[0] in ("ipywidgets", "IPython", "ipykernel", "tenacity", "tornado",
+                                   "croniter")
         )
         print(repr(loaded))
         """
