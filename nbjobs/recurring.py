@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import codec, refs, render, scheduling, validate
 from .calls import fn_name, merge_kwargs, new_id, options, pickle_call
-from .errors import InvalidArgument, InvalidArgumentType, JobNotFound, ScheduleNotFound
+from .errors import (
+    InvalidArgument,
+    InvalidArgumentType,
+    JobNotFound,
+    PayloadLoadError,
+    ScheduleNotFound,
+)
 from .executors.worker import list_workers
 from .job import Job
 from .records import CORRUPT, JobRecord, ScheduleRecord
@@ -181,11 +187,14 @@ def fire_due(storage: Storage, now: float) -> int:
     def fire(sql: Sql) -> int:
         queued = 0
         for rec in storage.due_schedules(sql, now, _FIRE_BATCH):
-            if rec.fn_name == CORRUPT:  # listed as such; paused so it is not read again
-                sql("UPDATE nbjobs_schedules SET paused = 1 WHERE name = ?", (rec.name,))
-                log.warning("schedule %r is corrupt: paused", rec.name)
+            try:
+                if rec.fn_name == CORRUPT:
+                    raise PayloadLoadError("its record cannot be read")
+                slot, next_at = scheduling.due(spec_of(rec), rec.next_at, now, rec.missed)
+            except Exception as exc:  # (a zone gone from tzdata): never stop the worker
+                storage.disable_schedule(sql, rec.name)  # listed, paused, not read again
+                log.warning("schedule %r cannot be fired (%s): paused", rec.name, exc)
                 continue
-            slot, next_at = scheduling.due(spec_of(rec), rec.next_at, now, rec.missed)
             moved = rec.evolve(next_at=next_at, updated_at=now)
             if slot is None:
                 storage.move_schedule(sql, moved, rec.next_at)
@@ -196,11 +205,7 @@ def fire_due(storage: Storage, now: float) -> int:
             moved = moved.evolve(last_slot=slot, last_job_id=job_id, fired=rec.fired + 1)
             if storage.move_schedule(sql, moved, rec.next_at) and taken is None:
                 storage.insert(sql, _firing(rec, job_id, key, now))
-                sql(
-                    "INSERT OR REPLACE INTO nbjobs_blobs (key, data) "
-                    "SELECT ?, data FROM nbjobs_blobs WHERE key = ?",
-                    (f"p:{job_id}", f"s:{rec.name}"),
-                )
+                storage.copy_blob(sql, f"s:{rec.name}", f"p:{job_id}")
                 queued += 1
         return queued
 
@@ -356,7 +361,11 @@ def describe(rec: ScheduleRecord) -> dict[str, Any]:
 
 
 def _local(t: float, tz: str) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(t, zoneinfo.ZoneInfo(tz))
+    try:
+        zone: datetime.tzinfo = zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):  # a zone gone from tzdata: UTC
+        zone = datetime.UTC
+    return datetime.datetime.fromtimestamp(t, zone)
 
 
 def _iso(t: float, tz: str) -> str:

@@ -555,6 +555,18 @@ class Storage:
         )
         return cur.rowcount == 1
 
+    def disable_schedule(self, sql: Sql, name: str) -> None:
+        """Pause a schedule through its row alone (its record may be unreadable)."""
+        sql("UPDATE nbjobs_schedules SET paused = 1 WHERE name = ?", (name,))
+
+    def copy_blob(self, sql: Sql, source: str, target: str) -> None:
+        """Store an inline blob again under another key (a schedule's call for its firing)."""
+        sql(
+            "INSERT OR REPLACE INTO nbjobs_blobs (key, data) "
+            "SELECT ?, data FROM nbjobs_blobs WHERE key = ?",
+            (target, source),
+        )
+
     def delete_schedule(self, sql: Sql, name: str) -> bool:
         """Remove a schedule and its stored call (its function blob stays, as for jobs)."""
         cur = sql("DELETE FROM nbjobs_schedules WHERE name = ?", (name,))
@@ -615,10 +627,13 @@ def _decode(job_id: str, key: str | None, status: str, name: str, data: bytes | 
 
 
 def _decode_schedule(name: str, paused: int, data: bytes) -> ScheduleRecord:
+    """The row's `paused` column is the truth (`disable_schedule` writes only that)."""
     try:
-        return ScheduleRecord.decode(data)
+        rec = ScheduleRecord.decode(data)
     except PayloadLoadError:
-        return ScheduleRecord(name=name, fn_name=CORRUPT, paused=bool(paused))
+        rec = ScheduleRecord(name=name, fn_name=CORRUPT)
+    rec.paused = bool(paused)
+    return rec
 
 
 def _statements(script: str) -> Iterator[str]:

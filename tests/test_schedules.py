@@ -391,6 +391,20 @@ def test_a_corrupt_schedule_is_listed_and_paused_never_crashing(
 
 
 @pytest.mark.filterwarnings(NO_WORKER)
+def test_a_schedule_that_cannot_be_computed_is_paused_not_fired(
+    fake_store: nbjobs.Store, clock: FakeClock
+) -> None:
+    """A time zone removed from the system's tzdata since the schedule was defined."""
+    sched = fake_store.schedule(pow, cron="* * * * *", tz="Europe/Berlin", args=(2, 2))
+    gone = sched.record().evolve(tz="Gone/Zone")
+    fake_store.storage.writer.call(lambda sql: fake_store.storage.put_schedule(sql, gone))
+    clock.advance(120)
+    assert recurring.fire_due(fake_store.storage, clock.now()) == 0
+    assert sched.paused and "Gone/Zone" in repr(sched)
+    assert fake_store.storage.earliest_schedule() is None
+
+
+@pytest.mark.filterwarnings(NO_WORKER)
 def test_a_schedule_persists_across_store_reopen(tmp_path: Path) -> None:
     with nbjobs.Store(tmp_path / "s") as store:
         store.schedule(pow, cron="0 2 * * *", tz="Europe/Berlin", args=(2, 2), name="nightly")
