@@ -166,11 +166,12 @@ def _schedules(store: Store, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(listed)
         return 0
+    if not listed:
+        print("no schedules (nbjobs.schedule(fn, every='30m') makes one)")
+        return 0
     columns = ("name", "when", "tz", "next_at", "last_slot", "last_job_id", "fired")
     rows = [tuple(_schedule_cell(d, c) for c in columns) for d in listed]
     _print_table(("NAME", "WHEN", "TZ", "NEXT", "LAST FIRED", "LAST JOB", "FIRED"), rows)
-    if not rows:
-        print("no schedules (nbjobs.schedule(fn, every='30m') makes one)")
     return 0
 
 
