@@ -22,7 +22,7 @@ from typing import Any
 
 from . import capture, codec, reporting
 from .errors import PayloadLoadError, SoftTimeout
-from .runner import Outcome, call_job, failure
+from .runner import Outcome, call_job, load_failure
 
 _PR_SET_PDEATHSIG = 1
 
@@ -76,13 +76,7 @@ def _run_one(message: bytes, blob_dir: Path, channel: _Channel) -> Outcome:
         fn = _load_function(fn_digest, fn_bytes)
         args, kwargs = pickle.loads(args_bytes)
     except Exception as exc:
-        return failure(
-            PayloadLoadError(
-                f"the job's function or arguments could not be loaded in the worker process "
-                f"({type(exc).__name__}: {exc}); functions imported from your own modules must "
-                "be importable from the notebook's folder and sys.path"
-            )
-        )
+        return load_failure(exc, "the worker process")
     ctx = reporting.JobContext(
         reporting.CurrentJob(*info), lambda progress: channel.send(("progress", progress))
     )

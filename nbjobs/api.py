@@ -8,10 +8,11 @@ from __future__ import annotations
 import datetime
 import functools
 import os
+import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import codec, recurring, refs, states, validate
 from .autokey import AutoKey, arguments_digest, auto, auto_key
@@ -49,6 +50,9 @@ from .runner import LocalJob
 from .store import Storage, owner_token
 from .writer import Insert, Sql
 
+if TYPE_CHECKING:
+    from .executors.dask import DaskExecutor
+
 
 def _default_workers() -> int:
     return min(32, (os.cpu_count() or 1) + 4)
@@ -66,7 +70,7 @@ class Store:
         self,
         path: str | os.PathLike[str],
         *,
-        executor: str = "thread",
+        executor: str | Any = "thread",
         workers: int | None = None,
         clock: Clock = SYSTEM,
     ) -> None:
@@ -88,6 +92,8 @@ class Store:
             process=ProcessExecutor(self._runner, workers or os.cpu_count() or 1),
             worker=WorkerBackend(),
         )
+        self._dask: dict[int, DaskExecutor] = {}  # one backend per dask.distributed.Client
+        self._dask_lock = threading.Lock()
         STORES.add(self)
         self._jobs.reap_dead_owners()
 
@@ -112,7 +118,7 @@ class Store:
         backoff: float | Any = None,
         timeout: float | None = None,
         soft_timeout: float | None = None,
-        executor: str | None = None,
+        executor: str | Any = None,
         force: bool = False,
         kwargs: dict[str, Any] | None = None,
         **fn_kwargs: Any,
@@ -179,7 +185,7 @@ class Store:
         backoff: float | Any = None,
         timeout: float | None = None,
         soft_timeout: float | None = None,
-        executor: str | None = None,
+        executor: str | Any = None,
         force: bool = False,
         kwargs: dict[str, Any] | None = None,
         **fn_kwargs: Any,
@@ -241,7 +247,7 @@ class Store:
         """Every job of a map, pickled and keyed, nothing written but the shared function."""
         if not calls:
             return []
-        backend = self._backends[opts.executor or self.default_executor]
+        backend = self._backend(opts.executor)
         pickle_call(fn, (), {}, backend.needs_pickle)  # a bad function is named once, not per item
         prepared = []
         lost = []
@@ -297,7 +303,7 @@ class Store:
     def _prepare(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], opts: Options
     ) -> tuple[JobRecord, LocalJob, Payload]:
-        backend = self._backends[opts.executor or self.default_executor]
+        backend = self._backend(opts.executor)
         key = opts.key
         rec = JobRecord(
             id=new_id(),
@@ -308,6 +314,7 @@ class Store:
             owner=self.owner if backend.kernel_owned else None,
             timeout=opts.timeout,
             soft_timeout=opts.soft_timeout,
+            address=backend.address,
         )
         now = self.storage.clock.now()
         rec.created_at = rec.updated_at = now
@@ -318,12 +325,14 @@ class Store:
             rec.not_resumable_reason = payload
             local = LocalJob(rec, fn, args, kwargs)
             local.policy = opts.policy
+            local.backend = backend
             return rec, local, None
         fn_digest, fn_bytes, args_bytes = payload
         local = LocalJob(
             rec, fn, args, kwargs, (fn_bytes, args_bytes) if backend.needs_pickle else None
         )
         local.policy = opts.policy
+        local.backend = backend
         rec.fn_digest = fn_digest
         if key is not None:  # only keyed resubmits compare arguments
             rec.args_digest = arguments_digest(fn, args, kwargs)
@@ -341,7 +350,7 @@ class Store:
             op.blobs.append((f"p:{rec.id}", payload, None))
             if fn_bytes is not None:
                 op.once.append((f"f:{fn_digest}", fn_bytes))
-        if self._backends[rec.executor].kernel_owned:
+        if self._jobs.backend_of(local).kernel_owned:
             self._jobs.keep(local)
         self.storage.writer.put(op)
         self._jobs.start(local)
@@ -386,7 +395,7 @@ class Store:
         if outcome == "existing":
             return self._existing(rec, stored)
         local.rec = stored
-        if self._backends[stored.executor].kernel_owned:
+        if self._jobs.backend_of(local).kernel_owned:
             self._jobs.keep(local)
         self._jobs.start(local)
         return Job(self, stored)
@@ -409,9 +418,28 @@ class Store:
             self.storage.put_blob_once(sql, f"f:{fn_digest}", fn_bytes)
             self.storage.fn_written.add(f"f:{fn_digest}")
 
-    def _backend(self, executor: str | None) -> Backend:
-        name = self.default_executor if executor is None else executor
-        return self._backends[validate.executor(name, EXECUTOR_NAMES)]
+    def _backend(self, executor: str | Any) -> Backend:
+        """The backend of a checked `executor=` (a name or a Dask client; None: the default)."""
+        choice = self.default_executor if executor is None else executor
+        if isinstance(choice, str):
+            return self._backends[choice]
+        with self._dask_lock:
+            backend = self._dask.get(id(choice))
+            if backend is None:
+                from .executors.dask import DaskExecutor  # imports dask: only when used
+
+                backend = self._dask[id(choice)] = DaskExecutor(self._runner, choice)
+        if not backend.connected:
+            raise InvalidArgument(f"executor: the Dask client {choice!r} is closed")
+        return backend
+
+    def _rerun_backend(self, rec: JobRecord) -> Backend:
+        """Where a job runs again: its own executor; a Dask job on this store's newest Dask
+        client that is still connected, else (none, or a terminal) the default executor."""
+        if rec.executor == "dask":
+            live = [b for b in self._dask.values() if b.connected]
+            return live[-1] if live else self._backend(None)
+        return self._backends.get(rec.executor) or self._backend(None)
 
     # ------------------------------------------------------------------ reads
     def get(self, id_or_key: str) -> Job:
@@ -610,7 +638,7 @@ class Store:
             return None
         fn_blob, payload = stored
         fn, args, kwargs = codec.load_payload(payload, fn_blob)
-        backend = self._backends.get(rec.executor) or self._backend(None)
+        backend = self._rerun_backend(rec)
         now = self.storage.clock.now()
         new = transition(
             rec,
@@ -630,6 +658,7 @@ class Store:
             return None
         local = LocalJob(new, fn, args, kwargs, (fn_blob, codec.payload_args(payload)))
         local.policy = codec.payload_policy(payload)
+        local.backend = backend
         local.log_state = self._jobs.log_state(rec.id)
         if backend.kernel_owned:
             self._jobs.keep(local)
@@ -802,7 +831,7 @@ class Store:
         """Wait until every write queued by this process is committed to disk."""
         self.storage.writer.flush()
 
-    def configure(self, executor: str | None = None, workers: int | None = None) -> None:
+    def configure(self, executor: str | Any = None, workers: int | None = None) -> None:
         if executor is not None:
             self.default_executor = validate.executor(executor, EXECUTOR_NAMES)
         if workers is not None:
@@ -816,7 +845,7 @@ class Store:
             return
         self._jobs.closed = True
         self._jobs.interrupt_all()
-        for backend in self._backends.values():
+        for backend in (*self._backends.values(), *self._dask.values()):
             backend.shutdown()
         self.storage.close()
         STORES.discard(self)

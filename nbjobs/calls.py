@@ -39,7 +39,7 @@ class Options:
     key: str | None = None
     name: str | None = None
     tags: tuple[str, ...] = ()
-    executor: str | None = None
+    executor: str | Any = None  # a name, a dask.distributed.Client, or None (the default)
     force: bool = False
     policy: Policy | None = None
     timeout: float | None = None

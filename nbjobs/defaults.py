@@ -40,13 +40,16 @@ def default_store() -> Store:
 
 def configure(
     store: str | os.PathLike[str] | Store | None = None,
-    executor: str | None = None,
+    executor: str | Any = None,
     workers: int | None = None,
 ) -> Store:
     """Choose the default store, executor and number of workers; returns the default store.
 
+    `executor`: "thread" (the default), "process", "worker", or a `dask.distributed.Client`.
+
     >>> nbjobs.configure(store="~/jobs", workers=4)   # doctest: +SKIP
     nbjobs.Store('/home/me/jobs')
+    >>> nbjobs.configure(executor=Client("tcp://scheduler:8786"))   # doctest: +SKIP
     """
     global _default
     if store is not None:

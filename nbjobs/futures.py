@@ -33,14 +33,15 @@ class Executor(concurrent.futures.Executor):
     >>> squares[3]                                        # doctest: +SKIP
     9
 
-    `executor` is `"thread"` or `"process"`; `store` a path or `nbjobs.Store` (default:
-    the default store's folder). Every call becomes a job you can see with `nbjobs.jobs()`.
+    `executor` is `"thread"`, `"process"` or a `dask.distributed.Client`; `store` a path or
+    `nbjobs.Store` (default: the default store's folder). Every call becomes a job you can see
+    with `nbjobs.jobs()`.
     """
 
     def __init__(
         self,
         max_workers: int | None = None,
-        executor: str = "thread",
+        executor: str | Any = "thread",
         *,
         store: str | os.PathLike[str] | Store | None = None,
         name: str | None = None,

@@ -44,6 +44,11 @@ class LocalJobs:
         self._cancel_poll = threading.Lock()  # held while a poll for cancels is scheduled
 
     # ------------------------------------------------------------------ starting
+    def backend_of(self, local: LocalJob) -> Backend:
+        """The executor running `local`: the one it was submitted to (a Dask client's, say),
+        else the store's by its record's name."""
+        return local.backend or self.backends[local.rec.executor]
+
     def keep(self, local: LocalJob) -> None:
         """Track a job this process runs, and watch for cancels of it by other processes."""
         self.active[local.rec.id] = local
@@ -56,7 +61,7 @@ class LocalJobs:
         (A detached worker checks the dependencies of the jobs it claims itself, so that a
         job queued for it waits for them even when this kernel is gone.)
         """
-        backend = self.backends[local.rec.executor]
+        backend = self.backend_of(local)
         if not local.rec.deps or not backend.kernel_owned:
             backend.start(local)
             return
@@ -81,12 +86,12 @@ class LocalJobs:
 
     def restart(self, local: LocalJob) -> None:
         """The runner's hook: hand a job back to its executor for its next attempt."""
-        self.backends[local.rec.executor].start(local)
+        self.backend_of(local).start(local)
 
     def expire(self, local: LocalJob, attempt: int) -> None:
         """The runner's hook: end attempt `attempt` of a job past its time limit."""
         if attempt == local.attempt and local.rec.status == states.RUNNING:
-            self.backends[local.rec.executor].expire(local, attempt)
+            self.backend_of(local).expire(local, attempt)
 
     # ------------------------------------------------------------------ cancels
     def _watch_cancels(self) -> None:
@@ -121,7 +126,7 @@ class LocalJobs:
                 local.cancel_requested = True
                 local.rec = stored
         if status == states.RUNNING:
-            self.backends[local.rec.executor].cancel_running(local)
+            self.backend_of(local).cancel_running(local)
         elif status in WAITING:
             self.finished(local, None)
 
@@ -131,7 +136,7 @@ class LocalJobs:
         if local is not None:
             with local.lock:
                 if local.rec.status == states.RUNNING:
-                    return self.backends[local.rec.executor].cancel_running(local)
+                    return self.backend_of(local).cancel_running(local)
                 if local.rec.status not in WAITING:
                     return False
                 local.cancel_requested = True

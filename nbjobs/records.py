@@ -112,6 +112,7 @@ class JobRecord:
     lease_until: float | None = None  # a detached worker holds the job until then
     crashes: int = 0  # times the worker running it died (requeued at most 3 times)
     deps: tuple[str, ...] = ()  # ids of the jobs whose results are among the arguments
+    address: str | None = None  # where the executor runs it, if not here (a Dask scheduler)
 
     def to_json(self) -> str:
         data = _as_dict(self)

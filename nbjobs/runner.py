@@ -14,15 +14,18 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import capture, codec, refs, reporting, states
 from .alarms import Alarms
-from .errors import JobCancelled, ResultNotPicklable, SoftTimeout
+from .errors import JobCancelled, PayloadLoadError, ResultNotPicklable, SoftTimeout
 from .records import ErrorInfo, JobRecord, transition
 from .retrying import Policy
 from .store import Storage, write_value
 from .writer import Blob, Call, Cas
+
+if TYPE_CHECKING:
+    from .executors import Backend
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +61,14 @@ def call_job(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-    blob_dir: Path,
+    blob_dir: Path | None,
     ctx: reporting.JobContext,
 ) -> Outcome:
-    """Call `fn(*args, **kwargs)` here, inside `ctx`, and encode the result or the exception."""
+    """Call `fn(*args, **kwargs)` here, inside `ctx`, and encode the result or the exception.
+
+    A large result is written to a file under `blob_dir`; with None (the store's folder is
+    not reachable from here) it stays inline, for the process that owns the job to store.
+    """
     token = reporting.enter(ctx)
     try:
         value = invoke(fn, args, kwargs)
@@ -74,7 +81,7 @@ def call_job(
     return dataclasses.replace(outcome, progress=ctx.latest, log=log)
 
 
-def _store_result(value: Any, blob_dir: Path, job_id: str) -> Outcome:
+def _store_result(value: Any, blob_dir: Path | None, job_id: str) -> Outcome:
     try:
         frames = codec.dumps(value)
     except Exception as exc:
@@ -84,8 +91,27 @@ def _store_result(value: Any, blob_dir: Path, job_id: str) -> Outcome:
                 f"cannot be stored ({type(exc).__name__}: {exc}); return plain data instead"
             )
         )
+    if blob_dir is None:
+        return Outcome(True, frames.to_bytes())
     data, file = write_value(blob_dir, f"r:{job_id}", frames)
     return Outcome(True, data, file)
+
+
+def store_log(storage: Storage, job_id: str, snapshot: dict[str, Any]) -> None:
+    """Queue the tail of a running job's output for the store."""
+    data = pickle.dumps(snapshot, codec.PROTOCOL)
+    storage.writer.put(Call(lambda sql: storage.put_blob(sql, f"l:{job_id}", data)))
+
+
+def load_failure(exc: Exception, where: str) -> Outcome:
+    """The outcome of a job whose function or arguments cannot be loaded `where` it runs."""
+    return failure(
+        PayloadLoadError(
+            f"the job's function or arguments could not be loaded in {where} "
+            f"({type(exc).__name__}: {exc}); functions imported from your own modules must "
+            "be importable there (from the notebook's folder and sys.path)"
+        )
+    )
 
 
 def job_info(rec: JobRecord) -> reporting.CurrentJob:
@@ -128,6 +154,7 @@ class LocalJob:
     __slots__ = (
         "args",
         "attempt",
+        "backend",
         "cancel_requested",
         "claimed",
         "done",
@@ -168,6 +195,7 @@ class LocalJob:
         self.timed_out = False
         self.soft_deadline: float | None = None
         self.log_state: dict[str, Any] | None = None  # the job's output so far
+        self.backend: Backend | None = None  # the executor running it (set by the store)
 
 
 Finished = Callable[[LocalJob, BaseException | None], None]
@@ -236,22 +264,33 @@ class Runner:
     def write_log(self, local: LocalJob, snapshot: dict[str, Any]) -> None:
         """Store the tail of a running job's output (throttled by the log buffer)."""
         local.log_state = snapshot
-        data = pickle.dumps(snapshot, codec.PROTOCOL)
-        key = f"l:{local.rec.id}"
-        self.storage.writer.put(Call(lambda sql: self.storage.put_blob(sql, key, data)))
+        store_log(self.storage, local.rec.id, snapshot)
 
-    def report_progress(self, local: LocalJob, progress: dict[str, Any]) -> None:
-        """Queue a progress update of a running job (already throttled by the caller)."""
+    def relay(self, local: LocalJob, kind: str, body: dict[str, Any]) -> None:
+        """A progress or log report sent by the process running the job elsewhere."""
+        if kind == "progress":
+            self.report_progress(local, body)
+        elif kind == "log":
+            self.write_log(local, body)
+
+    def report_progress(
+        self, local: LocalJob, progress: dict[str, Any], stored: bool = False
+    ) -> None:
+        """Queue a progress update of a running job (already throttled by the caller);
+        `stored`: the code running it elsewhere wrote it, only this process's view follows."""
         with local.lock:
             if local.rec.status != states.RUNNING:
                 return
             rec = local.rec.evolve(progress=progress)
-            self._move(local, rec, states.RUNNING, [], lambda _r, err: _lost(local, err))
+            if stored:
+                local.rec = rec
+            else:
+                self._move(local, rec, states.RUNNING, [], lambda _r, err: _lost(local, err))
 
     def run(self, local: LocalJob, invoke: Invoke) -> None:
         """Run one attempt of `local` with `invoke` and queue its outcome for the store."""
         claimed = local.claimed
-        attempt = self._begin(local)
+        attempt = self.begin(local)
         if attempt is None:
             if claimed:  # handed back or cancelled before it started: no longer ours
                 self.on_finished(local, None)
@@ -262,7 +301,7 @@ class Runner:
             outcome = failure(exc)
         self.finish(local, outcome, attempt)
 
-    def _begin(self, local: LocalJob) -> int | None:
+    def begin(self, local: LocalJob) -> int | None:
         """Move the job to running; returns the attempt token, or None if it must not run."""
         with local.lock:
             if local.claimed:
@@ -303,22 +342,41 @@ class Runner:
         with local.lock:
             if attempt != local.attempt or local.rec.status != states.RUNNING:
                 return
-            now = self.storage.clock.now()
-            rec, blobs = self._ending(local, outcome, now)
-            if rec.status == states.RETRYING:
-                when = rec.retry_at or now
+            rec, blobs = ending(local.rec, outcome, self.storage.clock.now(), local.policy)
+            if outcome.log is not None:
+                local.log_state = outcome.log
+            self._move(local, rec, states.RUNNING, blobs, self._after(local, rec))
 
-                def after(_r: Any, err: BaseException | None) -> None:
-                    if err is None:
-                        self.alarms.at(when, lambda: self.restart(local))
-                    else:
-                        self.on_finished(local, err)
-            else:
+    def adopt(self, local: LocalJob, attempt: int) -> bool:
+        """Take the end of attempt `attempt` from the store, where the code that ran it wrote
+        it itself (a Dask task that reaches the store folder); False if it is not there."""
+        stored = self.storage.record_by_id(local.rec.id)
+        with local.lock:
+            if attempt != local.attempt or local.rec.status != states.RUNNING:
+                return True  # ended here meanwhile (cancel, time limit)
+            if stored is None or (
+                stored.status == states.RUNNING and stored.attempts == local.rec.attempts
+            ):
+                return False
+            local.rec = stored
+        self._after(local, stored)(None, None)
+        return True
 
-                def after(_r: Any, err: BaseException | None) -> None:
+    def _after(
+        self, local: LocalJob, rec: JobRecord
+    ) -> Callable[[Any, BaseException | None], None]:
+        """What follows the commit of an attempt's end: the retry alarm, or the job is done."""
+        if rec.status == states.RETRYING:
+            when = rec.retry_at or self.storage.clock.now()
+
+            def after(_r: Any, err: BaseException | None) -> None:
+                if err is None:
+                    self.alarms.at(when, lambda: self.restart(local))
+                else:
                     self.on_finished(local, err)
 
-            self._move(local, rec, states.RUNNING, blobs, after)
+            return after
+        return lambda _r, err: self.on_finished(local, err)
 
     def _move(
         self,
@@ -333,40 +391,43 @@ class Runner:
         self.storage.writer.put(Cas(rec, expected, blobs), callback)
         local.rec = rec
 
-    def _ending(
-        self, local: LocalJob, outcome: Outcome, now: float
-    ) -> tuple[JobRecord, list[Blob]]:
-        prev = local.rec
-        job_id = prev.id
-        changes: dict[str, Any] = {"progress": outcome.progress or prev.progress}
-        if outcome.ok:
-            status = states.SUCCEEDED
-            changes["has_result"] = True
-            blobs: list[Blob] = [(f"r:{job_id}", outcome.data, outcome.file)]
-        else:
-            status = states.CANCELLED if outcome.cancelled else states.FAILED
-            changes["error"] = ErrorInfo(outcome.error_type, outcome.error_message)
-            blobs = [(f"e:{job_id}", outcome.data, None)]
-            delay = self._retry_delay(local, outcome, now)
-            if delay is not None:
-                status = states.RETRYING
-                changes["retry_at"] = now + delay
-                changes["idle_for"] = prev.idle_for + delay
-        rec = transition(prev, status, now, **changes)
-        if not outcome.ok:  # a successful attempt is fully described by the record
-            blobs.append(attempt_blob(prev, outcome, now))
-        if outcome.log is not None:
-            local.log_state = outcome.log
-            blobs.append((f"l:{job_id}", pickle.dumps(outcome.log, codec.PROTOCOL), None))
-        return rec, blobs
 
-    def _retry_delay(self, local: LocalJob, outcome: Outcome, now: float) -> float | None:
-        if local.policy is None or outcome.cancelled or outcome.data is None:
-            return None
-        rec = local.rec
-        error = codec.decode_error(outcome.data)
-        first = rec.run_started_at if rec.run_started_at is not None else now
-        return local.policy.next_delay(rec.run_attempts, error, first, now, rec.idle_for)
+def ending(
+    prev: JobRecord, outcome: Outcome, now: float, policy: Policy | None
+) -> tuple[JobRecord, list[Blob]]:
+    """The record and blobs that end the running attempt of `prev` with `outcome`: succeeded,
+    failed, cancelled, or retrying when `policy` allows another attempt."""
+    job_id = prev.id
+    changes: dict[str, Any] = {"progress": outcome.progress or prev.progress}
+    if outcome.ok:
+        status = states.SUCCEEDED
+        changes["has_result"] = True
+        blobs: list[Blob] = [(f"r:{job_id}", outcome.data, outcome.file)]
+    else:
+        status = states.CANCELLED if outcome.cancelled else states.FAILED
+        changes["error"] = ErrorInfo(outcome.error_type, outcome.error_message)
+        blobs = [(f"e:{job_id}", outcome.data, None)]
+        delay = _retry_delay(prev, outcome, now, policy)
+        if delay is not None:
+            status = states.RETRYING
+            changes["retry_at"] = now + delay
+            changes["idle_for"] = prev.idle_for + delay
+    rec = transition(prev, status, now, **changes)
+    if not outcome.ok:  # a successful attempt is fully described by the record
+        blobs.append(attempt_blob(prev, outcome, now))
+    if outcome.log is not None:
+        blobs.append((f"l:{job_id}", pickle.dumps(outcome.log, codec.PROTOCOL), None))
+    return rec, blobs
+
+
+def _retry_delay(
+    rec: JobRecord, outcome: Outcome, now: float, policy: Policy | None
+) -> float | None:
+    if policy is None or outcome.cancelled or outcome.data is None:
+        return None
+    error = codec.decode_error(outcome.data)
+    first = rec.run_started_at if rec.run_started_at is not None else now
+    return policy.next_delay(rec.run_attempts, error, first, now, rec.idle_for)
 
 
 def never_ran(rec: JobRecord, error: BaseException, now: float) -> tuple[JobRecord, list[Blob]]:

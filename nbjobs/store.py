@@ -594,6 +594,15 @@ def write_value(blob_dir: Path, key: str, frames: codec.Frames) -> tuple[bytes |
     return None, name
 
 
+def spill(blob_dir: Path, key: str, data: bytes) -> tuple[bytes | None, str | None]:
+    """`write_value` for a value already encoded (received from another machine)."""
+    if len(data) <= INLINE_LIMIT:
+        return data, None
+    name = f"{key.replace(':', '-')}-{os.urandom(4).hex()}"
+    _write_file(blob_dir, name, (data,))
+    return None, name
+
+
 def _write_file(blob_dir: Path, name: str, chunks: Iterable[bytes | memoryview]) -> None:
     """Write a file under `blob_dir` whole or not at all (a temporary file, renamed)."""
     fd, tmp = tempfile.mkstemp(dir=blob_dir, prefix=".tmp-")
@@ -703,6 +712,29 @@ def _check_format(fmt: Path, path: Path) -> None:
 
 
 _OPEN: weakref.WeakSet[Storage] = weakref.WeakSet()
+
+
+def folder_identity(path: Path) -> tuple[int, int] | None:
+    """What tells this store folder from another at the same path (its format file's inode
+    and modification time), or None when there is no store there."""
+    try:
+        st = (path / FORMAT_FILE).stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def open_storage(path: Path) -> Storage:
+    """This process's open `Storage` of `path`, or a new one that stays open."""
+    for storage in list(_OPEN):
+        if storage.path == path:
+            return storage
+    storage = Storage(path)
+    _KEPT.append(storage)
+    return storage
+
+
+_KEPT: list[Storage] = []  # stores opened by `open_storage`, open until the process exits
 
 
 @atexit.register

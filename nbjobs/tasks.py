@@ -132,7 +132,7 @@ def task(
     backoff: float | Any = None,
     timeout: float | None = None,
     soft_timeout: float | None = None,
-    executor: str | None = None,
+    executor: str | Any = None,
     force: bool = False,
     store: Store | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...

@@ -119,12 +119,25 @@ def tags(value: Any) -> tuple[str, ...]:
     )
 
 
-def executor(value: Any, known: Iterable[str]) -> str:
+def executor(value: Any, known: Iterable[str]) -> Any:
+    """One of the executor names `known`, or a `dask.distributed.Client` (returned as is)."""
     names = tuple(known)
-    if not isinstance(value, str) or value not in names:
-        accepted = ", ".join(repr(n) for n in names)
-        raise InvalidArgument(f"executor must be one of {accepted}, not {_show(value)}")
-    return value
+    if isinstance(value, str) and value in names:
+        return value
+    if is_dask_client(value):
+        return value
+    accepted = ", ".join(repr(n) for n in names)
+    raise InvalidArgument(
+        f"executor must be one of {accepted} or a dask.distributed.Client, not {_show(value)}"
+    )
+
+
+def is_dask_client(value: Any) -> bool:
+    """Whether `value` is a `dask.distributed.Client`, told without importing dask."""
+    return any(
+        cls.__name__ == "Client" and cls.__module__.startswith("distributed.")
+        for cls in type(value).__mro__
+    )
 
 
 def statuses(value: Any) -> tuple[str, ...] | None:

@@ -1,8 +1,10 @@
 """Executors run the jobs a store hands them; each has one small interface.
 
 An executor has a `name`, says whether it `needs_pickle` (it runs the job elsewhere),
-whether it is `kernel_owned` (its jobs die with this process), and `start(job)`,
-`resize(workers)`, `shutdown()` and `cancel_running(job)`.
+whether it is `kernel_owned` (its jobs die with this process), its `address` (where it runs
+them when not on this machine, or None), and `start(job)`, `resize(workers)`, `shutdown()`
+and `cancel_running(job)`. `executor=` takes one of `NAMES` or a `dask.distributed.Client`
+(one backend per client, `executors/dask.py`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class Backend(Protocol):
     needs_pickle: bool
     kernel_owned: bool
     workers: int
+    address: str | None
 
     def start(self, job: LocalJob) -> None: ...
 

@@ -27,6 +27,8 @@ class Pool(Generic[S]):
     >>> pool = Pool("demo", 2, make_slot=lambda: None, run=lambda job, slot: None)  # doctest: +SKIP
     """
 
+    address: str | None = None  # the jobs run on this machine
+
     def __init__(
         self,
         name: str,

@@ -10,6 +10,7 @@ and is replaced; the other children carry on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pickle
 import signal
@@ -156,15 +157,9 @@ class ProcessExecutor(Pool[ChildProcess]):
         payload = job.payload
         assert payload is not None, "process jobs always carry their pickled payload"
 
-        def on_message(kind: str, body: dict[str, Any]) -> None:
-            if kind == "progress":
-                self._runner.report_progress(job, body)
-            elif kind == "log":
-                self._runner.write_log(job, body)
-
         def invoke(local: LocalJob) -> Outcome:
             try:
-                shipped, digest = _with_results(self._runner, local, payload)
+                shipped, digest = with_results(self._runner, local, payload)
             except Exception as exc:  # a result it depends on cannot be loaded or pickled
                 return failure(exc)
             self._running[local.rec.id] = child
@@ -174,7 +169,7 @@ class ProcessExecutor(Pool[ChildProcess]):
                     shipped,
                     local.log_state,
                     local.rec.soft_timeout,
-                    on_message,
+                    functools.partial(self._runner.relay, local),
                     digest,
                 )
             finally:
@@ -195,7 +190,7 @@ class ProcessExecutor(Pool[ChildProcess]):
             self._after_job()
 
 
-def _with_results(
+def with_results(
     runner: Runner, local: LocalJob, payload: tuple[bytes, bytes]
 ) -> tuple[tuple[bytes, bytes], str | None]:
     """The (function, arguments) bytes to send, and the function's digest: the stored ones,

@@ -61,6 +61,7 @@ class WorkerBackend:
     needs_pickle = True
     kernel_owned = False
     workers = 0
+    address: str | None = None  # workers find their jobs in the store folder itself
 
     def start(self, job: LocalJob) -> None:
         """Nothing to start here: the queued `pending` record is the job. The writer commits

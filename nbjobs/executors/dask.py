@@ -1,0 +1,426 @@
+"""The Dask executor: `executor=<dask.distributed.Client>` runs jobs on a Dask cluster.
+
+The only module that imports dask; `Store` imports it when it first sees a client. The
+store, the records, retries, idempotency and time limits stay with nbjobs: this kernel
+moves a job to `running`, hands one Dask task per attempt to the cluster
+(`client.submit(run_attempt, ..., pure=False, key="nbjobs-<id>-<attempt>")`, never Dask's
+`retries=`), and the runner decides what follows an attempt (retry with backoff, fail,
+succeed), exactly as for a process job. A task receives the job's payload bytes, pickled
+once by nbjobs, and runs the call like a process child (`current_job()`, `async def`,
+captured output).
+
+Where the outcome is written. Dask drops the result of a task whose client went away, so a
+task that can reach the store writes the attempt's end itself (result blob, then the state,
+in one compare-and-set transaction that also checks the job is still running this attempt
+for this kernel: a job cancelled or timed out meanwhile keeps its state and the late result
+is dropped). "Reach" means a worker on this machine (SQLite locking is not safe across
+machines on a network file system) that sees the same store folder (same path, same format
+file). The kernel then takes the record from the store. Otherwise (a remote cluster) the
+outcome travels back through the future and the kernel writes it.
+
+Progress and logs. A task that reaches the store writes them to the store directly
+(throttled as for threads), so they keep flowing when the client disconnects or the kernel
+dies. Every task also sends its progress as Dask events (`Worker.log_event`; Dask's Pub/Sub
+is gone) on this kernel's own topic, at most 4 a second per job: the kernel keeps its view
+of the job current with them, and writes them to the store for a remote task. Logs are not
+sent as events (a log snapshot is up to 1 MB and the scheduler keeps its events): a remote
+task's output is stored when its attempt ends.
+
+Cancel and time limits. A job still queued in Dask is cancelled there (`client.cancel`) and
+never runs. A running task cannot be killed (it is a thread of a Dask worker): the job is
+marked cancelled (or failed with `JobTimeout`) at once, and the task stops at its next
+`progress()`/`track()` when it reaches the store (it looks at its record there at most every
+0.25 s); otherwise it runs to its end. Either way its late result is dropped.
+
+A client that closes or disconnects while a task runs: when the cluster's workers reach the
+store (checked once per client), the job stays `running` until the task writes its
+outcome (a `timeout=` bounds that); otherwise it fails with `JobCrashed`. A kernel that
+dies: its Dask jobs are marked `interrupted` by the next process that opens the store, like
+its thread jobs, unless their task wrote its outcome first (that compare-and-set wins and
+the result is kept; resubmitting the key returns it). A task that ends after the marking
+finds the job interrupted and drops its result; `resume()` runs the job again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import os
+import pickle
+import queue
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import distributed
+
+from .. import capture, codec, reporting, states
+from ..clock import SYSTEM
+from ..errors import InvalidArgument, JobCancelled, JobCrashed, JobTimeout, SoftTimeout
+from ..records import JobRecord
+from ..runner import (
+    LocalJob,
+    Outcome,
+    Runner,
+    call_job,
+    ending,
+    failure,
+    load_failure,
+    store_log,
+)
+from ..store import Storage, folder_identity, open_storage, spill
+from ..writer import Call, Sql
+from .processes import with_results
+
+#: Seconds between two looks at the store for the outcome of a task whose client went away.
+POLL = 0.5
+#: Seconds between two looks of a running task at its record (was it cancelled?).
+CHECK_EVERY = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """What one Dask task receives: where the store is, which attempt, the pickled call."""
+
+    store: str
+    identity: tuple[int, int] | None  # `store.folder_identity` of the store, seen here
+    owner: str  # the kernel's owner token: host:pid:start
+    info: reporting.CurrentJob
+    fn: bytes
+    args: bytes
+    log_state: dict[str, Any] | None
+    soft_timeout: float | None
+    topic: str  # the kernel's Dask event topic for the task's progress
+
+
+class DaskExecutor:
+    """One Dask client's jobs for one store (see the module docstring)."""
+
+    name = "dask"
+    needs_pickle = True
+    kernel_owned = True  # this kernel holds the futures and decides what follows each attempt
+    workers = 0  # the cluster's size is Dask's business
+
+    def __init__(self, runner: Runner, client: Any) -> None:
+        """`client`: a `distributed.Client` (typed Any: several of its methods are untyped)."""
+        self._runner = runner
+        self._client = client
+        storage = runner.storage
+        self.address: str | None = getattr(client.scheduler, "address", None)
+        self._identity = folder_identity(storage.path)
+        self._topic = f"nbjobs:{runner.owner}:{storage.path}:{id(self)}"
+        self._running: dict[str, tuple[LocalJob, int, Any]] = {}
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[LocalJob | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        if getattr(client, "asynchronous", False):
+            raise InvalidArgument(
+                "executor: an asynchronous Dask client cannot run nbjobs jobs; pass a "
+                "synchronous one (distributed.Client(address))"
+            )
+        try:
+            reach = client.run(_reaches, str(storage.path), self._identity, runner.owner)
+        except Exception as exc:  # closed, or its workers cannot run nbjobs
+            raise InvalidArgument(
+                f"executor: the Dask client {client!r} cannot run nbjobs tasks "
+                f"({type(exc).__name__}: {exc}); nbjobs must be installed on its workers"
+            ) from exc
+        self.shared = bool(reach) and all(reach.values())  # every worker reaches the store
+        client.subscribe_topic(self._topic, self._on_event)
+
+    @property
+    def connected(self) -> bool:
+        return not self._closed and self._client.status == "running"
+
+    def start(self, job: LocalJob) -> None:
+        """Queue the job; the submitting thread moves it to running and hands it to Dask."""
+        self._queue.put(job)
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="nbjobs-dask", daemon=True)
+                self._thread.start()
+
+    def resize(self, workers: int) -> None:
+        """The size of a Dask cluster is chosen with Dask (`cluster.scale`, adaptive)."""
+
+    def shutdown(self) -> None:
+        """Cancel this store's tasks (their jobs were marked interrupted by the store)."""
+        self._closed = True
+        self._queue.put(None)
+        with self._lock:
+            futures = [future for _, _, future in self._running.values()]
+            self._running.clear()
+        with contextlib.suppress(Exception):  # the client may be closed
+            self._client.unsubscribe_topic(self._topic)
+        with contextlib.suppress(Exception):
+            self._client.cancel(futures)
+
+    def expire(self, job: LocalJob, attempt: int) -> None:
+        """Time limit reached: fail the job now; the task's late result is dropped."""
+        job.timed_out = True
+        self._stop(
+            job,
+            attempt,
+            JobTimeout(
+                f"job {job.rec.id} ({job.rec.name}) ran past its time limit of "
+                f"{job.rec.timeout} s; its Dask task was cancelled (a running one stops at "
+                "its next progress() or track()) and its late result is dropped"
+            ),
+        )
+
+    def cancel_running(self, job: LocalJob) -> bool:
+        """Cancel the job now (called under its lock, so done on the alarm thread)."""
+        job.cancel_requested = True
+        attempt = job.attempt
+        error = JobCancelled(f"job {job.rec.id} was cancelled while running on Dask")
+        clock = self._runner.storage.clock
+        self._runner.alarms.at(clock.now(), lambda: self._stop(job, attempt, error))
+        return True
+
+    def _stop(self, job: LocalJob, attempt: int, error: BaseException) -> None:
+        self._runner.finish(job, failure(error), attempt)
+        with self._lock:
+            entry = self._running.pop(job.rec.id, None)
+        if entry is not None:
+            with contextlib.suppress(Exception):  # the client may be closed
+                self._client.cancel(entry[2])
+
+    # ---------------------------------------------------------------- submitting
+    def _loop(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < 512:
+                    batch.append(self._queue.get_nowait())
+            begun = []
+            for job in batch:
+                if job is None:
+                    return
+                attempt = self._runner.begin(job)
+                if attempt is not None:
+                    begun.append((job, attempt))
+            if begun:
+                self._runner.storage.writer.flush()  # a task reads its `running` record
+                for job, attempt in begun:
+                    self._submit(job, attempt)
+
+    def _submit(self, job: LocalJob, attempt: int) -> None:
+        rec = job.rec
+        if job.cancel_requested or rec.status != states.RUNNING:
+            return  # cancelled since it began: it already ended here
+        payload = job.payload
+        assert payload is not None, "Dask jobs always carry their pickled payload"
+        try:
+            (fn_bytes, args_bytes), _digest = with_results(self._runner, job, payload)
+            task = Task(
+                str(self._runner.storage.path), self._identity, self._runner.owner,
+                reporting.CurrentJob(rec.id, rec.key, rec.name, rec.attempts),
+                fn_bytes, args_bytes, job.log_state, rec.soft_timeout, self._topic,
+            )  # fmt: skip
+            future = self._client.submit(
+                run_attempt, task, key=f"nbjobs-{rec.id}-{rec.attempts}", pure=False
+            )
+        except Exception as exc:  # a closed client, a result it depends on that cannot load
+            self._runner.finish(job, failure(exc), attempt)
+            return
+        with self._lock:
+            self._running[rec.id] = (job, attempt, future)
+        future.add_done_callback(lambda f: self._done(job, attempt, f))
+
+    # ---------------------------------------------------------------- outcomes
+    def _done(self, job: LocalJob, attempt: int, future: Any) -> None:
+        """A task ended (Dask's callback thread)."""
+        with self._lock:
+            entry = self._running.get(job.rec.id)
+            if entry is not None and entry[1] == attempt:
+                del self._running[job.rec.id]
+        if self._closed:
+            return
+        if future.status == "finished":
+            try:
+                reply = future.result()
+            except Exception as exc:
+                reply = failure(exc)
+            if reply is None:  # the task wrote the outcome itself
+                self._adopt(job, attempt)
+            else:
+                self._runner.finish(job, self._landed(job, reply), attempt)
+        elif future.status == "error":
+            self._runner.finish(job, failure(future.exception()), attempt)
+        elif not (job.cancel_requested or job.timed_out or job.attempt != attempt):
+            self._lost(job, attempt)
+
+    def _lost(self, job: LocalJob, attempt: int) -> None:
+        """The client dropped the task (closed, disconnected) while it ran or waited."""
+        if self.shared:
+            self._adopt(job, attempt)
+            return
+        note = (
+            f"job {job.rec.id} ({job.rec.name}): the Dask client was closed or disconnected "
+            "and its workers cannot reach the store to write the outcome themselves"
+        )
+        self._runner.finish(job, failure(JobCrashed(note)), attempt)
+
+    def _adopt(self, job: LocalJob, attempt: int) -> None:
+        """Take the outcome the task wrote to the store; until it is there, look again."""
+        if self._closed or self._runner.adopt(job, attempt):
+            return
+        clock = self._runner.storage.clock
+        self._runner.alarms.at(clock.now() + POLL, lambda: self._adopt(job, attempt))
+
+    def _landed(self, job: LocalJob, outcome: Outcome) -> Outcome:
+        """A remote task's outcome, its large result moved to a file of the store."""
+        if not outcome.ok or outcome.data is None or outcome.file is not None:
+            return outcome
+        data, file = spill(self._runner.storage.blob_dir, f"r:{job.rec.id}", outcome.data)
+        return dataclasses.replace(outcome, data=data, file=file)
+
+    def _on_event(self, event: tuple[float, Any]) -> None:
+        """Progress of a task (in the client's event loop): for this kernel's view of the
+        job, and for the store when the task could not write it there itself."""
+        job_id, attempts, progress, stored = event[1]
+        entry = self._running.get(job_id)
+        if entry is not None and entry[0].rec.attempts == attempts:
+            self._runner.report_progress(entry[0], progress, stored)
+
+
+# -------------------------------------------------------------------- on the Dask worker
+def _reaches(path: str, identity: tuple[int, int] | None, owner: str) -> bool:
+    """Whether this Dask worker can write the store itself (see the module docstring)."""
+    return (
+        identity is not None
+        and owner.partition(":")[0] == os.uname().nodename
+        and folder_identity(Path(path)) == identity
+    )
+
+
+def run_attempt(task: Task) -> Outcome | None:
+    """The body of every Dask task: run one attempt of a job, like a process child.
+
+    Returns None when the outcome was written to the store here (or dropped: the job was
+    cancelled, timed out or interrupted meanwhile), else the `Outcome` for the kernel.
+    """
+    storage = None
+    if _reaches(task.store, task.identity, task.owner):
+        storage = open_storage(Path(task.store))
+        rec = storage.record_by_id(task.info.id)
+        if rec is None:
+            storage = None  # another store at the same path: the kernel writes
+        elif not _ours(rec, task):
+            return None  # cancelled or timed out before it started
+    try:
+        fn = pickle.loads(task.fn)
+        args, kwargs = pickle.loads(task.args)
+    except Exception as exc:
+        outcome = load_failure(exc, "the Dask worker")
+    else:
+        outcome = _call(fn, args, kwargs, task, storage)
+    if storage is None:
+        return outcome
+    try:
+        _write_outcome(storage, task, outcome)
+    except Exception:  # the store cannot be written from here after all: the kernel writes
+        return outcome
+    return None
+
+
+def _call(
+    fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], task: Task, storage: Storage | None
+) -> Outcome:
+    info = task.info
+    worker = distributed.get_worker()  # in this thread: the job's own threads may report
+
+    def progress(body: dict[str, Any]) -> None:
+        if storage is not None:
+            storage.writer.put(Call(_progress_op(storage, task, body)))
+        worker.log_event(task.topic, [info.id, info.attempt, body, storage is not None])
+
+    ctx = reporting.JobContext(info, progress, _checkpoint(task, storage))
+    if storage is None:  # the output so far travels with the outcome
+        ctx.log = capture.LogBuffer(lambda snap: None, task.log_state)
+    else:
+        log = functools.partial(store_log, storage, info.id)
+        ctx.log = capture.LogBuffer(log, _stored_log(storage, info.id))
+    if info.attempt > 1:
+        ctx.log.write(f"--- attempt {info.attempt} ---\n")
+    capture.install(reporting.current_log)
+    return call_job(fn, args, kwargs, None if storage is None else storage.blob_dir, ctx)
+
+
+def _ours(rec: JobRecord | None, task: Task) -> bool:
+    """Whether the job is still running this attempt for the kernel that sent it."""
+    return (
+        rec is not None
+        and rec.status == states.RUNNING
+        and rec.attempts == task.info.attempt
+        and rec.owner == task.owner
+    )
+
+
+def _progress_op(storage: Storage, task: Task, progress: dict[str, Any]) -> Any:
+    """A write of the running job's progress, if it is still ours."""
+
+    def op(sql: Sql) -> None:
+        rec = storage.read_in(sql, task.info.id)
+        if _ours(rec, task):
+            assert rec is not None
+            storage.update(sql, rec.evolve(progress=progress), states.RUNNING)
+
+    return op
+
+
+def _stored_log(storage: Storage, job_id: str) -> dict[str, Any] | None:
+    """The job's output so far (its earlier attempts), as stored."""
+    blob = storage.blob(f"l:{job_id}")
+    return None if blob is None else dict(codec.load_plain(blob))
+
+
+def _checkpoint(task: Task, storage: Storage | None) -> Any:
+    """The task's cooperative point: its soft time limit, and (reaching the store) a look
+    at its record every `CHECK_EVERY` s: cancelled or timed out there, it stops."""
+    start = SYSTEM.monotonic()
+    soft = None if task.soft_timeout is None else start + task.soft_timeout
+    last = [start]
+
+    def check() -> None:
+        now = SYSTEM.monotonic()
+        if soft is not None and now >= soft:
+            raise SoftTimeout(
+                f"job {task.info.id} ({task.info.name}) passed its soft time limit of "
+                f"{task.soft_timeout} s"
+            )
+        if storage is None or now - last[0] < CHECK_EVERY:
+            return
+        last[0] = now
+        if not _ours(storage.record_by_id(task.info.id), task):
+            raise JobCancelled(
+                f"job {task.info.id} ({task.info.name}) was cancelled or ended meanwhile "
+                "(time limit, interrupted); its Dask task stopped here"
+            )
+
+    return check
+
+
+def _write_outcome(storage: Storage, task: Task, outcome: Outcome) -> None:
+    """End the attempt in the store, in one transaction, if the job is still ours."""
+    policy = None
+    if not outcome.ok:
+        payload = storage.blob(f"p:{task.info.id}")
+        policy = codec.payload_policy(payload) if payload is not None else None
+
+    def write(sql: Sql) -> bool:
+        rec = storage.read_in(sql, task.info.id)
+        if not _ours(rec, task):
+            return False
+        assert rec is not None
+        new, blobs = ending(rec, outcome, storage.clock.now(), policy)
+        for key, data, file in blobs:
+            storage.put_blob(sql, key, data, file)
+        return storage.update(sql, new, states.RUNNING)
+
+    if not storage.writer.call(write) and outcome.file is not None:
+        with contextlib.suppress(FileNotFoundError):  # the late result is dropped
+            (storage.blob_dir / outcome.file).unlink()
