@@ -61,6 +61,10 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
+def weigh(x: int, weights: bytes) -> int:
+    return x + len(weights)
+
+
 def who() -> tuple[str, int, int]:
     me = nbjobs.current_job()
     assert me is not None
@@ -252,6 +256,11 @@ def test_map_and_configure_and_task_take_a_client(store: nbjobs.Store, inproc: A
     job = triple.submit(5)
     assert job.result(timeout=30) == 15
     assert job.executor == "dask"
+    weights = bytes(range(256)) * 4096  # 1 MB shared by every job of the map
+    jobs = store.map(weigh, range(5), weights=weights, executor=inproc)
+    assert [j.result(timeout=30) for j in jobs] == [i + len(weights) for i in range(5)]
+    scattered = [k for k in inproc.who_has() if str(k).startswith("bytes-")]
+    assert len(scattered) == 1  # the function and its 1 MB were sent to the cluster once
     with nbjobs.Executor(executor=inproc, store=store.path) as pool:
         assert list(pool.map(add, [1, 2], [3, 4])) == [4, 6]
 

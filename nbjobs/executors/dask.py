@@ -70,7 +70,7 @@ from ..runner import (
     load_failure,
     store_log,
 )
-from ..store import Storage, folder_identity, open_storage, spill
+from ..store import INLINE_LIMIT, Storage, folder_identity, open_storage, spill
 from ..writer import Call, Sql
 from .processes import with_results
 
@@ -78,6 +78,8 @@ from .processes import with_results
 POLL = 0.5
 #: Seconds between two looks of a running task at its record (was it cancelled?).
 CHECK_EVERY = 0.25
+#: Large functions scattered to the cluster kept referenced (the most recent ones).
+KEEP_SCATTERED = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,6 @@ class Task:
     identity: tuple[int, int] | None  # `store.folder_identity` of the store, seen here
     owner: str  # the kernel's owner token: host:pid:start
     info: reporting.CurrentJob
-    fn: bytes
     args: bytes
     log_state: dict[str, Any] | None
     soft_timeout: float | None
@@ -116,6 +117,7 @@ class DaskExecutor:
         self._queue: queue.SimpleQueue[LocalJob | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._scattered: dict[str, Any] = {}  # function digest -> future of its bytes
         if getattr(client, "asynchronous", False):
             raise InvalidArgument(
                 "executor: an asynchronous Dask client cannot run nbjobs jobs; pass a "
@@ -153,6 +155,7 @@ class DaskExecutor:
         with self._lock:
             futures = [future for _, _, future in self._running.values()]
             self._running.clear()
+        self._scattered.clear()
         with contextlib.suppress(Exception):  # the client may be closed
             self._client.unsubscribe_topic(self._topic)
         with contextlib.suppress(Exception):
@@ -214,14 +217,15 @@ class DaskExecutor:
         payload = job.payload
         assert payload is not None, "Dask jobs always carry their pickled payload"
         try:
-            (fn_bytes, args_bytes), _digest = with_results(self._runner, job, payload)
+            (fn_bytes, args_bytes), digest = with_results(self._runner, job, payload)
             task = Task(
                 str(self._runner.storage.path), self._identity, self._runner.owner,
                 reporting.CurrentJob(rec.id, rec.key, rec.name, rec.attempts),
-                fn_bytes, args_bytes, job.log_state, rec.soft_timeout, self._topic,
+                args_bytes, job.log_state, rec.soft_timeout, self._topic,
             )  # fmt: skip
+            fn = self._function(digest, fn_bytes)
             future = self._client.submit(
-                run_attempt, task, key=f"nbjobs-{rec.id}-{rec.attempts}", pure=False
+                run_attempt, task, fn, key=f"nbjobs-{rec.id}-{rec.attempts}", pure=False
             )
         except Exception as exc:  # a closed client, a result it depends on that cannot load
             self._runner.finish(job, failure(exc), attempt)
@@ -229,6 +233,20 @@ class DaskExecutor:
         with self._lock:
             self._running[rec.id] = (job, attempt, future)
         future.add_done_callback(lambda f: self._done(job, attempt, f))
+
+    def _function(self, digest: str | None, fn_bytes: bytes) -> Any:
+        """The function's bytes, or for a large one (a partial carrying a big array, as
+        `map` makes) a future of them scattered once: every task of a map refers to it and
+        each worker fetches it once, instead of the scheduler holding a copy per task."""
+        if digest is None or len(fn_bytes) <= INLINE_LIMIT:
+            return fn_bytes
+        ref = self._scattered.pop(digest, None)
+        if ref is None:
+            ref = self._client.scatter(fn_bytes, hash=False)
+        self._scattered[digest] = ref  # the most recent last
+        while len(self._scattered) > KEEP_SCATTERED:
+            del self._scattered[next(iter(self._scattered))]
+        return ref
 
     # ---------------------------------------------------------------- outcomes
     def _done(self, job: LocalJob, attempt: int, future: Any) -> None:
@@ -297,7 +315,7 @@ def _reaches(path: str, identity: tuple[int, int] | None, owner: str) -> bool:
     )
 
 
-def run_attempt(task: Task) -> Outcome | None:
+def run_attempt(task: Task, fn_bytes: bytes) -> Outcome | None:
     """The body of every Dask task: run one attempt of a job, like a process child.
 
     Returns None when the outcome was written to the store here (or dropped: the job was
@@ -312,7 +330,7 @@ def run_attempt(task: Task) -> Outcome | None:
         elif not _ours(rec, task):
             return None  # cancelled or timed out before it started
     try:
-        fn = pickle.loads(task.fn)
+        fn = pickle.loads(fn_bytes)
         args, kwargs = pickle.loads(task.args)
     except Exception as exc:
         outcome = load_failure(exc, "the Dask worker")
