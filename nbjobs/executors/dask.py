@@ -258,11 +258,13 @@ class DaskExecutor:
         if self._closed:
             return
         if future.status == "finished":
+            if self._runner.adopt(job, attempt):
+                return  # the task wrote the outcome itself: its (None) result is not fetched
             try:
                 reply = future.result()
             except Exception as exc:
                 reply = failure(exc)
-            if reply is None:  # the task wrote the outcome itself
+            if reply is None:  # written or dropped by the task: wait for the store to say
                 self._adopt(job, attempt)
             else:
                 self._runner.finish(job, self._landed(job, reply), attempt)
