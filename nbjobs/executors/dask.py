@@ -158,8 +158,7 @@ class DaskExecutor:
         self._scattered.clear()
         with contextlib.suppress(Exception):  # the client may be closed
             self._client.unsubscribe_topic(self._topic)
-        with contextlib.suppress(Exception):
-            self._client.cancel(futures)
+        self._cancel(futures)
 
     def expire(self, job: LocalJob, attempt: int) -> None:
         """Time limit reached: fail the job now; the task's late result is dropped."""
@@ -188,8 +187,18 @@ class DaskExecutor:
         with self._lock:
             entry = self._running.pop(job.rec.id, None)
         if entry is not None:
+            self._cancel([entry[2]])
+
+    def _cancel(self, futures: list[Any]) -> None:
+        """Cancel Dask futures without waiting: `client.cancel` waits for the scheduler,
+        which may be unreachable, and this runs on the alarm thread (or at close)."""
+
+        def cancel() -> None:
             with contextlib.suppress(Exception):  # the client may be closed
-                self._client.cancel(entry[2])
+                self._client.cancel(futures)
+
+        if futures:
+            threading.Thread(target=cancel, name="nbjobs-dask-cancel", daemon=True).start()
 
     # ---------------------------------------------------------------- submitting
     def _loop(self) -> None:
