@@ -90,7 +90,7 @@ class Store:
         self._backends.update(
             thread=ThreadExecutor(self._runner, workers or _default_workers()),
             process=ProcessExecutor(self._runner, workers or os.cpu_count() or 1),
-            worker=WorkerBackend(),
+            worker=WorkerBackend(self.storage),
         )
         self._dask: dict[int, DaskExecutor] = {}  # one backend per dask.distributed.Client
         self._dask_lock = threading.Lock()

@@ -2,15 +2,16 @@
 
 It runs the jobs submitted with `executor="worker"`, each in a child process of the process
 executor (so retries, time limits, progress, logs and results behave as for
-`executor="process"`). It claims a pending job with a compare-and-set `pending -> running`
-that records its owner token and a lease; every second it renews its heartbeat and the leases
-of the jobs it holds (a failed renewal means the job was cancelled or taken over: its child
-is killed). It fires the store's schedules: each due slot becomes a worker job (see
-nbjobs/recurring.py). It requeues the jobs of workers that died (a dead process on this host
-at once, an expired lease otherwise), at most `CRASH_CAP` times per job. It stops when idle
-for `--idle-timeout` seconds (never while an active schedule is stored), or when asked
-(`nbjobs.stop_worker()`, SIGTERM): running jobs get a short grace, then go back to `pending`
-for another worker. See docs/design.md.
+`executor="process"`). It waits on its doorbell (nbjobs/wakeups.py), rung by whoever commits
+a claimable job, with a slow poll as the fallback. It claims a pending job with a
+compare-and-set `pending -> running` that records its owner token and a lease; every second
+it renews its heartbeat and the leases of the jobs it holds (a failed renewal means the job
+was cancelled or taken over: its child is killed). It fires the store's schedules: each due
+slot becomes a worker job (see nbjobs/recurring.py). It requeues the jobs of workers that
+died (a dead process on this host at once, an expired lease otherwise), at most `CRASH_CAP`
+times per job. It stops when idle for `--idle-timeout` seconds (never while an active
+schedule is stored), or when asked (`nbjobs.stop_worker()`, SIGTERM): running jobs get a
+short grace, then go back to `pending` for another worker. See docs/design.md.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import codec, recurring, refs, states
+from . import codec, recurring, refs, states, wakeups
 from .calls import new_id
 from .errors import DependencyFailed, IllegalTransition, JobCrashed, PayloadLoadError
 from .executors import worker as registry
@@ -40,8 +41,10 @@ log = logging.getLogger("nbjobs.worker")
 #: A job whose worker died is requeued at most this many times, then it fails (JobCrashed).
 CRASH_CAP = 3
 LEASE = 30.0
-_POLL_MIN = 0.05  # seconds between looks at the queue right after finding work
-_POLL_MAX = 0.1  # ... and when idle: a new job waits at most this long for a free worker
+#: Seconds between looks at the queue when no wake-up came: the fallback for a lost one (or a
+#: job made claimable by a kernel-side dependency). Submits, finished jobs, requeues and
+#: hand-backs ring the workers, so a new job normally starts within a millisecond or two.
+POLL = 0.5
 _REAP_EVERY = 1.0
 _LOOK_PAST = 64  # queued jobs still waiting for their dependencies a claim looks past
 
@@ -61,6 +64,7 @@ class Worker:
         idle_timeout: float | None = None,
         lease: float = LEASE,
         worker_id: str | None = None,
+        poll: float = POLL,
     ) -> None:
         self.storage = Storage(path)
         self.clock = self.storage.clock
@@ -69,9 +73,10 @@ class Worker:
         self.slots = slots
         self.idle_timeout = idle_timeout
         self.lease = lease
+        self.poll = poll
         self.beat = min(1.0, lease / 4)
         self.runner = Runner(self.storage, self.owner, self._finished, self._restart, self._expire)
-        self.wake = threading.Event()
+        self.wake = wakeups.Doorbell()
         # A slot is free as soon as a job's outcome is queued: look for the next job then,
         # so that its claim is committed in the same batch as that outcome.
         self.pool = ProcessExecutor(self.runner, slots, after_job=self.wake.set)
@@ -83,12 +88,13 @@ class Worker:
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
         """Serve until idle for `idle_timeout` seconds or asked to stop."""
+        rung = self.wake.listen(wakeups.bell_path(self.storage.path, self.id))
         self._register()
-        log.info("worker %s (pid %d) serving %s with %d slots", self.id, os.getpid(),
-                 self.storage.path, self.slots)  # fmt: skip
+        log.info("worker %s (pid %d) serving %s with %d slots (%s)", self.id, os.getpid(),
+                 self.storage.path, self.slots,
+                 "woken by submits" if rung else "polling only")  # fmt: skip
         mono = self.clock.monotonic
         next_beat = next_reap = idle_since = mono()
-        delay = _POLL_MIN
         while not self.stopping:
             now = mono()
             if now >= next_reap:
@@ -105,9 +111,7 @@ class Worker:
                 log.info("idle for %s s: stopping", self.idle_timeout)
                 self.stop_grace = 0.0
                 break
-            delay = _POLL_MIN if claimed else min(delay * 1.5, _POLL_MAX)
-            self.wake.wait(delay)
-            self.wake.clear()
+            self.wake.wait(min(self.poll, max(0.0, min(next_beat, next_reap) - mono())))
         if self.stop_grace is None:  # a signal: the grace asked in the store, if any
             self.stop_grace = self.storage.writer.call(
                 lambda sql: registry.requested_grace(sql, self.id)
@@ -157,12 +161,12 @@ class Worker:
         now = self.clock.now()
         storage = self.storage
 
-        def claim(sql: Sql) -> list[JobRecord]:
+        def claim(sql: Sql) -> tuple[list[JobRecord], bool]:
             won: list[JobRecord] = []
             # Jobs waiting for their dependencies stay queued: look past a few of them.
             for rec in storage.worker_queue(free + _LOOK_PAST, sql):
                 if len(won) == free:
-                    break
+                    return won, True
                 if rec.deps:
                     problem = refs.dependency_problem(rec, lambda i: storage.read_in(sql, i))
                     if problem == refs.WAITING:
@@ -178,9 +182,11 @@ class Worker:
                 )
                 if storage.update(sql, new, states.PENDING):
                     won.append(new)
-            return won
+            return won, False
 
-        won: list[JobRecord] = storage.writer.call(claim)
+        won, more = storage.writer.call(claim)
+        if more:  # this worker is full: another may have a free slot for the rest
+            registry.ring_others(storage, self.id)
         for rec in won:
             local = self._hold(rec)
             if local is not None:
@@ -288,10 +294,13 @@ class Worker:
                         storage.put_blob(sql, key, data, file)
                     log.info("job %s of dead worker %s: now %s", rec.id, rec.owner, new.status)
             for wid in gone:
-                registry.deregister(sql, wid)
+                registry.deregister(sql, storage, wid)
             return adopted
 
-        for rec in storage.writer.call(requeue):
+        adopted = storage.writer.call(requeue)
+        if orphans:
+            registry.ring_others(storage, self.id)
+        for rec in adopted:
             local = self._hold(rec)
             if local is not None:
                 when = rec.retry_at or now
@@ -325,10 +334,10 @@ class Worker:
                 self._heartbeat("stopping")
                 next_beat = mono() + self.beat
             self.wake.wait(min(0.05, max(0.0, deadline - mono())))
-            self.wake.clear()
+        self.wake.close()
         self._hand_back()
         self.pool.shutdown()
-        self.storage.writer.call(lambda sql: registry.deregister(sql, self.id))
+        self.storage.writer.call(lambda sql: registry.deregister(sql, self.storage, self.id))
         self.storage.close()
         log.info("worker %s stopped", self.id)
 
@@ -360,6 +369,7 @@ class Worker:
                 self.storage.writer.put(Cas(new, rec.status))
                 log.info("job %s handed back (%s)", rec.id, new.status)
         self.storage.writer.flush()
+        registry.ring_others(self.storage, self.id)
 
 
 def _orphaned(rec: JobRecord, now: float) -> bool:
@@ -427,7 +437,9 @@ def serve(store: str, opts: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s nbjobs worker %(process)d: %(message)s"
     )
-    worker = Worker(store, opts.workers, opts.idle_timeout, opts.lease, opts.id)
+    # NBJOBS_WORKER_POLL: a test's way to show that wake-ups, not the poll, start jobs.
+    poll = float(os.environ.get("NBJOBS_WORKER_POLL") or POLL)
+    worker = Worker(store, opts.workers, opts.idle_timeout, opts.lease, opts.id, poll)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, worker.on_signal)
     worker.run()

@@ -2,8 +2,10 @@
 
 A job submitted with `executor="worker"` is written `pending` with no owner (committed by the
 writer as any other submit); a worker process (`python -m nbjobs.worker`, nbjobs/worker.py)
-claims it. Workers register in the `nbjobs_workers` table, one row each, renewed by their
-heartbeat; a stop request is a value in that row (and SIGTERM when on this host).
+claims it. Once the writer has committed it, the workers of this host are rung (see
+nbjobs/wakeups.py), one wake-up per writer batch, so they claim it at once rather than at
+their next poll. Workers register in the `nbjobs_workers` table, one row each, renewed by
+their heartbeat; a stop request is a value in that row (and SIGTERM when on this host).
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import wakeups
 from ..clock import SYSTEM
 from ..errors import InvalidArgument, StoreError, WaitTimeout
 from ..runner import LocalJob
 from ..store import Storage, owner_alive
-from ..writer import Sql
+from ..writer import Call, Sql
 
 #: Seconds a stopping worker lets its running jobs finish before handing them back.
 STOP_GRACE = 5.0
@@ -63,9 +66,35 @@ class WorkerBackend:
     workers = 0
     address: str | None = None  # workers find their jobs in the store folder itself
 
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._lock = threading.Lock()
+        self._ringing = False  # a wake-up is queued behind the writes of earlier jobs
+        self._again = False  # and more jobs were queued after it: ring once more
+
     def start(self, job: LocalJob) -> None:
-        """Nothing to start here: the queued `pending` record is the job. The writer commits
-        it with its next batch (normally within a millisecond) and a worker claims it."""
+        """The queued `pending` record is the job: once the writer has committed it (with
+        its next batch, normally within a millisecond) the workers are rung to claim it.
+        One wake-up serves every job queued before it: a map of 10,000 jobs rings about
+        once per writer batch, not once per job."""
+        with self._lock:
+            if self._ringing:
+                self._again = True
+                return
+            self._ringing = True
+        self._queue_ring()
+
+    def _queue_ring(self) -> None:
+        # Queued after the job's write: its callback runs once that write is committed.
+        self._storage.writer.put(Call(lambda sql: bells(self._storage, sql)), self._rang)
+
+    def _rang(self, paths: list[Path] | None, _error: BaseException | None) -> None:
+        wakeups.ring(paths or ())
+        with self._lock:
+            again, self._again = self._again, False
+            self._ringing = again
+        if again:
+            self._queue_ring()
 
     def resize(self, workers: int) -> None:
         """A detached worker's size is chosen by `start_worker(workers=...)`."""
@@ -110,8 +139,24 @@ def requested_grace(sql: Sql, worker_id: str) -> float | None:
     return None if row is None or row[0] is None else float(row[0])
 
 
-def deregister(sql: Sql, worker_id: str) -> None:
+def deregister(sql: Sql, storage: Storage, worker_id: str) -> None:
+    """Forget a worker that is gone: its row and its wake-up socket."""
     sql("DELETE FROM nbjobs_workers WHERE id = ?", (worker_id,))
+    wakeups.bell_path(storage.path, worker_id).unlink(missing_ok=True)
+
+
+def bells(storage: Storage, sql: Sql | None = None, but: str | None = None) -> list[Path]:
+    """The wake-up sockets of the workers registered on this host (but `but`)."""
+    rows = (sql or storage._sql)(
+        "SELECT id FROM nbjobs_workers WHERE host = ? AND state = 'running'",
+        (os.uname().nodename,),
+    ).fetchall()
+    return [wakeups.bell_path(storage.path, wid) for (wid,) in rows if wid != but]
+
+
+def ring_others(storage: Storage, worker_id: str) -> None:
+    """Wake the other workers of this host: claimable jobs were just committed."""
+    wakeups.ring(bells(storage, but=worker_id))
 
 
 def list_workers(storage: Storage) -> list[WorkerInfo]:
@@ -237,7 +282,7 @@ def _wait_gone(storage: Storage, chosen: list[WorkerInfo], timeout: float | None
 
             def forget(sql: Sql) -> None:
                 for w in chosen:
-                    deregister(sql, w.id)
+                    deregister(sql, storage, w.id)
 
             storage.writer.call(forget)
             return
