@@ -1,10 +1,11 @@
 """Wake-ups for detached workers: a datagram that says "look at the queue now".
 
-Each live worker listens on a Unix datagram socket, `<store>/workers/<worker id>.sock`; a
-process that has just committed claimable worker jobs rings the workers of its host (one
-empty datagram each, never blocking, errors ignored). A wake-up is only a hint: a lost one
-delays a job to the worker's next poll, it never loses it. Where Unix sockets are missing
-(or the socket path is too long for the platform) a worker just polls.
+Each live worker listens on a Unix datagram socket, `<store>/workers/<worker id>.sock` (on
+Linux, when that path is too long for a socket address, an abstract socket named after the
+worker); a process that has just committed claimable worker jobs rings the workers of its
+host (one empty datagram each, never blocking, errors ignored). A wake-up is only a hint: a
+lost one delays a job to the worker's next poll, it never loses it. Where Unix sockets are
+missing a worker just polls.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
+import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,44 +22,57 @@ _UNIX = hasattr(socket, "AF_UNIX")
 _PATH_MAX = 100  # sun_path holds 104 (macOS) to 108 (Linux) bytes, the final NUL included
 
 
-def bell_path(store: Path, worker_id: str) -> Path:
-    """Where the worker `worker_id` of the store at `store` listens."""
-    return store / "workers" / f"{worker_id}.sock"
+def address(store: Path, worker_id: str) -> str | None:
+    """Where the worker `worker_id` of the store at `store` listens (None: nowhere)."""
+    path = str(store / "workers" / f"{worker_id}.sock")
+    if len(path.encode()) <= _PATH_MAX:
+        return path
+    return f"\0nbjobs-{worker_id}" if sys.platform == "linux" else None
+
+
+def forget(addr: str | None) -> None:
+    """Remove the socket file at `addr`, if it is one (a worker that is gone)."""
+    if addr is not None and not addr.startswith("\0"):
+        Path(addr).unlink(missing_ok=True)
 
 
 class Doorbell:
     """What a worker waits on: wake-ups from other processes and from its own threads.
 
     >>> bell = Doorbell()
-    >>> bell.listen(Path("/tmp/store/workers/w1.sock"))   # doctest: +SKIP
-    >>> bell.set(); bell.wait(1.0)
+    >>> bell.listen(address(Path("/tmp/store"), "w1"))      # doctest: +SKIP
+    True
+    >>> ring(["/tmp/store/workers/w1.sock"])                 # another process
+    >>> bell.wait(30.0)                                      # doctest: +SKIP
     True
     """
 
     def __init__(self) -> None:
         self._event = threading.Event()  # the wake-up of a thread of this process
         self._sock: socket.socket | None = None
-        self._path: Path | None = None
+        self._addr: str | None = None
         self._pair: tuple[socket.socket, socket.socket] | None = None
         if _UNIX:  # so that a thread's wake-up ends a select() on the socket
             self._pair = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
             for end in self._pair:
                 end.setblocking(False)
 
-    def listen(self, path: Path) -> bool:
-        """Bind the socket other processes ring; False (polling only) when that cannot be."""
-        if not _UNIX or len(str(path).encode()) > _PATH_MAX:
+    def listen(self, addr: str | None) -> bool:
+        """Bind the socket other processes ring at `addr` (see `address`); False (polling
+        only) when that cannot be."""
+        if not _UNIX or addr is None:
             return False
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
-            path.parent.mkdir(mode=0o700, exist_ok=True)
-            path.unlink(missing_ok=True)  # a stale socket of a worker that had this id
-            sock.bind(str(path))
+            if not addr.startswith("\0"):
+                Path(addr).parent.mkdir(mode=0o700, exist_ok=True)
+                forget(addr)  # a stale socket of a worker that had this id
+            sock.bind(addr)
         except OSError:
             sock.close()
             return False
         sock.setblocking(False)
-        self._sock, self._path = sock, path
+        self._sock, self._addr = sock, addr
         return True
 
     def set(self) -> None:
@@ -85,21 +100,20 @@ class Doorbell:
         for sock in (self._sock, *(self._pair or ())):
             if sock is not None:
                 sock.close()
-        if self._path is not None:
-            self._path.unlink(missing_ok=True)
-        self._sock = self._path = self._pair = None
+        forget(self._addr)
+        self._sock = self._addr = self._pair = None
 
 
-def ring(paths: Iterable[Path]) -> None:
-    """Send a wake-up to the workers listening at `paths`; a missing or stale socket, a
+def ring(addrs: Iterable[str]) -> None:
+    """Send a wake-up to the workers listening at `addrs`; a missing or stale socket, a
     full buffer or a platform without Unix sockets is ignored (the workers' poll remains)."""
     if not _UNIX:
         return
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
-        for path in paths:
+        for addr in addrs:
             with contextlib.suppress(OSError):
-                sock.sendto(b"", str(path))
+                sock.sendto(b"", addr)
 
 
 def _drain(sock: socket.socket) -> None:

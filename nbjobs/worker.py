@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import math
 import os
 import signal
 import sys
@@ -45,6 +46,7 @@ LEASE = 30.0
 #: job made claimable by a kernel-side dependency). Submits, finished jobs, requeues and
 #: hand-backs ring the workers, so a new job normally starts within a millisecond or two.
 POLL = 0.5
+_LOOK_MIN = 0.05  # seconds: a schedule that stays due (say, unwritable) must not spin the loop
 _REAP_EVERY = 1.0
 _LOOK_PAST = 64  # queued jobs still waiting for their dependencies a claim looks past
 
@@ -88,30 +90,33 @@ class Worker:
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
         """Serve until idle for `idle_timeout` seconds or asked to stop."""
-        rung = self.wake.listen(wakeups.bell_path(self.storage.path, self.id))
+        rung = self.wake.listen(wakeups.address(self.storage.path, self.id))
         self._register()
         log.info("worker %s (pid %d) serving %s with %d slots (%s)", self.id, os.getpid(),
                  self.storage.path, self.slots,
                  "woken by submits" if rung else "polling only")  # fmt: skip
         mono = self.clock.monotonic
-        next_beat = next_reap = idle_since = mono()
+        next_beat = next_reap = next_look = idle_since = mono()
+        woken = True
         while not self.stopping:
             now = mono()
             if now >= next_reap:
-                self.reap()
+                woken = self.reap() or woken  # requeued jobs: claim them
                 next_reap = now + _REAP_EVERY
             if now >= next_beat:
                 self._heartbeat("running")
                 next_beat = now + self.beat
-            scheduled = self._fire_schedules()
-            claimed = self._claim()
-            if claimed or self.held or scheduled:  # an active schedule keeps it serving
-                idle_since = now
-            elif self.idle_timeout is not None and now - idle_since >= self.idle_timeout:
-                log.info("idle for %s s: stopping", self.idle_timeout)
-                self.stop_grace = 0.0
-                break
-            self.wake.wait(min(self.poll, max(0.0, min(next_beat, next_reap) - mono())))
+            if woken or now >= next_look:  # rung, a slot freed, or the fallback poll
+                due_in = self._fire_schedules()
+                claimed = self._claim()
+                next_look = now + min(self.poll, max(_LOOK_MIN, due_in))
+                if claimed or self.held or due_in < math.inf:  # a schedule keeps it serving
+                    idle_since = now
+                elif self.idle_timeout is not None and now - idle_since >= self.idle_timeout:
+                    log.info("idle for %s s: stopping", self.idle_timeout)
+                    self.stop_grace = 0.0
+                    break
+            woken = self.wake.wait(max(0.0, min(next_look, next_beat, next_reap) - mono()))
         if self.stop_grace is None:  # a signal: the grace asked in the store, if any
             self.stop_grace = self.storage.writer.call(
                 lambda sql: registry.requested_grace(sql, self.id)
@@ -139,16 +144,17 @@ class Worker:
         self.storage.writer.call(lambda sql: registry.register(sql, row))
 
     # ------------------------------------------------------------------ schedules
-    def _fire_schedules(self) -> bool:
+    def _fire_schedules(self) -> float:
         """Queue the firings of the schedules that are due (one index read when none is);
-        True while the store holds an active schedule."""
+        returns the seconds until the next one is due (inf: the store has no active one)."""
         due_at = self.storage.earliest_schedule()
         if due_at is None:
-            return False
+            return math.inf
         now = self.clock.now()
         if due_at <= now:
             recurring.fire_due(self.storage, now)
-        return True
+            due_at = self.storage.earliest_schedule()
+        return math.inf if due_at is None else max(0.0, due_at - now)
 
     # ------------------------------------------------------------------ claiming
     def _claim(self) -> int:
@@ -266,9 +272,10 @@ class Worker:
         log.info("job %s was cancelled or taken over: stopped here", local.rec.id)
 
     # ------------------------------------------------------------------ reaping
-    def reap(self) -> None:
+    def reap(self) -> bool:
         """Requeue running jobs of dead workers (a crash: `crashes + 1`, failed past the cap)
-        and adopt their retrying jobs; forget the rows of dead workers."""
+        and adopt their retrying jobs; forget the rows of dead workers. True if it found
+        orphaned jobs."""
         now = self.clock.now()
         orphans = [
             rec
@@ -277,7 +284,7 @@ class Worker:
         ]
         gone = registry.dead_here(self.storage)
         if not orphans and not gone:
-            return
+            return False
         storage = self.storage
 
         def requeue(sql: Sql) -> list[JobRecord]:
@@ -305,6 +312,7 @@ class Worker:
             if local is not None:
                 when = rec.retry_at or now
                 self.runner.alarms.at(when, functools.partial(self._restart, local))
+        return bool(orphans)
 
     # ------------------------------------------------------------------ runner hooks
     def _finished(self, local: LocalJob, error: BaseException | None) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 import nbjobs
+from nbjobs.executors.worker import bells
 from nbjobs.store import owner_alive
 
 pytestmark = pytest.mark.timeout(180)
@@ -515,3 +516,91 @@ def test_a_worker_fails_a_job_whose_dependency_failed_without_running_it(
     with pytest.raises(nbjobs.DependencyFailed, match="ZeroDivisionError"):
         dependent.result(timeout=60)
     assert dependent.attempts == 0
+
+
+# --------------------------------------------------------------------------- wake-ups
+def test_a_submit_wakes_a_worker_whose_poll_is_long(
+    store: nbjobs.Store, start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NBJOBS_WORKER_POLL", "60")  # the fallback poll: far beyond the deadline
+    start(workers=1)
+    deadline = time.monotonic() + 30
+    for i in range(3):  # each after the worker went back to waiting: only a wake-up starts it
+        job = store.submit(double, i, executor="worker")
+        assert job.result(timeout=max(0.0, deadline - time.monotonic())) == 2 * i
+
+
+def test_a_stale_socket_of_a_dead_worker_breaks_nothing_and_is_cleaned_up(
+    store: nbjobs.Store, start: Start, wait_for: Callable[..., Any]
+) -> None:
+    dead = start(workers=1)
+    bell = store.path / "workers" / f"{dead.id}.sock"
+    assert bell.exists()
+    os.kill(dead.pid, signal.SIGKILL)
+    wait_for(lambda: not alive(dead.pid))
+    assert bell.exists() and str(bell) in bells(store.storage)  # a submit rings it
+    jobs = store.map(double, range(5), executor="worker")  # rings the dead worker's socket
+    start(workers=1)
+    assert [j.result(timeout=60) for j in jobs] == [0, 2, 4, 6, 8]
+    wait_for(lambda: not bell.exists())  # reaped with the dead worker's row
+
+
+def test_a_worker_finds_jobs_by_polling_when_wake_ups_are_lost(
+    store: nbjobs.Store, start: Start, wait_for: Callable[..., Any]
+) -> None:
+    info = start(workers=1)
+    bell = store.path / "workers" / f"{info.id}.sock"
+    bell.unlink()
+    job = store.submit(double, 4, executor="worker")
+    assert job.result(timeout=60) == 8
+
+
+def test_a_worker_stopped_removes_its_socket(store: nbjobs.Store, start: Start) -> None:
+    info = start(workers=1)
+    bell = store.path / "workers" / f"{info.id}.sock"
+    assert bell.exists()
+    store.stop_worker(info.id, grace=0)
+    assert not bell.exists()
+
+
+def test_a_submit_wakes_every_worker(
+    store: nbjobs.Store, start: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    wait_for: Callable[..., Any],
+) -> None:  # fmt: skip
+    monkeypatch.setenv("NBJOBS_WORKER_POLL", "60")
+    start(workers=1)
+    start(workers=1)
+    folder, gate = tmp_path / "runs", tmp_path / "gate"
+    folder.mkdir()
+    jobs = [
+        store.submit(attempt_marker, str(folder), str(gate), executor="worker") for _ in range(2)
+    ]
+    wait_for(lambda: len(runs(folder)) == 2, timeout=30)  # one on each worker
+    gate.touch()
+    assert [j.result(timeout=30) for j in jobs] == [1, 1]
+
+
+def marker_after(_dependency: int, folder: str, gate: str) -> int:
+    return attempt_marker(folder, gate)
+
+
+def test_a_full_worker_wakes_another_for_the_jobs_it_cannot_take(
+    store: nbjobs.Store, start: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    wait_for: Callable[..., Any],
+) -> None:  # fmt: skip
+    monkeypatch.setenv("NBJOBS_WORKER_POLL", "60")
+    first, gate, later, gate2 = tmp_path / "a", tmp_path / "gate", tmp_path / "b", tmp_path / "g2"
+    first.mkdir()
+    later.mkdir()
+    start(workers=1)
+    start(workers=1)
+    dep = store.submit(attempt_marker, str(first), str(gate), executor="worker")
+    wait_for(lambda: runs(first), timeout=30)
+    jobs = [
+        store.submit(marker_after, dep, str(later), str(gate2), executor="worker") for _ in range(2)
+    ]
+    store.flush()
+    gate.touch()  # the worker that ran `dep` takes one dependent and rings the other
+    wait_for(lambda: len(runs(later)) == 2, timeout=30)
+    gate2.touch()
+    assert [j.result(timeout=30) for j in jobs] == [1, 1]

@@ -88,8 +88,8 @@ class WorkerBackend:
         # Queued after the job's write: its callback runs once that write is committed.
         self._storage.writer.put(Call(lambda sql: bells(self._storage, sql)), self._rang)
 
-    def _rang(self, paths: list[Path] | None, _error: BaseException | None) -> None:
-        wakeups.ring(paths or ())
+    def _rang(self, addrs: list[str] | None, _error: BaseException | None) -> None:
+        wakeups.ring(addrs or ())
         with self._lock:
             again, self._again = self._again, False
             self._ringing = again
@@ -142,16 +142,17 @@ def requested_grace(sql: Sql, worker_id: str) -> float | None:
 def deregister(sql: Sql, storage: Storage, worker_id: str) -> None:
     """Forget a worker that is gone: its row and its wake-up socket."""
     sql("DELETE FROM nbjobs_workers WHERE id = ?", (worker_id,))
-    wakeups.bell_path(storage.path, worker_id).unlink(missing_ok=True)
+    wakeups.forget(wakeups.address(storage.path, worker_id))
 
 
-def bells(storage: Storage, sql: Sql | None = None, but: str | None = None) -> list[Path]:
-    """The wake-up sockets of the workers registered on this host (but `but`)."""
+def bells(storage: Storage, sql: Sql | None = None, but: str | None = None) -> list[str]:
+    """The wake-up addresses of the running workers registered on this host (but `but`)."""
     rows = (sql or storage._sql)(
         "SELECT id FROM nbjobs_workers WHERE host = ? AND state = 'running'",
         (os.uname().nodename,),
     ).fetchall()
-    return [wakeups.bell_path(storage.path, wid) for (wid,) in rows if wid != but]
+    found = (wakeups.address(storage.path, wid) for (wid,) in rows if wid != but)
+    return [addr for addr in found if addr is not None]
 
 
 def ring_others(storage: Storage, worker_id: str) -> None:

@@ -1,0 +1,101 @@
+"""nbjobs.wakeups: the doorbell detached workers wait on, rung by other processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+import nbjobs
+from nbjobs import wakeups
+from nbjobs.executors import worker as registry
+from nbjobs.writer import Call
+
+
+@pytest.fixture
+def bell(tmp_path: Path):  # type: ignore[no-untyped-def]
+    doorbell = wakeups.Doorbell()
+    addr = wakeups.address(tmp_path, "w1")
+    assert doorbell.listen(addr)
+    yield doorbell, addr
+    doorbell.close()
+
+
+def test_another_process_rings_the_doorbell(bell) -> None:  # type: ignore[no-untyped-def]
+    doorbell, addr = bell
+    assert not doorbell.wait(0)
+    code = f"from nbjobs import wakeups; wakeups.ring([{addr!r}])"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert doorbell.wait(30)
+    assert not doorbell.wait(0)  # one wake-up, consumed
+
+
+def test_a_thread_of_the_worker_sets_it(bell) -> None:  # type: ignore[no-untyped-def]
+    doorbell, _ = bell
+    threading.Thread(target=doorbell.set).start()
+    assert doorbell.wait(30)
+
+
+def test_ringing_nobody_or_a_stale_socket_is_ignored(tmp_path: Path) -> None:
+    stale = tmp_path / "stale.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(stale))
+    assert stale.exists()
+    wakeups.ring([str(stale), str(tmp_path / "missing.sock")])
+
+
+def test_listening_replaces_a_stale_socket_and_close_removes_it(tmp_path: Path) -> None:
+    addr = wakeups.address(tmp_path, "w2")
+    assert addr is not None
+    old = wakeups.Doorbell()
+    assert old.listen(addr)
+    new = wakeups.Doorbell()
+    assert new.listen(addr)  # the old one's file (as if its worker died) is replaced
+    wakeups.ring([addr])
+    assert new.wait(30)
+    new.close()
+    assert not Path(addr).exists()
+    old.close()
+
+
+def test_a_store_path_too_long_for_a_socket_file_uses_an_abstract_socket() -> None:
+    long = Path("/" + "x" * 120)
+    addr = wakeups.address(long, "w3")
+    if sys.platform != "linux":
+        assert addr is None
+        return
+    assert addr == "\0nbjobs-w3"
+    doorbell = wakeups.Doorbell()
+    try:
+        assert doorbell.listen(addr)
+        wakeups.ring([addr])
+        assert doorbell.wait(30)
+    finally:
+        doorbell.close()
+
+
+def test_many_submits_ring_once_per_writer_batch_not_per_job(
+    store: nbjobs.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rung: list[list[str]] = []
+    monkeypatch.setattr(wakeups, "ring", lambda addrs: rung.append(list(addrs)))
+    registry_row = {
+        "id": "w9", "owner": "elsewhere:1:1", "host": os.uname().nodename, "pid": 1,
+        "started_at": 0.0,
+        "heartbeat_at": 0.0, "slots": 1, "running": 0, "state": "running", "cwd": "/",
+        "lease": 30.0,
+    }  # fmt: skip
+    store.storage.writer.call(lambda sql: registry.register(sql, registry_row))
+    gate = threading.Event()
+    store.storage.writer.put(Call(lambda sql: gate.wait(30)))  # holds the writer
+    for i in range(300):
+        store.submit(abs, -i, executor="worker")
+    gate.set()
+    store.flush()
+    assert 1 <= len(rung) <= 2  # the 300 inserts and the wake-up share one batch
+    assert rung[0] == [wakeups.address(store.path, "w9")]
