@@ -52,6 +52,7 @@ class Doorbell:
         self._sock: socket.socket | None = None
         self._addr: str | None = None
         self._pair: tuple[socket.socket, socket.socket] | None = None
+        self._selecting = False  # only a blocked select() needs a thread's datagram
         if _UNIX:  # so that a thread's wake-up ends a select() on the socket
             self._pair = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
             for end in self._pair:
@@ -79,7 +80,7 @@ class Doorbell:
         """Wake `wait` from another thread of this process (thread-safe, never blocks)."""
         self._event.set()
         pair = self._pair
-        if pair is not None:
+        if self._selecting and pair is not None:
             with contextlib.suppress(OSError):  # full (a wake-up is pending) or closed
                 pair[1].send(b"")
 
@@ -89,8 +90,13 @@ class Doorbell:
             woken = self._event.wait(timeout)
         else:
             socks = [self._pair[0]] if self._sock is None else [self._pair[0], self._sock]
-            woken = self._event.is_set() or bool(select.select(socks, [], [], timeout)[0])
-            for sock in socks:
+            self._selecting = True  # before the check: `set` then sees it or we see its flag
+            try:
+                ready = [] if self._event.is_set() else select.select(socks, [], [], timeout)[0]
+            finally:
+                self._selecting = False
+            woken = bool(ready) or self._event.is_set()
+            for sock in ready:
                 _drain(sock)
         self._event.clear()
         return woken
@@ -107,7 +113,8 @@ class Doorbell:
 def ring(addrs: Iterable[str]) -> None:
     """Send a wake-up to the workers listening at `addrs`; a missing or stale socket, a
     full buffer or a platform without Unix sockets is ignored (the workers' poll remains)."""
-    if not _UNIX:
+    addrs = list(addrs)
+    if not _UNIX or not addrs:
         return
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)

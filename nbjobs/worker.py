@@ -208,8 +208,9 @@ class Worker:
         local.claimed = rec.status == states.RUNNING
         with self.lock:
             self.held[rec.id] = local
-        fn_blob = self.storage.blob(f"f:{rec.fn_digest}") if rec.fn_digest else None
-        payload = self.storage.blob(f"p:{rec.id}")
+        found = self.storage.blobs([f"f:{rec.fn_digest}", f"p:{rec.id}", f"l:{rec.id}"])
+        fn_blob = found.get(f"f:{rec.fn_digest}") if rec.fn_digest else None
+        payload = found.get(f"p:{rec.id}")
         try:
             if fn_blob is None or payload is None:
                 raise PayloadLoadError(f"job {rec.id} ({rec.name}) has lost its payload")
@@ -221,7 +222,7 @@ class Worker:
             broken = failure(exc)
             self.runner.run(local, lambda _job: broken)
             return None
-        logs = self.storage.blob(f"l:{rec.id}")
+        logs = found.get(f"l:{rec.id}")
         local.log_state = None if logs is None else codec.load_plain(logs)
         return local
 
