@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,17 +18,20 @@ from nbjobs import wakeups
 from nbjobs.executors import worker as registry
 from nbjobs.writer import Call
 
+Bell = tuple[wakeups.Doorbell, str]
+
 
 @pytest.fixture
-def bell(tmp_path: Path):  # type: ignore[no-untyped-def]
+def bell(tmp_path: Path) -> Iterator[Bell]:
+    """A doorbell listening at its socket file in `tmp_path`, closed after the test."""
     doorbell = wakeups.Doorbell()
     addr = wakeups.address(tmp_path, "w1")
-    assert doorbell.listen(addr)
+    assert addr is not None and doorbell.listen(addr)
     yield doorbell, addr
     doorbell.close()
 
 
-def test_another_process_rings_the_doorbell(bell) -> None:  # type: ignore[no-untyped-def]
+def test_another_process_rings_the_doorbell(bell: Bell) -> None:
     doorbell, addr = bell
     assert not doorbell.wait(0)
     code = f"from nbjobs import wakeups; wakeups.ring([{addr!r}])"
@@ -35,10 +40,17 @@ def test_another_process_rings_the_doorbell(bell) -> None:  # type: ignore[no-un
     assert not doorbell.wait(0)  # one wake-up, consumed
 
 
-def test_a_thread_of_the_worker_sets_it(bell) -> None:  # type: ignore[no-untyped-def]
+def test_a_thread_of_the_worker_sets_it_while_it_waits(bell: Bell) -> None:
     doorbell, _ = bell
-    threading.Thread(target=doorbell.set).start()
+    timer = threading.Timer(0.05, doorbell.set)  # most likely once wait() is in select()
+    timer.start()
+    began = time.monotonic()
+    assert doorbell.wait(60)
+    assert time.monotonic() - began < 30  # woken, not timed out
+    timer.join()
+    doorbell.set()  # before the wait: a flag, no datagram
     assert doorbell.wait(30)
+    assert not doorbell.wait(0)
 
 
 def test_ringing_nobody_or_a_stale_socket_is_ignored(tmp_path: Path) -> None:
