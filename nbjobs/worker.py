@@ -191,12 +191,12 @@ class Worker:
             return won, False
 
         won, more = storage.writer.call(claim)
-        if more:  # this worker is full: another may have a free slot for the rest
-            registry.ring_others(storage, self.id)
         for rec in won:
             local = self._hold(rec)
             if local is not None:
                 self.pool.start(local)
+        if more:  # this worker is full: another may have a free slot for the rest
+            registry.ring_others(storage, self.id)
         return len(won)
 
     def _hold(self, rec: JobRecord) -> LocalJob | None:
