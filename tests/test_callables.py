@@ -113,12 +113,13 @@ def run_when_gate_opens(gate):
 
 store = nbjobs.Store(sys.argv[1])
 gate = sys.argv[2]
-job = store.submit(run_when_gate_opens, gate)
+job = store.submit(run_when_gate_opens, gate, executor=sys.argv[3])
 deadline = time.monotonic() + 30
 while job.status != "running":
     assert time.monotonic() < deadline, "job never started"
     time.sleep(0.01)
-threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+# As Jupyter's stop button does: SIGINT to the kernel's whole process group.
+threading.Timer(0.3, os.killpg, (os.getpgid(0), signal.SIGINT)).start()
 try:
     job.result(timeout=30)
 except KeyboardInterrupt:
@@ -132,12 +133,17 @@ store.close()
 
 
 @pytest.mark.slow
-def test_interrupting_a_blocked_result_interrupts_the_wait_not_the_job(tmp_path: Path) -> None:
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_interrupting_a_blocked_result_interrupts_the_wait_not_the_job(
+    tmp_path: Path, executor: str
+) -> None:
+    script = [sys.executable, "-c", textwrap.dedent(SCRIPT), str(tmp_path / "s")]
     out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(SCRIPT), str(tmp_path / "s"), str(tmp_path / "g")],
+        [*script, str(tmp_path / "g"), executor],
         capture_output=True,
         text=True,
         timeout=120,
+        start_new_session=True,  # its own process group, as a kernel has
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["interrupted-wait running", "result survived"], out.stderr

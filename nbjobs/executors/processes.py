@@ -45,6 +45,10 @@ class ChildProcess:
             pass_fds=[fd],
             cwd=os.getcwd(),
             stdin=subprocess.DEVNULL,
+            # Its own process group: the kernel's stop button (SIGINT to the kernel's group)
+            # and Ctrl-C in a terminal interrupt the wait, never the job. It still dies
+            # with this process (PDEATHSIG, see _child).
+            process_group=0,
         )
         theirs.close()
         conn = Connection(ours.detach())
