@@ -9,6 +9,7 @@ returns the seconds to wait or None. Times come from our clock, never tenacity's
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -156,10 +157,11 @@ def _wait(backoff: Any) -> Any:
     if isinstance(backoff, tenacity.wait.wait_base):
         return backoff
     if isinstance(backoff, int | float) and not isinstance(backoff, bool) and backoff >= 0:
+        _check_seconds(backoff, "backoff")
         return tenacity.wait_fixed(backoff)
     raise InvalidArgumentType(
         "backoff must be a tenacity wait strategy (e.g. tenacity.wait_exponential(max=60)) or "
-        f"a number of seconds >= 0, not {backoff!r}"
+        f"a finite number of seconds >= 0, not {backoff!r}"
     )
 
 
@@ -193,5 +195,10 @@ def _check_count(value: Any, name: str) -> None:
 
 
 def _check_seconds(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise InvalidArgument(f"{name} must be a number of seconds >= 0, not {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise InvalidArgument(f"{name} must be a finite number of seconds >= 0, not {value!r}")

@@ -34,12 +34,15 @@ def limit(value: Any, name: str) -> float | None:
 def _seconds(value: Any, name: str, zero: bool) -> float | None:
     if value is None:
         return None
-    accepted = f"a number of seconds {'>=' if zero else '>'} 0 or None"
+    # A wait may be endless; a job's limit may not (None is "no limit"; its record stays JSON).
+    accepted = (
+        "a number of seconds >= 0 or None" if zero else "a finite number of seconds > 0 or None"
+    )
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidArgumentType(
             f"{name} must be {accepted}, not {type(value).__name__} {_show(value)}"
         )
-    if math.isnan(value) or value < 0 or (value == 0 and not zero):
+    if math.isnan(value) or value < 0 or (not zero and (value == 0 or math.isinf(value))):
         raise InvalidArgument(f"{name} must be {accepted}, not {value!r}")
     return float(value)
 

@@ -186,6 +186,10 @@ def all_kwargs(**kwargs: Any) -> dict[str, Any]:
         ("force", 1, nbjobs.InvalidArgumentType),
         ("kwargs", "x=1", nbjobs.InvalidArgumentType),
         ("kwargs", {1: "x"}, nbjobs.InvalidArgumentType),
+        ("tags", ["a", ""], nbjobs.InvalidArgument),
+        # An endless limit or wait would make the job's record unfit for JSON (to_dict).
+        ("timeout", math.inf, nbjobs.InvalidArgument),
+        ("soft_timeout", math.inf, nbjobs.InvalidArgument),
     ],
 )
 def test_bad_submit_option(finished_job: nbjobs.Job, option: str, value: Any, error: type) -> None:
@@ -196,6 +200,21 @@ def test_bad_submit_option(finished_job: nbjobs.Job, option: str, value: Any, er
     assert snapshot() == before
     with pytest.raises(nbjobs.JobNotFound):
         nbjobs.get("never-written")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param(lambda: {"retries": 1, "backoff": math.inf}, id="backoff"),
+        pytest.param(lambda: {"retries": nbjobs.Retry(1, delay=math.inf)}, id="Retry-delay"),
+        pytest.param(lambda: {"retries": nbjobs.Retry(1, max_delay=math.nan)}, id="Retry-max"),
+    ],
+)
+def test_an_endless_backoff_is_refused(finished_job: nbjobs.Job, options: Any) -> None:
+    before = snapshot()
+    with pytest.raises(nbjobs.InvalidArgument, match=r"backoff|delay"):
+        nbjobs.submit(all_kwargs, key="never-written", **options())
+    assert snapshot() == before
 
 
 def test_an_argument_given_both_directly_and_in_kwargs(finished_job: nbjobs.Job) -> None:
