@@ -111,10 +111,8 @@ def name(value: Any, default: str) -> str:
 def tags(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
-    if isinstance(value, str):
-        return (value,)
     if isinstance(value, Iterable):
-        out = tuple(value)
+        out = (value,) if isinstance(value, str) else tuple(value)
         if all(isinstance(t, str) and t for t in out):
             return out
     raise InvalidArgumentType(

@@ -186,6 +186,7 @@ def all_kwargs(**kwargs: Any) -> dict[str, Any]:
         ("force", 1, nbjobs.InvalidArgumentType),
         ("kwargs", "x=1", nbjobs.InvalidArgumentType),
         ("kwargs", {1: "x"}, nbjobs.InvalidArgumentType),
+        ("tags", "", nbjobs.InvalidArgument),
         ("tags", ["a", ""], nbjobs.InvalidArgument),
         # An endless limit or wait would make the job's record unfit for JSON (to_dict).
         ("timeout", math.inf, nbjobs.InvalidArgument),
