@@ -129,16 +129,19 @@ def _cancel(store: Store, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"cancelled {_label(job)}")
+    if args.json:
+        _print_json(job.to_dict())
+    else:
+        print(f"cancelled {_label(job)}")
     return 0
 
 
 def _retry(store: Store, args: argparse.Namespace) -> int:
-    return _run_again(store, lambda: [store.retry(args.job)])
+    return _run_again(store, lambda: [store.retry(args.job)], args.json)
 
 
 def _resume(store: Store, args: argparse.Namespace) -> int:
-    return _run_again(store, store.resume)
+    return _run_again(store, store.resume, args.json)
 
 
 def _purge(store: Store, args: argparse.Namespace) -> int:
@@ -214,21 +217,25 @@ def _worker(store: Store, args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- running again
-def _run_again(store: Store, restart: Callable[[], list[Job]]) -> int:
+def _run_again(store: Store, restart: Callable[[], list[Job]], as_json: bool) -> int:
     """Re-run jobs from a terminal: the one place that decides where they run.
 
     Jobs of `executor="worker"` are queued again for the detached workers and not waited
     for. The others (threads, processes) run in this process and this command waits for
     them, printing their progress. Ctrl-C stops the wait: the jobs are left `interrupted`
-    (resumable) and `nbjobs resume` runs them again.
+    (resumable) and `nbjobs resume` runs them again. `as_json`: the progress goes to
+    stderr and stdout gets the restarted jobs' records, once they are done, as JSON.
     """
+    out = sys.stderr if as_json else sys.stdout
     # A job's function may come from the user's own modules, found from the folder the
     # notebook ran in: as in a kernel, the working folder is importable.
     sys.path.insert(0, os.getcwd())
     try:
         restarted = restart()
         if not restarted:
-            print("no interrupted jobs to resume")
+            print("no interrupted jobs to resume", file=out)
+            if as_json:
+                _print_json([])
             return 0
         jobs = [job for job in restarted if job.executor != "worker"]
         if len(jobs) < len(restarted):
@@ -236,17 +243,20 @@ def _run_again(store: Store, restart: Callable[[], list[Job]]) -> int:
             print(
                 f"queued {n} job{'' if n == 1 else 's'} for the detached workers ({alive} "
                 f"running{'' if alive else ': start one with `nbjobs worker`'})",
+                file=out,
                 flush=True,
             )
-        if not jobs:
-            return 0
-        n = len(jobs)
-        print(
-            f"running {n} job{'' if n == 1 else 's'} in this terminal until done; Ctrl-C stops "
-            "and leaves them interrupted (`nbjobs resume` runs them again)",
-            flush=True,
-        )
-        _follow(jobs)
+        if jobs:
+            n = len(jobs)
+            print(
+                f"running {n} job{'' if n == 1 else 's'} in this terminal until done; Ctrl-C "
+                "stops and leaves them interrupted (`nbjobs resume` runs them again)",
+                file=out,
+                flush=True,
+            )
+            _follow(jobs, out)
+        if as_json:
+            _print_json([job.to_dict() for job in restarted])
     except KeyboardInterrupt:
         store.close()  # marks this process's unfinished jobs interrupted, now
         print("\nstopped: the unfinished jobs are interrupted; `nbjobs resume` runs them again")
@@ -254,7 +264,7 @@ def _run_again(store: Store, restart: Callable[[], list[Job]]) -> int:
     return 0 if all(job.status == states.SUCCEEDED for job in jobs) else 1
 
 
-def _follow(jobs: list[Job]) -> None:
+def _follow(jobs: list[Job], out: TextIO) -> None:
     """Print a line per job whenever its status or progress changes, until all are done."""
     changed = threading.Event()
     for job in jobs:
@@ -267,7 +277,7 @@ def _follow(jobs: list[Job]) -> None:
             line = _progress_line(job, job.record())
             if shown.get(job.id) != line:
                 shown[job.id] = line
-                print(line, flush=True)
+                print(line, file=out, flush=True)
         if all(done):
             return
         changed.wait(_POLL)

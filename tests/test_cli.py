@@ -325,3 +325,28 @@ def test_schedules_of_a_store_without_any(store: nbjobs.Store) -> None:
     assert out.returncode == 0, out.stderr
     assert "no schedules" in out.stdout
     assert json.loads(run("schedules", "--json", store=store).stdout) == []
+
+
+def test_retry_resume_and_cancel_with_json_print_json(
+    store: nbjobs.Store, user: Any, user_dir: Path, tmp_path: Path
+) -> None:
+    flag = tmp_path / "flag"
+    job = store.submit(user.flaky, str(flag), key="flaky")
+    assert job.wait(timeout=60).status == "failed"
+    out = run("retry", "flaky", "--json", store=store, cwd=user_dir)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert [(j["key"], j["status"]) for j in json.loads(out.stdout)] == [("flaky", "succeeded")]
+    nothing = run("resume", "--json", store=store)
+    assert nothing.returncode == 0, nothing.stderr
+    assert json.loads(nothing.stdout) == []
+    store.configure(workers=1)
+    go = tmp_path / "go"
+    blocker = store.submit(user.block_until, str(go))
+    store.submit(pow, 2, 5, key="queued")
+    try:
+        cancelled = run("cancel", "queued", "--json", store=store)
+        assert cancelled.returncode == 0, cancelled.stderr
+        assert json.loads(cancelled.stdout)["status"] == "cancelled"
+    finally:
+        go.touch()
+    assert blocker.result(timeout=60) == "unblocked"
