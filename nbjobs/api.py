@@ -373,10 +373,13 @@ class Store:
             assert old is not None, "a taken key has a job"
             if not _rerun_wanted(old, force):
                 return "existing", old
+            # An interrupted job is resumed: its remaining attempts and retry_at are kept.
+            fresh = force or old.status != states.INTERRUPTED
             new = transition(
                 old,
                 states.PENDING,
                 now,
+                fresh=fresh,
                 executor=rec.executor,
                 owner=rec.owner,
                 fn_digest=rec.fn_digest,
@@ -384,7 +387,8 @@ class Store:
                 resumable=rec.resumable,
                 not_resumable_reason=rec.not_resumable_reason,
             )
-            storage.drop_blobs(sql, (f"r:{old.id}", f"e:{old.id}", f"p:{old.id}"))
+            gone = (f"r:{old.id}", f"e:{old.id}", f"p:{old.id}") if fresh else (f"p:{old.id}",)
+            storage.drop_blobs(sql, gone)
             self._write_payload(sql, new, blobs)
             if not storage.update(sql, new, old.status):
                 raise InvalidArgument(f"job with key {rec.key!r} changed while resubmitting")
@@ -397,7 +401,7 @@ class Store:
         local.rec = stored
         if self._jobs.backend_of(local).kernel_owned:
             self._jobs.keep(local)
-        self._jobs.start(local)
+        self._start_when_due(local, now)
         return Job(self, stored)
 
     def _existing(self, rec: JobRecord, stored: JobRecord) -> Job:
@@ -662,12 +666,18 @@ class Store:
         local.log_state = self._jobs.log_state(rec.id)
         if backend.kernel_owned:
             self._jobs.keep(local)
-        if new.retry_at is not None and new.retry_at > now:
-            # An interrupted job that was waiting for its next attempt keeps waiting.
-            self._runner.alarms.at(new.retry_at, lambda: backend.start(local))
+        self._start_when_due(local, now)
+        return Job(self, new)
+
+    def _start_when_due(self, local: LocalJob, now: float) -> None:
+        """Start a job now, or at its `retry_at`: a resumed job that was waiting for its
+        next attempt keeps waiting."""
+        retry_at = local.rec.retry_at
+        if retry_at is not None and retry_at > now:
+            backend = self._jobs.backend_of(local)
+            self._runner.alarms.at(retry_at, lambda: backend.start(local))
         else:
             self._jobs.start(local)
-        return Job(self, new)
 
     def _stored_call(self, rec: JobRecord) -> tuple[bytes, bytes] | str:
         """The job's stored function and payload blobs, or why it has none."""

@@ -338,9 +338,11 @@ def kernel_that_dies_while_retrying(path: str, counter: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("how", ["resume", "resubmit"])
 def test_a_job_waiting_in_retrying_when_its_kernel_dies_keeps_its_remaining_attempts(
-    tmp_path: Path, counter: str, wait_for: Any
+    tmp_path: Path, counter: str, wait_for: Any, how: str
 ) -> None:
+    """Run again by `resume()` or by re-running the notebook (the same submit, its key)."""
     path = tmp_path / "store"
     proc = multiprocessing.get_context("spawn").Process(
         target=kernel_that_dies_while_retrying, args=(str(path), counter)
@@ -362,7 +364,11 @@ def test_a_job_waiting_in_retrying_when_its_kernel_dies_keeps_its_remaining_atte
         with pytest.raises(nbjobs.JobInterrupted):
             job.result(timeout=0)
 
-        assert [j.id for j in store.resume()] == [job.id]
+        if how == "resume":
+            assert [j.id for j in store.resume()] == [job.id]
+        else:
+            again = store.submit(flaky, counter, 100, retries=1, backoff=3600, key="waiting")
+            assert again.id == job.id
         assert job.record().retry_at == rec.retry_at
         assert calls(counter) == 1  # it still waits for its persisted retry_at
 
