@@ -49,6 +49,7 @@ def _seconds(value: Any, name: str, zero: bool) -> float | None:
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"(?:(\d+(?:\.\d*)?)([smhdw]))", re.ASCII)
+LONGEST = 1000 * 365.25 * 86400  # seconds
 DURATION_FORMS = (
     "seconds (a number > 0), a datetime.timedelta, or a str such as '30s', '5m', '1h30m', '7d'"
 )
@@ -73,6 +74,8 @@ def duration(value: Any, name: str) -> float:
         )
     if math.isnan(seconds) or math.isinf(seconds) or seconds <= 0:
         raise InvalidArgument(f"{name} must be {DURATION_FORMS}, not {_show(value)}")
+    if seconds > LONGEST:  # past it, a date after it cannot be shown (datetime's year 9999)
+        raise InvalidArgument(f"{name} must be at most 1000 years, not {_show(value)}")
     return seconds
 
 

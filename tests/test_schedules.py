@@ -326,6 +326,7 @@ def test_pause_resume_and_remove(fake_store: nbjobs.Store, clock: FakeClock) -> 
         ({"every": 5, "kwargs": [1]}, TypeError, "kwargs must be a dict"),
         ({"every": 5, "timeout": 0}, nbjobs.InvalidArgument, "timeout must be"),
         ({"every": 5, "name": ""}, TypeError, "name must be"),
+        ({"every": 10**20}, nbjobs.InvalidArgument, "every must be at most"),
         ({"every": 5, "args": (threading.Lock(),)}, nbjobs.PayloadNotPicklable, "argument 0"),
     ],
 )
