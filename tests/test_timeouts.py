@@ -250,6 +250,23 @@ def test_a_process_job_is_killed_at_its_time_limit(
         assert finish(wait_for, after).result(timeout=0) == 8
 
 
+def test_a_process_job_past_its_limit_before_its_process_has_it_is_stopped(
+    store: nbjobs.Store, folder: Path, wait_for: Any
+) -> None:
+    """A limit that passes before the job reaches its child process (here: at once) must
+    stop the job, not be lost and let it run to the end. Several jobs, on two children
+    that are starting or started, so that the limit lands at each step of the hand-over."""
+    store.configure(workers=2)
+    jobs = [
+        store.submit(hold, str(folder), f"late{i}", 20, executor="process", timeout=1e-6)
+        for i in range(6)
+    ]
+    for job in jobs:
+        finish(wait_for, job)
+    assert [job.status for job in jobs] == ["failed"] * 6
+    assert not list(folder.glob("late*.ended"))
+
+
 # ---------------------------------------------------------------------- soft limits
 def test_a_thread_job_gets_soft_timeout_at_its_next_progress_and_cleans_up(
     tmp_path: Path, clock: FakeClock, folder: Path, wait_for: Any

@@ -65,20 +65,25 @@ class ChildProcess:
         log_state: dict[str, Any] | None,
         soft_timeout: float | None,
         on_message: Callable[[str, dict[str, Any]], None],
+        stopped: Callable[[], bool],
         fn_digest: str | None = None,
     ) -> Outcome:
         """Run one job in the child and wait for its outcome (or its death).
 
         `info` is the job's (id, key, name, attempt); progress and log reports from the
-        child are handed to `on_message(kind, body)` as they arrive. With `fn_digest`, a
-        function the child already holds is not sent (or unpickled) again: the jobs of a
-        map over a function carrying a 100 MB array ship the array once per child.
+        child are handed to `on_message(kind, body)` as they arrive. `stopped()` tells
+        whether the job was stopped (time limit, cancel) before the child was ready to be
+        killed for it: it is then not sent. With `fn_digest`, a function the child already
+        holds is not sent (or unpickled) again: the jobs of a map over a function carrying
+        a 100 MB array ship the array once per child.
         """
         conn = self.conn if self.proc is not None and self.proc.poll() is None else None
         try:
             if conn is None:
                 self.close()
                 conn = self._spawn()
+            if stopped():
+                return failure(JobCrashed("the job was stopped before its process started it"))
             kept = fn_digest is not None and self.functions.use(fn_digest, None)
             fn_bytes = None if kept else payload[0]  # None: the child has it
             message = (tuple(info), fn_digest, fn_bytes, payload[1], log_state, soft_timeout)
@@ -174,6 +179,9 @@ class ProcessExecutor(Pool[ChildProcess]):
                     local.log_state,
                     local.rec.soft_timeout,
                     functools.partial(self._runner.relay, local),
+                    # Read once this child is in `_running` and started: a stop that comes
+                    # later kills it, one that came earlier found no process to kill.
+                    lambda: local.timed_out or local.cancel_requested,
                     digest,
                 )
             finally:
