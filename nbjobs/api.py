@@ -518,7 +518,8 @@ class Store:
     def forget(self, key: str) -> bool:
         """Remove the job with this key (or id), its payload, result and logs.
 
-        Returns False when there is no such job. A job that is still running is not removed.
+        Returns False when there is no such job. A job that is pending, running or retrying
+        is not removed (`InvalidArgument`): cancel it first.
         """
         if not isinstance(key, str):
             raise InvalidArgumentType(
@@ -530,7 +531,7 @@ class Store:
             rec = storage.read_in(sql, key)
             if rec is None:
                 return False
-            if rec.status in (states.RUNNING, states.RETRYING):
+            if rec.status in states.ACTIVE:  # a queued job would still run
                 raise InvalidArgument(
                     f"job {key!r} is {rec.status}; cancel it or wait for it before forgetting it"
                 )

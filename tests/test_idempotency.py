@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -206,6 +207,27 @@ def test_a_succeeded_keyed_job_is_not_rerun_by_resubmission(tmp_path: Path) -> N
         job = nbjobs.submit(append_line, str(log), "once", key="once")
         assert job.result(timeout=60) == "once"
     assert runs(log) == ["once"]
+
+
+def test_forget_refuses_a_pending_job_that_would_still_run(tmp_path: Path) -> None:
+    """A queued job is not removed behind its executor's back (it would run anyway)."""
+    gate = threading.Event()
+    log = tmp_path / "runs.log"
+    nbjobs.configure(workers=1)
+    with pytest.warns(UserWarning, match="cannot be resumed"):  # an Event is not picklable
+        busy = nbjobs.submit(gate.wait, 60)
+    queued = nbjobs.submit(append_line, str(log), "queued", key="queued")
+    try:
+        with pytest.raises(nbjobs.InvalidArgument, match="'queued' is pending; cancel it"):
+            nbjobs.forget("queued")
+        assert nbjobs.get("queued").status == "pending"
+        assert queued.cancel()
+        assert nbjobs.forget("queued") is True
+    finally:
+        gate.set()
+    assert busy.result(timeout=60) is True
+    nbjobs.submit(append_line, str(log), "after", executor="thread").result(timeout=60)
+    assert runs(log) == ["after"]  # the forgotten job never ran
 
 
 def test_forget_removes_the_job(tmp_path: Path) -> None:
