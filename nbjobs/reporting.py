@@ -8,12 +8,14 @@ which a thread job that was cancelled stops.
 from __future__ import annotations
 
 import contextvars
+import math
+import numbers
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, TypeVar
 
 from .capture import LogBuffer
 from .clock import SYSTEM, Clock
-from .errors import InvalidArgumentType
+from .errors import InvalidArgument, InvalidArgumentType
 
 T = TypeVar("T")
 
@@ -122,12 +124,12 @@ def progress(current: float, total: float | None = None, message: str | None = N
     ctx = _CONTEXT.get()
     if ctx is None:
         return
-    _check_number(current, "current")
-    if total is not None:
-        _check_number(total, "total")
+    value = _number(current, "current")
+    if not math.isfinite(value):
+        raise InvalidArgument(f"current must be a finite number, not {current!r}")
     if message is not None and not isinstance(message, str):
         message = str(message)
-    ctx.report(current, total, message)
+    ctx.report(value, _total(total), message)
 
 
 def track(
@@ -146,12 +148,23 @@ def track(
             total = len(iterable)  # type: ignore[arg-type]
         except TypeError:
             total = None
+    total = _total(total)
     ctx.report(0, total, description)
     for done, item in enumerate(iterable, 1):
         yield item
         ctx.report(done, total, description)
 
 
-def _check_number(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+def _number(value: Any, name: str) -> float:
+    """A plain int or float (a NumPy number becomes one: records hold plain values only)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidArgumentType(f"{name} must be a number, not {type(value).__name__}")
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+
+def _total(total: Any) -> float | None:
+    """The total as a plain number; an endless or NaN total is unknown (None), as in tqdm."""
+    if total is None:
+        return None
+    value = _number(total, "total")
+    return value if math.isfinite(value) else None

@@ -153,6 +153,41 @@ def test_track_takes_its_total_from_len_and_always_keeps_the_last_value(
     assert (p.current, p.total, p.message, p.fraction) == (5, 5, "adding", 1.0)
 
 
+def reports_numpy_numbers(steps: int) -> int:
+    import numpy as np
+
+    for i in np.arange(1, steps + 1):  # NumPy integers, as a loop over an array gives
+        nbjobs.progress(i, np.int64(steps), message=f"step {i}")
+    nbjobs.progress(np.float32(steps), np.float64("inf"))  # an endless total: unknown
+    return steps
+
+
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_numpy_numbers_are_reported_as_plain_numbers(store: nbjobs.Store, executor: str) -> None:
+    job = store.submit(reports_numpy_numbers, 3, executor=executor)
+    assert job.result(timeout=60) == 3
+    p = job.progress
+    assert p is not None
+    assert (p.current, p.total) == (3, None)
+    assert type(p.current) is float
+    json.dumps(job.to_dict(), allow_nan=False)
+    with nbjobs.Store(store.path) as other:  # the record reads back, not as corrupt
+        assert other.get(job.id).progress == p
+
+
+def gives_up_on_progress(value: float) -> str:
+    try:
+        nbjobs.progress(value, 10)
+    except nbjobs.InvalidArgument as exc:
+        return str(exc)
+    return "accepted"
+
+
+def test_a_progress_that_is_not_a_number_is_refused_in_the_job(store: nbjobs.Store) -> None:
+    said = store.submit(gives_up_on_progress, float("nan")).result(timeout=60)
+    assert said.startswith("current must be a finite number"), said
+
+
 # ---------------------------------------------------------------------- current_job()
 def test_current_job_gives_id_key_name_and_the_attempt_number(
     store: nbjobs.Store, tmp_path: Path
