@@ -9,15 +9,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from . import states, validate
 from .clock import SYSTEM
-from .errors import InvalidArgument, WaitTimeout
+from .errors import InvalidArgument, InvalidArgumentType, WaitTimeout
+from .job import Job
 from .store import Storage
-
-if TYPE_CHECKING:
-    from .job import Job
 
 _POLL_MIN = 0.02
 _POLL_MAX = 0.25
@@ -86,7 +84,7 @@ def wait(
             "return_when must be nbjobs.ALL_COMPLETED, FIRST_COMPLETED or FIRST_EXCEPTION, "
             f"not {return_when!r}"
         )
-    pending = set(jobs)
+    pending = _job_set(jobs)
     done: set[Job] = set()
     cond = threading.Condition()
     finished: list[Job] = []
@@ -126,7 +124,11 @@ def as_completed(jobs: Iterable[Job], timeout: float | None = None) -> Iterator[
     ...     print(job.name, job.status)
     """
     limit = validate.timeout(timeout)
-    todo = set(jobs)
+    todo = _job_set(jobs)
+    return _completed(todo, limit, timeout)
+
+
+def _completed(todo: set[Job], limit: float | None, timeout: object) -> Iterator[Job]:
     deadline = None if limit is None else SYSTEM.monotonic() + limit
     cond = threading.Condition()
     finished: list[Job] = []
@@ -144,6 +146,24 @@ def as_completed(jobs: Iterable[Job], timeout: float | None = None) -> Iterator[
             if job in todo:
                 todo.discard(job)
                 yield job
+
+
+def _job_set(jobs: object) -> set[Job]:
+    """The jobs to wait for, checked at the call: an iterable of `Job` handles."""
+    if isinstance(jobs, Job | str) or not isinstance(jobs, Iterable):
+        hint = "; to wait for one job: job.wait()" if isinstance(jobs, Job) else ""
+        raise InvalidArgumentType(
+            f"jobs must be an iterable of nbjobs.Job (a list, a set, ...), "
+            f"not {type(jobs).__name__}{hint}"
+        )
+    out = set(jobs)
+    for job in out:
+        if not isinstance(job, Job):
+            raise InvalidArgumentType(
+                f"jobs must hold nbjobs.Job handles, not {type(job).__name__} {job!r:.60} "
+                "(nbjobs.get(id_or_key) gives the job of an id or key)"
+            )
+    return out
 
 
 def _notify(cond: threading.Condition, finished: list[Job], job: Job) -> None:

@@ -126,6 +126,17 @@ def test_wait_rejects_an_unknown_return_when() -> None:
         nbjobs.wait([job], return_when="WHENEVER")
 
 
+@pytest.mark.parametrize("fn", [nbjobs.wait, nbjobs.as_completed])
+def test_wait_and_as_completed_refuse_what_is_not_jobs_at_the_call(fn: Any) -> None:
+    job = nbjobs.submit(square, 4)
+    with pytest.raises(nbjobs.InvalidArgumentType, match=r"jobs must be .* not Job; .*job.wait"):
+        fn(job)
+    with pytest.raises(nbjobs.InvalidArgumentType, match=r"not str '.*'.*nbjobs.get"):
+        fn([job, job.id])
+    with pytest.raises(nbjobs.InvalidArgumentType, match=r"jobs must be .* not NoneType"):
+        fn(None)
+
+
 # ------------------------------------------------------------------------ as_completed
 def test_as_completed_yields_in_completion_order(gates: Gates, wait_for: Any) -> None:
     a = start_blocked(gates, "a", wait_for)
