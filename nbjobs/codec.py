@@ -255,7 +255,10 @@ def encode_error(exc: BaseException) -> tuple[str, str, bytes]:
     exception itself; an exception that cannot be pickled keeps its type, message and text.
     """
     type_name = f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins.")
-    message = str(exc)
+    try:
+        message = str(exc)
+    except Exception as broken:  # its own __str__ fails: keep what can be kept
+        message = f"<its str() raised {type(broken).__name__}: {broken}>"
     tb = "".join(traceback.format_exception(exc))
     pickled: bytes | None
     try:

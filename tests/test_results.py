@@ -144,6 +144,28 @@ def test_an_exception_that_cannot_be_pickled_keeps_type_message_and_traceback() 
     assert nbjobs.submit(add, 1, 1).result(timeout=60) == 2
 
 
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("this error cannot be printed")
+
+
+def raise_unprintable() -> None:
+    raise Unprintable("lost words")
+
+
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_an_exception_whose_str_raises_keeps_its_type_and_traceback(executor: str) -> None:
+    job = nbjobs.submit(raise_unprintable, executor=executor)
+    job.wait(timeout=60)
+    assert job.status == "failed"
+    assert job.error is not None
+    assert job.error["type"].endswith("Unprintable"), job.error
+    assert "str() raised RuntimeError" in job.error["message"]
+    tb = job.traceback()
+    assert tb is not None and "raise_unprintable" in tb
+    assert nbjobs.submit(add, 1, 1, executor=executor).result(timeout=60) == 2
+
+
 def test_a_picklable_exception_is_raised_as_itself_with_the_job_traceback() -> None:
     job = nbjobs.submit(raise_value_error)
     with pytest.raises(ValueError, match="plain failure 7") as info:
