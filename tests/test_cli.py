@@ -168,15 +168,19 @@ def test_cancel_a_pending_job(store: nbjobs.Store, user: Any, tmp_path: Path) ->
     assert waiting.wait(timeout=60).status == "cancelled"
 
 
+@pytest.mark.parametrize("as_json", [False, True])
 def test_retry_runs_a_failed_job_again_and_waits_for_it(
-    store: nbjobs.Store, user: Any, user_dir: Path, tmp_path: Path
+    store: nbjobs.Store, user: Any, user_dir: Path, tmp_path: Path, as_json: bool
 ) -> None:
     flag = tmp_path / "flag"
     job = store.submit(user.flaky, str(flag), key="flaky")
     assert job.wait(timeout=60).status == "failed"
-    out = run("retry", "flaky", store=store, cwd=user_dir)
+    out = run("retry", "flaky", *(["--json"] if as_json else []), store=store, cwd=user_dir)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "succeeded" in out.stdout
+    if as_json:  # the progress goes to stderr, the records to stdout
+        assert [(j["key"], j["status"]) for j in json.loads(out.stdout)] == [("flaky", "succeeded")]
+    else:
+        assert "succeeded" in out.stdout
     assert job.status == "succeeded"
     assert job.result() == "second time lucky"
     assert job.attempts == 2
@@ -327,15 +331,9 @@ def test_schedules_of_a_store_without_any(store: nbjobs.Store) -> None:
     assert json.loads(run("schedules", "--json", store=store).stdout) == []
 
 
-def test_retry_resume_and_cancel_with_json_print_json(
-    store: nbjobs.Store, user: Any, user_dir: Path, tmp_path: Path
+def test_resume_and_cancel_with_json_print_json(
+    store: nbjobs.Store, user: Any, tmp_path: Path
 ) -> None:
-    flag = tmp_path / "flag"
-    job = store.submit(user.flaky, str(flag), key="flaky")
-    assert job.wait(timeout=60).status == "failed"
-    out = run("retry", "flaky", "--json", store=store, cwd=user_dir)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert [(j["key"], j["status"]) for j in json.loads(out.stdout)] == [("flaky", "succeeded")]
     nothing = run("resume", "--json", store=store)
     assert nothing.returncode == 0, nothing.stderr
     assert json.loads(nothing.stdout) == []
