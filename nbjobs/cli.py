@@ -110,13 +110,16 @@ def _show(store: Store, args: argparse.Namespace) -> int:
 
 
 def _logs(store: Store, args: argparse.Namespace) -> int:
+    """The job's output; with --json, {"id", "logs"} (one such line per new chunk with
+    --follow)."""
     job = store.get(args.job)
-    if not args.follow:
-        sys.stdout.write(job.logs())
-        return 0
-    for chunk in job.logs(follow=True):
-        sys.stdout.write(chunk)
-        sys.stdout.flush()
+    chunks = job.logs(follow=True) if args.follow else [job.logs()]
+    for chunk in chunks:
+        if args.json:
+            print(json.dumps({"id": job.id, "logs": chunk}), flush=True)
+        else:
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
     return 0
 
 

@@ -146,6 +146,8 @@ def test_logs_prints_the_captured_output(filled: nbjobs.Store) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout == "hello from the job 7\n"
     assert run("logs", "noisy", "--follow", store=filled).stdout == "hello from the job 7\n"
+    shown = json.loads(run("logs", "noisy", "--json", store=filled).stdout)
+    assert shown == {"id": filled.get("noisy").id, "logs": "hello from the job 7\n"}
 
 
 def test_cancel_a_pending_job(store: nbjobs.Store, user: Any, tmp_path: Path) -> None:
