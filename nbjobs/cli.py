@@ -262,7 +262,10 @@ def _run_again(store: Store, restart: Callable[[], list[Job]], as_json: bool) ->
             _print_json([job.to_dict() for job in restarted])
     except KeyboardInterrupt:
         store.close()  # marks this process's unfinished jobs interrupted, now
-        print("\nstopped: the unfinished jobs are interrupted; `nbjobs resume` runs them again")
+        print(
+            "\nstopped: the unfinished jobs are interrupted; `nbjobs resume` runs them again",
+            file=out,
+        )
         return 130
     return 0 if all(job.status == states.SUCCEEDED for job in jobs) else 1
 
