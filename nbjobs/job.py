@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import sys
 import time
@@ -318,7 +319,10 @@ class Job:
 
     def _repr_html_(self) -> str:
         """A static card (nbconvert, plain HTML): status, progress, attempts, elapsed, error."""
-        return render.job_card(self.record())
+        try:
+            return render.job_card(self.record())
+        except JobNotFound:
+            return f"<code>{html.escape(repr(self))}</code>"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
         """In a Jupyter kernel, a live widget (see `nbjobs.widgets`); elsewhere None, so the

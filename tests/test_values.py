@@ -91,3 +91,6 @@ def test_a_forgotten_jobs_handle_says_so(store: nbjobs.Store) -> None:
     assert store.forget("soon-gone") is True
     with pytest.raises(nbjobs.JobNotFound):
         job.result(timeout=5)
+    # Displaying it (a cell that shows `job`, nbconvert's HTML) says so, never raises.
+    assert "forgotten" in repr(job)
+    assert "forgotten" in job._repr_html_()
