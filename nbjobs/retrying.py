@@ -10,6 +10,7 @@ returns the seconds to wait or None. Times come from our clock, never tenacity's
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -94,7 +95,7 @@ class Retry:
         _check_seconds(max_delay, "max_delay")
         if backoff not in ("exponential", "fixed"):
             raise InvalidArgument(f"backoff must be 'exponential' or 'fixed', not {backoff!r}")
-        self.times = times
+        self.times = int(times)
         self.on = _exception_types(on, "on")
         self.delay = float(delay)
         self.max_delay = float(max_delay)
@@ -134,7 +135,7 @@ def policy(retries: Any, retry_on: Any, backoff: Any) -> Policy | None:
             raise InvalidArgument("retries=nbjobs.Retry(...) already says retry_on and backoff")
         return retries.policy()
     if retries is None or (
-        isinstance(retries, int) and not isinstance(retries, bool) and retries == 0
+        isinstance(retries, numbers.Integral) and not isinstance(retries, bool) and retries == 0
     ):
         if retry_on is not None or backoff is not None:
             raise InvalidArgument("retry_on= and backoff= need retries= (how many retries)")
@@ -147,7 +148,7 @@ def _stop(retries: Any) -> Any:
     if isinstance(retries, tenacity.stop.stop_base):
         return retries
     _check_count(retries, "retries")
-    return tenacity.stop_after_attempt(retries + 1)
+    return tenacity.stop_after_attempt(int(retries) + 1)
 
 
 def _wait(backoff: Any) -> Any:
@@ -156,9 +157,9 @@ def _wait(backoff: Any) -> Any:
         return tenacity.wait_random_exponential(multiplier=1, max=DEFAULT_MAX_WAIT)
     if isinstance(backoff, tenacity.wait.wait_base):
         return backoff
-    if isinstance(backoff, int | float) and not isinstance(backoff, bool) and backoff >= 0:
+    if isinstance(backoff, numbers.Real) and not isinstance(backoff, bool) and float(backoff) >= 0:
         _check_seconds(backoff, "backoff")
-        return tenacity.wait_fixed(backoff)
+        return tenacity.wait_fixed(float(backoff))
     raise InvalidArgumentType(
         "backoff must be a tenacity wait strategy (e.g. tenacity.wait_exponential(max=60)) or "
         f"a finite number of seconds >= 0, not {backoff!r}"
@@ -185,7 +186,7 @@ def _exception_types(value: Any, name: str) -> tuple[type[BaseException], ...]:
 
 
 def _check_count(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InvalidArgumentType(
             f"{name} must be an int >= 0 (retries after the first attempt), a tenacity stop "
             f"strategy or nbjobs.Retry(...), not {value!r}"
@@ -197,7 +198,7 @@ def _check_count(value: Any, name: str) -> None:
 def _check_seconds(value: Any, name: str) -> None:
     if (
         isinstance(value, bool)
-        or not isinstance(value, int | float)
+        or not isinstance(value, numbers.Real)
         or not math.isfinite(value)
         or value < 0
     ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import math
+import numbers
 import os
 import re
 import sys
@@ -38,13 +39,14 @@ def _seconds(value: Any, name: str, zero: bool) -> float | None:
     accepted = (
         "a number of seconds >= 0 or None" if zero else "a finite number of seconds > 0 or None"
     )
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # NumPy's too
         raise InvalidArgumentType(
             f"{name} must be {accepted}, not {type(value).__name__} {_show(value)}"
         )
-    if math.isnan(value) or value < 0 or (not zero and (value == 0 or math.isinf(value))):
+    seconds = float(value)
+    if math.isnan(seconds) or seconds < 0 or (not zero and seconds in (0, math.inf)):
         raise InvalidArgument(f"{name} must be {accepted}, not {value!r}")
-    return float(value)
+    return seconds
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

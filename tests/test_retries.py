@@ -382,3 +382,26 @@ def test_a_job_waiting_in_retrying_when_its_kernel_dies_keeps_its_remaining_atte
         assert calls(counter) == 2
     finally:
         store.close()
+
+
+def test_numpy_numbers_are_accepted_as_retries_backoff_and_time_limits(
+    store: nbjobs.Store, counter: str
+) -> None:
+    """Options read from an array or a DataFrame row are NumPy numbers, not int/float."""
+    import numpy as np
+
+    job = store.submit(
+        flaky,
+        counter,
+        2,
+        retries=np.int64(2),
+        backoff=np.float32(0),
+        timeout=np.int64(60),
+        soft_timeout=np.float64(30),
+    )
+    assert job.result(timeout=60) == "ok after 3"
+    assert calls(counter) == 3
+    rec = job.record()
+    assert (rec.timeout, rec.soft_timeout) == (60.0, 30.0)
+    assert type(rec.timeout) is float
+    assert nbjobs.Retry(np.int64(1), delay=np.float64(0.5)).times == 1
