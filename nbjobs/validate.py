@@ -68,7 +68,7 @@ def duration(value: Any, name: str) -> float:
         seconds = value.total_seconds()
     elif isinstance(value, str):
         seconds = _parse_duration(value.strip().lower(), name)
-    elif isinstance(value, int | float) and not isinstance(value, bool):
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
         seconds = float(value)
     else:
         raise InvalidArgumentType(
@@ -164,11 +164,11 @@ def statuses(value: Any) -> tuple[str, ...] | None:
 
 
 def positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InvalidArgumentType(f"{name} must be an int >= 1, not {type(value).__name__}")
     if value < 1:
         raise InvalidArgument(f"{name} must be an int >= 1, not {value}")
-    return value
+    return int(value)
 
 
 def flag(value: Any, name: str) -> bool:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from test_worker import Start, alive, start  # noqa: F401  (the fixture)
 
@@ -57,7 +58,7 @@ def slots_between(spec: Spec, begin: float, end: float) -> list[float]:
     [
         (30, 30.0), (1.5, 1.5), ("30s", 30.0), ("5m", 300.0), ("1h", 3600.0), ("1d", 86400.0),
         ("1h30m", 5400.0), ("1d2h", 93600.0), (" 2M ", 120.0), ("45", 45.0),
-        (datetime.timedelta(minutes=5), 300.0),
+        (datetime.timedelta(minutes=5), 300.0), (np.int64(30), 30.0), (np.float32(1.5), 1.5),
     ],
 )  # fmt: skip
 def test_every_accepts_seconds_timedeltas_and_unit_strings(every: Any, seconds: float) -> None:
