@@ -278,9 +278,16 @@ class Job:
     def _wait(self, timeout: float | None) -> JobRecord:
         rec = self._store._jobs.wait(self.id, timeout)
         if rec is None:
+            now = self.record()
+            hint = "it keeps running: call result() again later"
+            idle = now.status == states.PENDING and now.executor == "worker"
+            if idle and not self._store.workers():
+                hint = (
+                    "no detached worker serves this store to run it: start one with "
+                    "nbjobs.start_worker() (or `nbjobs worker` in a terminal)"
+                )
             raise WaitTimeout(
-                f"job {self.id} ({self.name}) is still {self.status} after {timeout} s; "
-                "it keeps running: call result() again later"
+                f"job {self.id} ({self.name}) is still {now.status} after {timeout} s; {hint}"
             )
         self._snap = rec
         return rec

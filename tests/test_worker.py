@@ -604,3 +604,10 @@ def test_a_full_worker_wakes_another_for_the_jobs_it_cannot_take(
     wait_for(lambda: len(runs(later)) == 2, timeout=30)
     gate2.touch()
     assert [j.result(timeout=30) for j in jobs] == [1, 1]
+
+
+def test_waiting_for_a_worker_job_with_no_worker_says_to_start_one(store: nbjobs.Store) -> None:
+    job = store.submit(pow, 2, 3, executor="worker")
+    with pytest.raises(nbjobs.WaitTimeout, match=r"no detached worker .* nbjobs.start_worker\(\)"):
+        job.result(timeout=0.05)
+    assert job.status == "pending"
