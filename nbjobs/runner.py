@@ -7,7 +7,6 @@ process executor. `Runner` owns the state changes of this process's jobs.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import pickle
 import threading
@@ -78,7 +77,12 @@ def call_job(
     finally:
         reporting.leave(token)
     log = ctx.log.snapshot() if ctx.log is not None and ctx.log.total else None
-    return dataclasses.replace(outcome, progress=ctx.latest, log=log)
+    if ctx.latest is None and log is None:
+        return outcome
+    o = outcome  # (dataclasses.replace costs ~10 µs: it was 5% of a trivial job's CPU)
+    return Outcome(
+        o.ok, o.data, o.file, o.error_type, o.error_message, o.cancelled, ctx.latest, log
+    )
 
 
 def _store_result(value: Any, blob_dir: Path | None, job_id: str) -> Outcome:
