@@ -382,10 +382,12 @@ _KERNEL = textwrap.dedent(
         store.submit(test_dask.wait_for_flag, folder, "a", 1, key="finishes", executor=client),
         store.submit(test_dask.wait_for_flag, folder, "b", 2, key="late", executor=client),
     ]
+    deadline = time.monotonic() + 60
     while not all(j.progress for j in jobs):
+        assert time.monotonic() < deadline, "the Dask tasks never reported progress"
         time.sleep(0.01)
     print("ready", flush=True)
-    time.sleep(120)
+    time.sleep(120)  # the kernel is alive until the test kills it
     """
 )
 
