@@ -345,14 +345,16 @@ class Store:
 
     def _submit_new(self, rec: JobRecord, local: LocalJob, blobs: Payload) -> Job:
         op = Insert(rec)
+        written = None
         if blobs is not None:
             payload, fn_digest, fn_bytes = blobs
-            op.blobs.append((f"p:{rec.id}", payload, None))
+            op.call = payload
             if fn_bytes is not None:
                 op.once.append((f"f:{fn_digest}", fn_bytes))
+                written = self._function_written(fn_digest)
         if self._jobs.backend_of(local).kernel_owned:
             self._jobs.keep(local)
-        self.storage.writer.put(op)
+        self.storage.writer.put(op, written)
         self._jobs.start(local)
         return Job(self, rec)
 
@@ -362,12 +364,21 @@ class Store:
         key = rec.key
         assert key is not None
 
-        # One transaction decides, even for a key that exists (a re-run notebook): with
-        # nothing written its COMMIT is cheap, and a read before it would cost a new key
-        # two more SQLite calls, each a chance to wait for the GIL under load.
+        call = None if blobs is None else blobs[0]
+        # The common case, a new key whose function is stored already, is one INSERT of
+        # the job with its call: each SQLite call is a chance to wait for the GIL under
+        # load, and a row is fewer pages than a row and a blob. A taken key is read: only
+        # a job to run again needs the transaction below.
+        if storage.claims_at_once(rec, call) and (blobs is None or blobs[2] is None):
+            if storage.claim(rec, call):
+                return self._started(local, rec, now)
+            old = storage.record_by_key(key)
+            if old is not None and not _rerun_wanted(old, force):
+                return self._existing(rec, old)
+
         def claim(sql: Sql) -> tuple[str, JobRecord]:
-            if storage.insert(sql, rec):  # the key was free: it is ours now
-                self._write_payload(sql, rec, blobs)
+            if storage.insert(sql, rec, call):  # the key was free: it is ours now
+                self._store_function(sql, blobs)
                 return "new", rec
             old = storage.record_by_key(key, sql)
             assert old is not None, "a taken key has a job"
@@ -387,17 +398,24 @@ class Store:
                 resumable=rec.resumable,
                 not_resumable_reason=rec.not_resumable_reason,
             )
-            gone = (f"r:{old.id}", f"e:{old.id}", f"p:{old.id}") if fresh else (f"p:{old.id}",)
-            storage.drop_blobs(sql, gone)
-            self._write_payload(sql, new, blobs)
+            if fresh:
+                storage.drop_blobs(sql, (f"r:{old.id}", f"e:{old.id}"))
+            storage.set_call(sql, old.id, call)
+            self._store_function(sql, blobs)
             if not storage.update(sql, new, old.status):
                 raise InvalidArgument(f"job with key {rec.key!r} changed while resubmitting")
             return "rerun", new
 
         # In this thread, not the writer's: one short transaction, no thread hand-offs.
         outcome, stored = storage.transact_here(claim)
+        if blobs is not None and blobs[2] is not None:
+            self._function_written(blobs[1])(None, None)
         if outcome == "existing":
             return self._existing(rec, stored)
+        return self._started(local, stored, now)
+
+    def _started(self, local: LocalJob, stored: JobRecord, now: float) -> Job:
+        """Start (or hold until its `retry_at`) a job this process just stored."""
         local.rec = stored
         if self._jobs.backend_of(local).kernel_owned:
             self._jobs.keep(local)
@@ -413,14 +431,21 @@ class Store:
             )
         return Job(self, stored)
 
-    def _write_payload(self, sql: Sql, rec: JobRecord, blobs: Payload) -> None:
-        if blobs is None:
-            return
-        payload, fn_digest, fn_bytes = blobs
-        self.storage.put_blob(sql, f"p:{rec.id}", payload)
-        if fn_bytes is not None:
-            self.storage.put_blob_once(sql, f"f:{fn_digest}", fn_bytes)
-            self.storage.fn_written.add(f"f:{fn_digest}")
+    def _store_function(self, sql: Sql, blobs: Payload) -> None:
+        """Store the call's function, the first time this process submits it."""
+        if blobs is not None and blobs[2] is not None:
+            self.storage.put_blob_once(sql, f"f:{blobs[1]}", blobs[2])
+
+    def _function_written(self, fn_digest: str) -> Callable[[Any, BaseException | None], None]:
+        """A writer callback: once the function's blob is committed, later submits of it
+        need not carry it (and a keyed one may be a single INSERT)."""
+        written = self.storage.fn_written
+
+        def done(_result: Any, error: BaseException | None) -> None:
+            if error is None:
+                written.add(f"f:{fn_digest}")
+
+        return done
 
     def _backend(self, executor: str | Any) -> Backend:
         """The backend of a checked `executor=` (a name or a Dask client; None: the default)."""
@@ -685,7 +710,7 @@ class Store:
         if not rec.resumable or rec.fn_digest is None:
             return rec.not_resumable_reason or "its call was not stored"
         fn_blob = self.storage.blob(f"f:{rec.fn_digest}")
-        payload = self.storage.blob(f"p:{rec.id}")
+        payload = self.storage.call(rec.id)
         if fn_blob is None or payload is None:
             return "its stored function or arguments are missing"
         return fn_blob, payload

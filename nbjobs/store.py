@@ -44,6 +44,12 @@ T = TypeVar("T")
 FORMAT_VERSION = 1
 FORMAT_FILE = "nbjobs-format.json"
 INLINE_LIMIT = 256 * 1024  # blobs above this size are written as files
+# A call up to this size lives in its job's row: a keyed submit is then one INSERT (two
+# B-tree pages fewer than a separate blob), and a row still fits in one 4 KiB page.
+ROW_CALL_LIMIT = 2048
+# Rows this process writes between two checkpoints of the WAL: about the 1,000 pages at
+# which SQLite's automatic checkpoint runs (2.5 pages a row, measured on keyed submits).
+_CHECKPOINT_ROWS = 400
 _BATCH_MAX = 512
 _PARAMS_PER_STATEMENT = 900  # SQLite builds before 3.32 allow 999 parameters per statement
 _UNREADABLE_SLACK = 16  # a worker looks past this many unreadable queued records
@@ -59,7 +65,8 @@ CREATE TABLE IF NOT EXISTS nbjobs_jobs (
     name TEXT NOT NULL,
     owner TEXT,
     updated REAL NOT NULL,
-    data TEXT NOT NULL
+    data TEXT NOT NULL,
+    call BLOB  -- the job's pickled call when small (else the blob p:<id>); see insert()
 );
 CREATE INDEX IF NOT EXISTS nbjobs_jobs_status ON nbjobs_jobs (status, seq);
 CREATE INDEX IF NOT EXISTS nbjobs_jobs_name ON nbjobs_jobs (name, seq);
@@ -180,6 +187,7 @@ class Storage:
             with self.cache.transact(retry=True):
                 for stmt in _statements(_SCHEMA):
                     self.cache._sql(stmt)
+                _migrate(self.cache._sql)
         except (sqlite3.OperationalError, OSError) as exc:
             raise StoreNotWritable(
                 f"the job store at {self.path} cannot be opened for writing: {exc}. "
@@ -187,7 +195,9 @@ class Storage:
             ) from exc
         self.fn_written: set[str] = set()
         self._local = _Quiet()
-        self.writer = Writer(lambda: self.cache.transact(retry=True), lambda: self._sql, self)
+        self._turn = threading.Lock()  # this process's writes take turns (`_transaction`)
+        self._since_checkpoint = 0  # rows written by this process since its last checkpoint
+        self.writer = Writer(self._batch, self._quiet, self)
         self.blob_dir.mkdir(mode=0o700, exist_ok=True)
         _OPEN.add(self)
 
@@ -220,17 +230,56 @@ class Storage:
         """Run `fn(sql)` in one transaction on this thread's own connection.
 
         For the few writes whose caller waits anyway (a keyed claim): skipping the writer
-        thread saves two thread hand-offs. `BEGIN IMMEDIATE` serializes it with the writer.
-        The caller never checkpoints the WAL: SQLite runs a checkpoint (with an fsync) in
-        whichever connection's commit finds the WAL full, and that should be the writer
-        thread's, not a `submit()` the user waits for (it was 7% of keyed submits > 1 ms).
+        thread saves two thread hand-offs. `BEGIN IMMEDIATE` serializes it with other
+        processes, this process's turn with the writer thread. The caller never
+        checkpoints the WAL: SQLite runs a checkpoint (with an fsync) in whichever
+        connection's commit finds the WAL full, and that should be the writer thread's,
+        not a `submit()` the user waits for (it was 7% of keyed submits > 1 ms).
         """
-        con = self.cache._con
+        with self._transaction():
+            return fn(self._sql)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A write transaction on this thread's connection, in this process's turn: two
+        of its threads that write wait for each other on a lock, not in SQLite's busy
+        handler, which sleeps 1 ms and more.
+
+        No connection of this process checkpoints the WAL in its COMMIT: the writer thread
+        does it in `_batch`, when about as much was written as SQLite's own automatic
+        checkpoint waits for.
+        """
+        con = self._quiet_connection()
+        before = con.total_changes
+        with self._turn, self.cache.transact(retry=True):
+            yield
+        self._since_checkpoint += con.total_changes - before
+
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator[None]:
+        """The writer thread's transaction: it checkpoints the WAL when one is due."""
+        with self._transaction():
+            yield
+        if self._since_checkpoint >= _CHECKPOINT_ROWS:
+            self._since_checkpoint = 0
+            # In the turn: the next write then starts from a WAL copied whole, and SQLite
+            # rewrites it from its start. A write in between (a keyed submit, which writes on
+            # its own connection) would append, and the WAL would only ever grow.
+            with self._turn:
+                self._quiet_connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _quiet(self) -> Sql:
+        """This thread's SQL function, on a connection that never checkpoints."""
+        self._quiet_connection()
+        return self._sql
+
+    def _quiet_connection(self) -> sqlite3.Connection:
+        """This thread's connection, told never to checkpoint (see `_transaction`)."""
+        con: sqlite3.Connection = self.cache._con
         if self._local.quiet is not con:
             con.execute("PRAGMA wal_autocheckpoint = 0")  # this connection's, not the file's
             self._local.quiet = con
-        with self.cache.transact(retry=True):
-            return fn(self._sql)
+        return con
 
     def record_by_key(self, key: str, sql: Sql | None = None) -> JobRecord | None:
         row = (sql or self._sql)(
@@ -434,18 +483,53 @@ class Storage:
         ).fetchone()
         return _decode(*row) if row else None
 
-    def insert(self, sql: Sql, rec: JobRecord) -> bool:
-        """Insert a new job; False (and nothing written) if its key is already taken."""
-        cur = sql(
-            "INSERT INTO nbjobs_jobs (id, key, status, name, owner, updated, data) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-            (rec.id, rec.key, rec.status, rec.name, rec.owner, rec.updated_at, rec.encode()),
-        )
+    def insert(self, sql: Sql, rec: JobRecord, call: bytes | None = None) -> bool:
+        """Insert a new job and its pickled `call`; False (nothing written) if its key is
+        already taken. A small call goes in the job's row, a larger one in the blob p:<id>.
+        """
+        inline = call if call is not None and len(call) <= ROW_CALL_LIMIT else None
+        cur = sql(_INSERT_JOB, (*_new_row(rec), inline))
         if cur.rowcount != 1:
             return False
+        if call is not None and inline is None:
+            self.put_blob(sql, f"p:{rec.id}", call)
         for tag in rec.tags:
             sql("INSERT OR IGNORE INTO nbjobs_tags (tag, seq) VALUES (?, ?)", (tag, cur.lastrowid))
         return True
+
+    @staticmethod
+    def claims_at_once(rec: JobRecord, call: bytes | None) -> bool:
+        """Whether `claim` can store this job: a small call and no tags (one row, one
+        statement)."""
+        return not rec.tags and (call is None or len(call) <= ROW_CALL_LIMIT)
+
+    def claim(self, rec: JobRecord, call: bytes | None) -> bool:
+        """Insert a new keyed job with its call in one autocommitted statement, on this
+        thread's connection (see `transact_here`); False (nothing written) if the key is
+        taken. Only for what `claims_at_once` accepts. Durable when it returns, as a
+        transaction would be: a statement outside BEGIN is its own transaction.
+        """
+        assert self.claims_at_once(rec, call)
+        sql = self._quiet()
+        with self._turn:
+            cur = sql(_INSERT_JOB, (*_new_row(rec), call))
+        self._since_checkpoint += 1
+        return bool(cur.rowcount == 1)
+
+    def set_call(self, sql: Sql, job_id: str, call: bytes | None) -> None:
+        """Replace a stored job's call (a resubmitted key runs the new one)."""
+        self.drop_blobs(sql, (f"p:{job_id}",))
+        inline = call if call is not None and len(call) <= ROW_CALL_LIMIT else None
+        sql("UPDATE nbjobs_jobs SET call = ? WHERE id = ?", (inline, job_id))
+        if call is not None and inline is None:
+            self.put_blob(sql, f"p:{job_id}", call)
+
+    def call(self, job_id: str) -> bytes | None:
+        """A job's pickled call (None: not stored, or the job is gone)."""
+        row = self._sql("SELECT call FROM nbjobs_jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is not None and row[0] is not None:
+            return bytes(row[0])
+        return self.blob(f"p:{job_id}")
 
     def update(self, sql: Sql, rec: JobRecord, expected: str) -> bool:
         """Write `rec` if the stored status is still `expected` (compare-and-set).
@@ -481,8 +565,7 @@ class Storage:
         if isinstance(op, Insert):
             for key, data in op.once:
                 self.put_blob_once(sql, key, data)
-                self.fn_written.add(key)
-            self.insert(sql, op.rec)
+            self.insert(sql, op.rec, op.call)
         elif not self.update(sql, op.rec, op.expected):
             raise IllegalTransition(
                 f"job {op.rec.id} is no longer {op.expected} (changed by another process); "
@@ -625,6 +708,24 @@ def blob_keys(job_id: str) -> tuple[str, str, str, str]:
     return f"p:{job_id}", f"r:{job_id}", f"e:{job_id}", f"l:{job_id}"
 
 
+_INSERT_JOB = (
+    "INSERT INTO nbjobs_jobs (id, key, status, name, owner, updated, data, call) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+)
+
+
+def _new_row(rec: JobRecord) -> tuple[str, str | None, str, str, str | None, float, bytes]:
+    return rec.id, rec.key, rec.status, rec.name, rec.owner, rec.updated_at, rec.encode()
+
+
+def _migrate(sql: Sql) -> None:
+    """Bring a store made by an older nbjobs up to this schema (inside the opening
+    transaction, so concurrent openers do it once)."""
+    columns = {row[1] for row in sql("PRAGMA table_info(nbjobs_jobs)").fetchall()}
+    if "call" not in columns:  # older stores kept every call in a blob p:<id>
+        sql("ALTER TABLE nbjobs_jobs ADD COLUMN call BLOB")
+
+
 def _row(rec: JobRecord) -> tuple[str, str | None, float, bytes]:
     """The columns an update writes: status, owner, updated, data."""
     return rec.status, rec.owner, rec.updated_at, rec.encode()
@@ -751,3 +852,13 @@ def _flush_all() -> None:
     for storage in list(_OPEN):
         with contextlib.suppress(Exception):
             storage.writer.flush()
+
+
+def _forked() -> None:
+    """A forked child's stores start with their turn free: the thread that held it (the
+    writer, a submitting thread) did not survive the fork."""
+    for storage in list(_OPEN):
+        storage._turn = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forked)

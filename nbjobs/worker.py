@@ -208,9 +208,9 @@ class Worker:
         local.claimed = rec.status == states.RUNNING
         with self.lock:
             self.held[rec.id] = local
-        found = self.storage.blobs([f"f:{rec.fn_digest}", f"p:{rec.id}", f"l:{rec.id}"])
+        found = self.storage.blobs([f"f:{rec.fn_digest}", f"l:{rec.id}"])
         fn_blob = found.get(f"f:{rec.fn_digest}") if rec.fn_digest else None
-        payload = found.get(f"p:{rec.id}")
+        payload = self.storage.call(rec.id)
         try:
             if fn_blob is None or payload is None:
                 raise PayloadLoadError(f"job {rec.id} ({rec.name}) has lost its payload")

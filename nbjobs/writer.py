@@ -39,9 +39,11 @@ os.register_at_fork(after_in_child=_forked)
 
 @dataclass(slots=True)
 class Insert:
-    """Insert a new job record with its blobs (`once`: blobs written only if absent)."""
+    """Insert a new job record with its pickled call and blobs (`once`: blobs written
+    only if absent)."""
 
     rec: JobRecord
+    call: bytes | None = None
     blobs: list[Blob] = field(default_factory=list)
     once: list[tuple[str, bytes]] = field(default_factory=list)
 
@@ -216,6 +218,6 @@ def _chains(first: Op, then: Cas) -> bool:
 
 def _merge(first: Op, then: Cas) -> Op:
     if isinstance(first, Insert):
-        return Insert(then.rec, first.blobs + then.blobs, first.once)
+        return Insert(then.rec, first.call, first.blobs + then.blobs, first.once)
     assert isinstance(first, Cas)
     return Cas(then.rec, first.expected, first.blobs + then.blobs)

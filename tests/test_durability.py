@@ -26,6 +26,9 @@ SCRIPT = textwrap.dedent(
     mode = sys.argv[2]
     if mode == "keyed":
         store.submit(slow, 1, key="precious")
+    elif mode == "keyed-again":  # the function is stored: the claim is one INSERT
+        store.submit(slow, 0, key="first")
+        store.submit(slow, 1, key="precious")
     elif mode == "running":
         job = store.submit(slow, 1, key="precious")
         while job.status != "running":
@@ -47,13 +50,20 @@ def _die_after_submit(tmp_path: Path, mode: str) -> Path:
     return path
 
 
-def test_a_keyed_submit_survives_a_crash_right_after_it(tmp_path: Path) -> None:
-    path = _die_after_submit(tmp_path, "keyed")
+@pytest.mark.parametrize("mode", ["keyed", "keyed-again"])
+def test_a_keyed_submit_survives_a_crash_right_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    path = _die_after_submit(tmp_path, mode)
+    monkeypatch.setenv("NBJOBS_TEST_SLEEP", "0")
     with nbjobs.Store(path) as store:
         job = store.get("precious")
         # Its kernel is gone: the job is interrupted, never silently re-run.
         assert job.status == "interrupted"
         assert job.resumable
+        # ... and its call was stored with it: resuming runs it.
+        resumed = {j.key: j for j in store.resume()}
+        assert resumed["precious"].result(timeout=60) == 1
 
 
 def test_a_flushed_keyless_submit_survives_a_crash(tmp_path: Path) -> None:

@@ -437,7 +437,7 @@ def _write_outcome(storage: Storage, task: Task, outcome: Outcome) -> None:
     """End the attempt in the store, in one transaction, if the job is still ours."""
     policy = None
     if not outcome.ok:
-        payload = storage.blob(f"p:{task.info.id}")
+        payload = storage.call(task.info.id)
         policy = codec.payload_policy(payload) if payload is not None else None
 
     def write(sql: Sql) -> bool:

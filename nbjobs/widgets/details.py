@@ -60,7 +60,7 @@ def arguments_text(store: Store, rec: JobRecord) -> str:
     """`fn(arg, ..., key=value)` with abbreviated reprs, read from the stored payload."""
     if rec.fn_digest is None:
         return "(not stored: " + (rec.not_resumable_reason or "no payload") + ")"
-    payload = store.storage.blob(f"p:{rec.id}")
+    payload = store.storage.call(rec.id)
     fn_blob = store.storage.blob(f"f:{rec.fn_digest}")
     if payload is None or fn_blob is None:
         return "(no longer stored)"

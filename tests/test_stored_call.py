@@ -1,0 +1,154 @@
+"""Where a job's call is stored: in its row when small (a keyed submit is then a single
+INSERT), in a blob when large; and stores made before the row held calls still work."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import nbjobs
+from nbjobs import codec
+from nbjobs.store import ROW_CALL_LIMIT
+
+
+def echo(x: Any) -> Any:
+    return x
+
+
+def fail(x: Any) -> Any:
+    raise ValueError(f"no {len(x)}")
+
+
+def _where(store: nbjobs.Store, job: nbjobs.Job) -> tuple[bool, bool]:
+    """(call in the row, call in a blob)."""
+    store.flush()
+    (in_row,) = store.storage._sql(
+        "SELECT call IS NOT NULL FROM nbjobs_jobs WHERE id = ?", (job.id,)
+    ).fetchone()
+    return bool(in_row), store.storage.blob(f"p:{job.id}") is not None
+
+
+def _stored_args(store: nbjobs.Store, job: nbjobs.Job) -> tuple[Any, ...]:
+    payload = store.storage.call(job.id)
+    assert payload is not None
+    fn_blob = store.storage.blob(f"f:{job.record().fn_digest}")
+    assert fn_blob is not None
+    _fn, args, _kwargs = codec.load_payload(payload, fn_blob)
+    return tuple(args)
+
+
+BIG = b"x" * (ROW_CALL_LIMIT * 4)
+
+
+@pytest.mark.parametrize("key", [None, "k"])
+@pytest.mark.parametrize("tags", [(), ("t",)])
+def test_a_small_call_lives_in_the_row_and_a_large_one_in_a_blob(
+    store: nbjobs.Store, key: str | None, tags: tuple[str, ...]
+) -> None:
+    store.submit(echo, 0, key="warm-up").result(timeout=30)  # the function is stored
+    small = store.submit(echo, 1, key=key, tags=list(tags))
+    big = store.submit(echo, BIG, key=None if key is None else key + "-big", tags=list(tags))
+    assert small.result(timeout=30) == 1
+    assert big.result(timeout=30) == BIG
+    assert _where(store, small) == (True, False)
+    assert _where(store, big) == (False, True)
+    assert _stored_args(store, small) == (1,)
+    assert _stored_args(store, big) == (BIG,)
+
+
+def test_resubmitting_a_key_replaces_its_call_wherever_it_was(store: nbjobs.Store) -> None:
+    first = store.submit(fail, "ab", key="k")
+    with pytest.raises(ValueError):
+        first.result(timeout=30)
+    big = store.submit(fail, BIG, key="k")  # a failed key runs again, with these arguments
+    assert big.id == first.id
+    with pytest.raises(ValueError, match=f"no {len(BIG)}"):
+        big.result(timeout=30)
+    assert _where(store, big) == (False, True)
+    small = store.submit(fail, "abc", key="k")
+    with pytest.raises(ValueError, match="no 3"):
+        small.result(timeout=30)
+    assert _where(store, small) == (True, False)
+    assert _stored_args(store, small) == ("abc",)
+
+
+def test_forgetting_a_job_removes_its_call(store: nbjobs.Store) -> None:
+    store.submit(echo, 0, key="warm-up").result(timeout=30)
+    jobs = [store.submit(echo, 1, key="small"), store.submit(echo, BIG, key="big")]
+    for job in jobs:
+        job.result(timeout=30)
+        store.forget(job.id)
+    store.flush()
+    for job in jobs:
+        assert store.storage.call(job.id) is None
+
+
+OLD_KERNEL = textwrap.dedent(
+    """
+    import os, sys, time
+    import nbjobs
+    store = nbjobs.Store(sys.argv[1])
+    def slow(x):
+        time.sleep(float(os.environ.get("NBJOBS_TEST_SLEEP", "60")))
+        return x * 2
+    store.submit(slow, 0, key="warm-up")
+    store.submit(slow, 21, key="precious")
+    os._exit(0)
+    """
+)
+
+
+def _downgrade(db: Path) -> None:
+    """Make the store look like one written before calls lived in rows."""
+    con = sqlite3.connect(db)
+    with con:
+        con.execute(
+            "INSERT INTO nbjobs_blobs (key, data) "
+            "SELECT 'p:' || id, call FROM nbjobs_jobs WHERE call IS NOT NULL"
+        )
+        con.execute("ALTER TABLE nbjobs_jobs DROP COLUMN call")
+    con.close()
+
+
+def test_a_store_from_before_calls_lived_in_rows_opens_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "store"
+    script = tmp_path / "kernel.py"
+    script.write_text(OLD_KERNEL)
+    subprocess.run([sys.executable, str(script), str(path)], check=True, timeout=120)
+    _downgrade(path / "cache.db")
+    monkeypatch.setenv("NBJOBS_TEST_SLEEP", "0")
+    with nbjobs.Store(path) as store:
+        assert store.get("precious").status == "interrupted"
+        resumed = {j.key: j for j in store.resume()}
+        assert resumed["precious"].result(timeout=60) == 42
+        # New jobs in the upgraded store keep their calls in their rows.
+        again = store.submit(echo, 5, key="new")
+        assert again.result(timeout=30) == 5
+        assert _where(store, again) == (True, False)
+
+
+def test_the_wal_is_rewritten_from_its_start_while_keyed_submits_and_jobs_write(
+    store: nbjobs.Store,
+) -> None:
+    """Keyed submits write on the caller's connection, outcomes on the writer's: the WAL
+    must still be checkpointed whole now and then, so SQLite starts it over instead of
+    appending to it for as long as the store is busy."""
+    store.submit(echo, 0, key="warm-up").result(timeout=30)
+    wal = store.storage.path / "cache.db-wal"
+    sizes = []
+    for i in range(4000):
+        store.submit(echo, i, key=f"k{i}")
+        if i % 500 == 499:
+            sizes.append(wal.stat().st_size)
+    store.flush()
+    # 4,000 jobs write about 10,000 pages (40 MB) to the WAL; restarted at every
+    # checkpoint it stays near SQLite's 1,000 pages.
+    assert max(sizes) < 16_000_000, sizes
