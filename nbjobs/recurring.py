@@ -128,12 +128,13 @@ def _replace(storage: Storage, rec: ScheduleRecord, payload: bytes, fn_bytes: by
                 kept.update(anchor=old.anchor, next_at=old.next_at)
             new = rec.evolve(**kept)
         storage.put_blob_once(sql, f"f:{rec.fn_digest}", fn_bytes)
-        storage.fn_written.add(f"f:{rec.fn_digest}")
         storage.put_blob(sql, f"s:{rec.name}", payload)
         storage.put_schedule(sql, new)
         return new
 
-    return storage.writer.call(write)
+    stored = storage.writer.call(write)
+    storage.fn_written.add(f"f:{rec.fn_digest}")  # committed: later submits refer to it
+    return stored
 
 
 # --------------------------------------------------------------------------- control
