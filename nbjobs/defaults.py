@@ -32,6 +32,9 @@ def default_path() -> Path:
 def default_store() -> Store:
     """The store module functions use: `$NBJOBS_STORE`, else `./.nbjobs`."""
     global _default
+    store = _default  # read once, without the lock: every module-level submit comes here
+    if store is not None:
+        return store
     with _default_lock:
         if _default is None:
             _default = Store(default_path())
