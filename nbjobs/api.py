@@ -266,10 +266,10 @@ class Store:
                 f"cannot be resumed after a restart; the first: {lost[0]}",
             )
         stored = next((blobs for _, _, blobs in prepared if blobs is not None), None)
-        if stored is None or stored[2] is None:
+        if stored is None or stored[1] is None:
             return prepared
-        self._write_function(stored[1], stored[2])
-        return [(r, j, None if b is None else (b[0], b[1], None)) for r, j, b in prepared]
+        self._write_function(stored[0][0], stored[1])
+        return [(r, j, None if b is None else (b[0], None)) for r, j, b in prepared]
 
     def _write_function(self, digest: str, data: bytes) -> None:
         """Store a function blob now (committed), so the jobs that follow only refer to it."""
@@ -336,20 +336,20 @@ class Store:
         rec.fn_digest = fn_digest
         if key is not None:  # only keyed resubmits compare arguments
             rec.args_digest = arguments_digest(fn, args, kwargs)
-        blobs = (
-            codec.payload_blob(fn_digest, args_bytes, opts.policy),
-            fn_digest,
-            None if f"f:{fn_digest}" in self.storage.fn_written else fn_bytes,
+        parts = (fn_digest, args_bytes, opts.policy)
+        return (
+            rec,
+            local,
+            (parts, None if f"f:{fn_digest}" in self.storage.fn_written else fn_bytes),
         )
-        return rec, local, blobs
 
     def _submit_new(self, rec: JobRecord, local: LocalJob, blobs: Payload) -> Job:
         op = Insert(rec)
         written = None
         if blobs is not None:
-            payload, fn_digest, fn_bytes = blobs
-            op.call = payload
+            op.call, fn_bytes = blobs  # the writer thread encodes the call
             if fn_bytes is not None:
+                fn_digest = blobs[0][0]
                 op.once.append((f"f:{fn_digest}", fn_bytes))
                 written = self._function_written(fn_digest)
         if self._jobs.backend_of(local).kernel_owned:
@@ -364,12 +364,12 @@ class Store:
         key = rec.key
         assert key is not None
 
-        call = None if blobs is None else blobs[0]
+        call = None if blobs is None else codec.payload_blob(*blobs[0])
         # The common case, a new key whose function is stored already, is one INSERT of
         # the job with its call: each SQLite call is a chance to wait for the GIL under
         # load, and a row is fewer pages than a row and a blob. A taken key is read: only
         # a job to run again needs the transaction below.
-        if storage.claims_at_once(rec, call) and (blobs is None or blobs[2] is None):
+        if storage.claims_at_once(rec, call) and (blobs is None or blobs[1] is None):
             if storage.claim(rec, call):
                 return self._started(local, rec, now)
             old = storage.record_by_key(key)
@@ -408,8 +408,8 @@ class Store:
 
         # In this thread, not the writer's: one short transaction, no thread hand-offs.
         outcome, stored = storage.transact_here(claim)
-        if blobs is not None and blobs[2] is not None:
-            self._function_written(blobs[1])(None, None)
+        if blobs is not None and blobs[1] is not None:
+            self._function_written(blobs[0][0])(None, None)
         if outcome == "existing":
             return self._existing(rec, stored)
         return self._started(local, stored, now)
@@ -433,8 +433,8 @@ class Store:
 
     def _store_function(self, sql: Sql, blobs: Payload) -> None:
         """Store the call's function, the first time this process submits it."""
-        if blobs is not None and blobs[2] is not None:
-            self.storage.put_blob_once(sql, f"f:{blobs[1]}", blobs[2])
+        if blobs is not None and blobs[1] is not None:
+            self.storage.put_blob_once(sql, f"f:{blobs[0][0]}", blobs[1])
 
     def _function_written(self, fn_digest: str) -> Callable[[Any, BaseException | None], None]:
         """A writer callback: once the function's blob is committed, later submits of it

@@ -223,5 +223,5 @@ def culprit(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     return "an argument"
 
 
-Payload = tuple[bytes, str, bytes | None] | None
-"""(payload blob, function digest, function bytes if not yet stored), or None if unpicklable."""
+Payload = tuple[codec.CallParts, bytes | None] | None
+"""(the call's parts, function bytes if not yet stored), or None if unpicklable."""

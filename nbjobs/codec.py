@@ -175,6 +175,11 @@ def digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+CallParts = tuple[str, bytes, Any]
+"""(function digest, pickled arguments, retry policy): `payload_blob(*parts)` is the stored
+call, encoded by whoever writes it (the writer thread, for a submit without a key)."""
+
+
 def payload_blob(fn_digest: str, args: bytes, policy: Any = None) -> bytes:
     """The persisted call: function digest, pickled arguments, the retry policy (if any)
     and the versions that wrote them."""

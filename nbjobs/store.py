@@ -483,10 +483,12 @@ class Storage:
         ).fetchone()
         return _decode(*row) if row else None
 
-    def insert(self, sql: Sql, rec: JobRecord, call: bytes | None = None) -> bool:
+    def insert(self, sql: Sql, rec: JobRecord, call: bytes | codec.CallParts | None = None) -> bool:
         """Insert a new job and its pickled `call`; False (nothing written) if its key is
         already taken. A small call goes in the job's row, a larger one in the blob p:<id>.
         """
+        if isinstance(call, tuple):
+            call = codec.payload_blob(*call)
         inline = call if call is not None and len(call) <= ROW_CALL_LIMIT else None
         cur = sql(_INSERT_JOB, (*_new_row(rec), inline))
         if cur.rowcount != 1:

@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .codec import CallParts
 from .records import JobRecord
 
 log = logging.getLogger("nbjobs")
@@ -43,7 +44,7 @@ class Insert:
     only if absent)."""
 
     rec: JobRecord
-    call: bytes | None = None
+    call: bytes | CallParts | None = None
     blobs: list[Blob] = field(default_factory=list)
     once: list[tuple[str, bytes]] = field(default_factory=list)
 
