@@ -300,9 +300,13 @@ class Store:
                 f"job {rec.name!r} runs in this kernel but cannot be resumed after a restart: "
                 f"{rec.not_resumable_reason}",
             )
-        if on_start is not None:
+        elsewhere = not self._jobs.backend_of(local).kernel_owned  # a detached worker's job
+        if on_start is not None and not elsewhere:
             local.on_start.append(on_start)
-        return self._enqueue(rec, local, blobs, opts.force)
+        job = self._enqueue(rec, local, blobs, opts.force)
+        if on_start is not None and elsewhere:
+            self._jobs.on_started(job.id, on_start)
+        return job
 
     def _enqueue(self, rec: JobRecord, local: LocalJob, blobs: Payload, force: bool) -> Job:
         if rec.key is None:

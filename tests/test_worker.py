@@ -6,6 +6,7 @@ Every test starts its workers through the `start` fixture, which stops them all 
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import os
 import signal
@@ -465,6 +466,39 @@ def test_a_reused_worker_serves_another_idle_timeout_then_exits(
     assert store.submit(double, 6, executor="worker").result(timeout=60) == 12
     wait_for(lambda: not alive(first.pid), timeout=60)  # then idle again: it exits
     assert store.workers() == []
+
+
+# --------------------------------------------------------------------------- nbjobs.Executor
+def test_executor_futures_are_running_while_a_worker_runs_their_jobs(
+    store: nbjobs.Store, start: Start, tmp_path: Path, wait_for: Callable[..., Any]
+) -> None:
+    start(workers=1)
+    folder, gate = tmp_path / "runs", tmp_path / "gate"
+    folder.mkdir()
+    with nbjobs.Executor(executor="worker", store=store) as pool:
+        first = pool.submit(attempt_marker, str(folder), str(gate))
+        queued = pool.submit(double, 21)  # the worker's only slot is busy: it waits
+        wait_for(lambda: runs(folder))
+        wait_for(first.running)
+        assert not queued.running() and not queued.done()
+        assert first.cancel() is False  # running: as with ThreadPoolExecutor, too late
+        gate.touch()
+        assert first.result(timeout=60) == 1
+        assert queued.result(timeout=60) == 42
+    assert not first.running() and not first.cancelled()
+
+
+def test_cancelling_an_executor_future_cancels_its_queued_worker_job(
+    store: nbjobs.Store, start: Start
+) -> None:
+    with nbjobs.Executor(executor="worker", store=store) as pool:
+        future = pool.submit(double, 2)  # no worker yet: it stays pending
+        assert future.cancel()
+        assert cf.wait([future], timeout=30) == ({future}, set())
+        assert future.job.status == "cancelled"  # type: ignore[attr-defined]
+        start(workers=1)
+        assert pool.submit(double, 3).result(timeout=60) == 6
+    assert future.job.status == "cancelled"  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
