@@ -40,7 +40,16 @@ from .executors import NAMES as EXECUTOR_NAMES
 from .executors import Backend
 from .executors.processes import ProcessExecutor
 from .executors.threads import ThreadExecutor
-from .executors.worker import STOP_GRACE, WorkerBackend, WorkerInfo, list_workers, spawn, stop
+from .executors.worker import (
+    STOP_GRACE,
+    WorkerBackend,
+    WorkerInfo,
+    differences,
+    list_workers,
+    reuse,
+    spawn,
+    stop,
+)
 from .job import Job
 from .lifecycle import LocalJobs
 from .records import JobRecord, transition
@@ -291,9 +300,13 @@ class Store:
                 f"job {rec.name!r} runs in this kernel but cannot be resumed after a restart: "
                 f"{rec.not_resumable_reason}",
             )
-        if on_start is not None:
+        elsewhere = not self._jobs.backend_of(local).kernel_owned  # a detached worker's job
+        if on_start is not None and not elsewhere:
             local.on_start.append(on_start)
-        return self._enqueue(rec, local, blobs, opts.force)
+        job = self._enqueue(rec, local, blobs, opts.force)
+        if on_start is not None and elsewhere:
+            self._jobs.on_started(job.id, on_start)
+        return job
 
     def _enqueue(self, rec: JobRecord, local: LocalJob, blobs: Payload, force: bool) -> Job:
         if rec.key is None:
@@ -722,17 +735,30 @@ class Store:
         idle_timeout: float | None = 600,
         *,
         lease: float = 30.0,
+        new: bool = False,
     ) -> WorkerInfo:
-        """Start a detached worker process for this store's `executor="worker"` jobs.
+        """A detached worker process for this store's `executor="worker"` jobs: the live one
+        if there is one, else a new one. Returns once it is serving.
 
-        It runs up to `workers` jobs at once (default: the number of CPUs), each in a child
-        process, with this kernel's working directory and `sys.path`; it survives kernel
-        restarts and exits after `idle_timeout` seconds with nothing to do (None: only when
-        stopped). `lease`: seconds a job stays claimed by a worker that stopped
-        heartbeating before another worker takes it over. Returns once it is serving.
+        A new worker runs up to `workers` jobs at once (default: the number of CPUs), each in
+        a child process, with this kernel's working directory and `sys.path`; it survives
+        kernel restarts and exits after `idle_timeout` seconds with nothing to do (None: only
+        when stopped). `lease`: seconds a job stays claimed by a worker that stopped
+        heartbeating before another worker takes it over.
+
+        Re-running the cell is idempotent: while a worker of this store is serving (not
+        stopping, not dead), it is returned instead of starting another, and it serves at
+        least another `idle_timeout` of its own from now. Like a Celery or RQ worker, it
+        keeps the settings it was started with: a warning says when it runs another number
+        of jobs at once than `workers=` asks (when given), or in another working directory
+        (`idle_timeout` and `lease` are not compared). `stop_worker()` then
+        `start_worker(...)` replaces it; `new=True` always starts one more worker (the
+        workers of a store share its jobs).
 
         >>> info = store.start_worker(workers=4)                # doctest: +SKIP
         >>> store.submit(fit, df, executor="worker")             # doctest: +SKIP
+        >>> store.start_worker(workers=4).id == info.id          # doctest: +SKIP
+        True
         """
         if workers is None:
             slots = os.cpu_count() or 1
@@ -742,6 +768,18 @@ class Store:
         lease_s = validate.limit(lease, "lease")
         if lease_s is None:
             raise InvalidArgument("lease must be a number of seconds > 0, not None")
+        if not validate.flag(new, "new"):
+            serving = reuse(self.storage)
+            if serving is not None:
+                differ = differences(serving, workers)
+                if differ:
+                    validate.warn(
+                        f"start_worker() reused the live worker {serving.id} (pid "
+                        f"{serving.pid}) of the store at {self.path}, but {'; '.join(differ)}. "
+                        "Pass new=True to start another worker as well, or stop_worker() "
+                        "first to replace it."
+                    )
+                return serving
         return spawn(self.storage, new_id(), slots, idle, lease_s)
 
     def workers(self) -> list[WorkerInfo]:

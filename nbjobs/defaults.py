@@ -151,17 +151,20 @@ def start_worker(
     store: str | os.PathLike[str] | Store | None = None,
     *,
     lease: float = 30.0,
+    new: bool = False,
 ) -> WorkerInfo:
-    """Start a detached worker process for `executor="worker"` jobs (default store, or `store`).
+    """A detached worker process for `executor="worker"` jobs (default store, or `store`).
 
     It survives kernel restarts, runs up to `workers` jobs at once, each in its own process,
     with this kernel's working directory and `sys.path`, and exits after `idle_timeout`
-    seconds with nothing to do. See `Store.start_worker`.
+    seconds with nothing to do. Re-running the cell returns the worker already serving the
+    store rather than starting another (a warning says when it was started with other
+    `workers=`); `new=True` starts one more. See `Store.start_worker`.
 
     >>> nbjobs.start_worker(workers=4)                     # doctest: +SKIP
     >>> job = nbjobs.submit(fit, df, executor="worker")     # doctest: +SKIP
     """
-    return _store(store).start_worker(workers, idle_timeout, lease=lease)
+    return _store(store).start_worker(workers, idle_timeout, lease=lease, new=new)
 
 
 def workers(store: str | os.PathLike[str] | Store | None = None) -> list[WorkerInfo]:

@@ -25,6 +25,27 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+class _Started:
+    """Moves a future on from pending once, whoever comes first: its job's start (the
+    runner's hook for a job of this process, the store watcher for a worker's job) or a
+    cancel of the future. Returns False when the future was cancelled (the job must not
+    run), as `Future.set_running_or_notify_cancel` does, which it calls only once."""
+
+    __slots__ = ("_done", "_fut", "_lock")
+
+    def __init__(self, fut: concurrent.futures.Future[Any]) -> None:
+        self._fut = fut
+        self._lock = threading.Lock()
+        self._done = False
+
+    def __call__(self) -> bool:
+        with self._lock:
+            if self._done:
+                return not self._fut.cancelled()
+            self._done = True
+            return self._fut.set_running_or_notify_cancel()
+
+
 class Executor(concurrent.futures.Executor):
     """A drop-in `Executor` backed by the job store.
 
@@ -33,9 +54,12 @@ class Executor(concurrent.futures.Executor):
     >>> squares[3]                                        # doctest: +SKIP
     9
 
-    `executor` is `"thread"`, `"process"` or a `dask.distributed.Client`; `store` a path or
-    `nbjobs.Store` (default: the default store's folder). Every call becomes a job you can see
-    with `nbjobs.jobs()`.
+    `executor` is `"thread"`, `"process"`, `"worker"` or a `dask.distributed.Client`;
+    `store` a path or `nbjobs.Store` (default: the default store's folder). Every call becomes
+    a job you can see with `nbjobs.jobs()`. With `"worker"` the calls queue for the detached
+    workers of the store (`nbjobs.start_worker()`; their size, not `max_workers`, bounds
+    them), and a future is `running()` once this process sees its job start in the store
+    (it looks a few times a second).
     """
 
     def __init__(
@@ -75,21 +99,21 @@ class Executor(concurrent.futures.Executor):
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             fut: concurrent.futures.Future[T] = concurrent.futures.Future()
-            job = self._store._submit(
-                fn, args, dict(kwargs), self._options, on_start=fut.set_running_or_notify_cancel
-            )
+            started = _Started(fut)
+            job = self._store._submit(fn, args, dict(kwargs), self._options, on_start=started)
             fut.job = job  # type: ignore[attr-defined]
             self._futures.add(fut)
-        fut.add_done_callback(lambda f: self._settled(f, job))
+        fut.add_done_callback(lambda f: self._settled(f, job, started))
         job.add_done_callback(lambda j: self._deliveries.put((fut, j)))
         return fut
 
-    def _settled(self, fut: concurrent.futures.Future[Any], job: Job) -> None:
-        # A future cancelled before its job started: cancel the job, and tell waiters
-        # (concurrent.futures.wait counts a cancelled future only once it is "notified";
-        # when the job's start hook got there first, it did that already).
-        if fut.cancelled() and job.cancel():
-            fut.set_running_or_notify_cancel()
+    def _settled(self, fut: concurrent.futures.Future[Any], job: Job, started: _Started) -> None:
+        # A future cancelled before its job started (as far as this process saw): cancel
+        # the job, and tell waiters (concurrent.futures.wait counts a cancelled future
+        # only once it is "notified"), unless the job's start got there first and did.
+        if fut.cancelled():
+            job.cancel()
+            started()
         with self._lock:
             self._futures.discard(fut)
 

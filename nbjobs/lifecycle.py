@@ -239,6 +239,18 @@ class LocalJobs:
             except Exception:
                 log.exception("nbjobs: a done callback of job %s failed", local.rec.id)
 
+    def on_started(self, job_id: str, hook: Callable[[], object]) -> None:
+        """Call `hook()` once a job run elsewhere (a detached worker's) has started: at once
+        if it has, else when the watcher sees it leave `pending` in the store. (This
+        process's own jobs call their `LocalJob.on_start` hooks as they start.)"""
+        rec = self.stored(job_id)
+        if rec is None:
+            return
+        if rec.status != states.PENDING:
+            hook()
+        else:
+            self._watcher.add_start(job_id, hook)
+
     def on_done(self, job_id: str, callback: Callable[[], None]) -> None:
         """Call `callback()` once the job is finished (at once if it already is)."""
         local = self.active.get(job_id)

@@ -356,8 +356,8 @@ class Storage:
         ).fetchall()
         return [_decode(*r) for r in rows]
 
-    def finished_among(self, ids: list[str]) -> list[str]:
-        """Which of these job ids are finished (or gone from the store)."""
+    def statuses(self, ids: list[str]) -> dict[str, str]:
+        """The status of each of these jobs that is in the store (one indexed read per 500)."""
         found: dict[str, str] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
@@ -366,7 +366,7 @@ class Storage:
                 chunk,
             ).fetchall()
             found.update(rows)
-        return [i for i in ids if found.get(i, states.SUCCEEDED) in states.FINISHED]
+        return found
 
     def active_records(self) -> list[JobRecord]:
         return self.page(states.ACTIVE, limit=1_000_000)

@@ -22,18 +22,34 @@ _POLL_MAX = 0.25
 
 
 class Watcher:
-    """Polls the store for jobs of other processes and calls their done callbacks."""
+    """Polls the store for jobs of other processes: calls their start hooks once they left
+    `pending`, and their done callbacks once they are finished (or gone)."""
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
-        self._waiting: dict[str, list[Callable[[], None]]] = {}
+        self._waiting: dict[str, list[Callable[[], object]]] = {}
+        self._starting: dict[str, list[Callable[[], object]]] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def add(self, job_id: str, callback: Callable[[], None]) -> None:
+        """Call `callback()` once the job is finished or gone."""
+        self._watch(self._waiting, job_id, callback)
+
+    def add_start(self, job_id: str, callback: Callable[[], object]) -> None:
+        """Call `callback()` once the job has started (it is no longer pending); dropped
+        uncalled if the job leaves the store first."""
+        self._watch(self._starting, job_id, callback)
+
+    def _watch(
+        self,
+        table: dict[str, list[Callable[[], object]]],
+        job_id: str,
+        callback: Callable[[], object],
+    ) -> None:
         with self._lock:
-            self._waiting.setdefault(job_id, []).append(callback)
+            table.setdefault(job_id, []).append(callback)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="nbjobs-watch", daemon=True)
                 self._thread.start()
@@ -43,18 +59,23 @@ class Watcher:
         delay = _POLL_MIN
         while True:
             with self._lock:
-                ids = list(self._waiting)
+                ids = list(self._waiting.keys() | self._starting.keys())
                 if not ids:
                     self._thread = None
                     return
-            finished = self._storage.finished_among(ids)
-            fire: list[Callable[[], None]] = []
+            found = self._storage.statuses(ids)
+            fire: list[Callable[[], object]] = []
             with self._lock:
-                for job_id in finished:
-                    fire += self._waiting.pop(job_id, [])
+                for job_id in ids:
+                    status = found.get(job_id)
+                    if status != states.PENDING:  # started (a gone job never started here)
+                        started = self._starting.pop(job_id, [])
+                        fire += started if status is not None else []
+                    if status is None or status in states.FINISHED:
+                        fire += self._waiting.pop(job_id, [])
             for callback in fire:
                 callback()
-            delay = _POLL_MIN if finished else min(delay * 1.5, _POLL_MAX)
+            delay = _POLL_MIN if fire else min(delay * 1.5, _POLL_MAX)
             self._wake.wait(delay)
             self._wake.clear()
 

@@ -10,8 +10,9 @@ was cancelled or taken over: its child is killed). It fires the store's schedule
 slot becomes a worker job (see nbjobs/recurring.py). It requeues the jobs of workers that
 died (a dead process on this host at once, an expired lease otherwise), at most `CRASH_CAP`
 times per job. It stops when idle for `--idle-timeout` seconds (never while an active
-schedule is stored), or when asked (`nbjobs.stop_worker()`, SIGTERM): running jobs get a
-short grace, then go back to `pending` for another worker. See docs/design.md.
+schedule is stored, and not right after a `start_worker()` reused it), or when asked
+(`nbjobs.stop_worker()`, SIGTERM): running jobs get a short grace, then go back to
+`pending` for another worker. See docs/design.md.
 """
 
 from __future__ import annotations
@@ -113,9 +114,11 @@ class Worker:
                 if claimed or self.held or due_in < math.inf:  # a schedule keeps it serving
                     idle_since = now
                 elif self.idle_timeout is not None and now - idle_since >= self.idle_timeout:
-                    log.info("idle for %s s: stopping", self.idle_timeout)
-                    self.stop_grace = 0.0
-                    break
+                    if self._retire():
+                        log.info("idle for %s s: stopping", self.idle_timeout)
+                        self.stop_grace = 0.0
+                        break
+                    idle_since = now
             woken = self.wake.wait(max(0.0, min(next_look, next_beat, next_reap) - mono()))
         if self.stop_grace is None:  # a signal: the grace asked in the store, if any
             self.stop_grace = self.storage.writer.call(
@@ -129,6 +132,14 @@ class Worker:
             self.stop_grace = grace
         self.stopping = True
         self.wake.set()
+
+    def _retire(self) -> bool:
+        """True if this idle worker may exit; False if `start_worker()` reused it meanwhile:
+        it then serves another `idle_timeout` for the kernel that was handed it."""
+        if self.storage.writer.call(lambda sql: registry.retire(sql, self.id)):
+            return True
+        log.info("reused by start_worker(): serving another %s s", self.idle_timeout)
+        return False
 
     def on_signal(self, signum: int, frame: object) -> None:
         """SIGTERM, SIGINT: a graceful stop (no lock taken here: the loop polls the flag)."""

@@ -266,6 +266,18 @@ def test_map_and_configure_and_task_take_a_client(store: nbjobs.Store, inproc: A
 
 
 @pytest.mark.slow
+def test_an_executor_future_is_running_while_its_dask_task_runs(
+    store: nbjobs.Store, inproc: Any, tmp_path: Path, wait_for: Callable[..., Any]
+) -> None:
+    with nbjobs.Executor(executor=inproc, store=store.path) as pool:
+        future = pool.submit(wait_for_flag, str(tmp_path))
+        wait_for(lambda: future.job.progress)  # type: ignore[attr-defined]
+        assert future.running() and future.cancel() is False
+        (tmp_path / "go").write_text("")
+        assert future.result(timeout=30) == "done"
+    assert not future.running()
+
+
 def soft_limited(folder: str) -> str:
     try:
         wait_for_flag(folder)

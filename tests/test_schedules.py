@@ -509,7 +509,7 @@ def test_two_workers_never_fire_the_same_slot_twice(
     wait_for: Callable[..., Any],
 ) -> None:
     start(workers=1)
-    start(workers=1)
+    start(workers=1, new=True)
     sched = store.schedule(square, every=1, args=(3,), name="shared")
     try:
         wait_for(succeeded(store, "shared", 4), timeout=60)

@@ -6,12 +6,14 @@ Every test starts its workers through the `start` fixture, which stops them all 
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -302,7 +304,7 @@ def test_a_hung_worker_loses_its_job_when_its_lease_expires(
     hung, job, folder, gate = first_run(store, start, tmp_path, wait_for, lease=1.0)
     os.kill(hung.pid, signal.SIGSTOP)
     try:
-        other = start(workers=1, lease=1.0)
+        other = start(workers=1, lease=1.0, new=True)
         wait_for(lambda: len(runs(folder)) == 2)
         rec = job.record()
         assert rec.crashes == 1 and rec.owner is not None
@@ -345,7 +347,7 @@ def test_two_workers_never_run_the_same_job_twice(
     store: nbjobs.Store, start: Start, tmp_path: Path
 ) -> None:
     start(workers=2)
-    start(workers=2)
+    start(workers=2, new=True)
     jobs = [store.submit(count_run, str(tmp_path), i, executor="worker") for i in range(60)]
     assert [j.result(timeout=120) for j in jobs] == list(range(60))
     assert {p.read_text() for p in tmp_path.glob("job-*")} == {"x"}
@@ -392,12 +394,120 @@ def test_the_panel_header_counts_live_workers(store: nbjobs.Store, start: Start)
     assert "workers</span> 1" in panel.header.value
 
 
+# --------------------------------------------------------------------------- start_worker re-run
+def test_starting_a_worker_again_returns_the_live_one(store: nbjobs.Store, start: Start) -> None:
+    first = start(workers=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # same settings: nothing to say
+        again = start(workers=1)
+        default_size = nbjobs.start_worker(store=store, idle_timeout=120)  # workers not given
+    assert again.id == default_size.id == first.id and again.pid == first.pid
+    assert [w.id for w in store.workers()] == [first.id]
+    assert store.submit(double, 4, executor="worker").result(timeout=60) == 8
+
+
+def test_new_true_starts_another_worker(store: nbjobs.Store, start: Start) -> None:
+    first = start(workers=1)
+    second = nbjobs.start_worker(1, 120, store=store, new=True)
+    assert second.id != first.id and alive(second.pid)
+    assert [w.id for w in store.workers()] == [first.id, second.id]
+    store.stop_worker(second.id, grace=0)
+    assert not alive(second.pid)
+
+
+def test_a_worker_reused_with_other_settings_warns_naming_them(
+    store: nbjobs.Store, start: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = start(workers=1)
+    with pytest.warns(UserWarning, match=r"runs 1 jobs at once, not 3.*new=True") as caught:
+        again = start(workers=3)
+    assert again.id == first.id and again.workers == 1
+    assert caught[0].filename == __file__  # it points at the caller's line
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(UserWarning, match=rf"runs in {first.cwd}, not in .*{tmp_path.name}"):
+        assert start(workers=1).id == first.id
+    assert len(store.workers()) == 1
+
+
+def test_a_stopping_worker_is_not_reused(
+    store: nbjobs.Store, start: Start, tmp_path: Path, wait_for: Callable[..., Any]
+) -> None:
+    stopping, job, _folder, gate = first_run(store, start, tmp_path, wait_for)
+    store.stop_worker(stopping.id, wait=False, grace=60)  # it lets its job finish
+    assert [w.state for w in store.workers()] == ["stopping"]
+    fresh = start(workers=1)
+    assert fresh.id != stopping.id
+    gate.touch()
+    assert job.result(timeout=60) == 1
+    wait_for(lambda: not alive(stopping.pid))
+    assert [w.id for w in store.workers()] == [fresh.id]
+
+
+def test_a_dead_worker_is_not_reused(
+    store: nbjobs.Store, start: Start, wait_for: Callable[..., Any]
+) -> None:
+    dead = start(workers=1)
+    os.kill(dead.pid, signal.SIGKILL)
+    wait_for(lambda: not alive(dead.pid))
+    fresh = start(workers=1)
+    assert fresh.id != dead.id and alive(fresh.pid)
+    assert store.submit(double, 5, executor="worker").result(timeout=60) == 10
+
+
+def test_a_reused_worker_serves_another_idle_timeout_then_exits(
+    store: nbjobs.Store, start: Start, wait_for: Callable[..., Any]
+) -> None:
+    first = start(workers=1, idle_timeout=2.0)
+    assert start(workers=1, idle_timeout=2.0).id == first.id  # marks it wanted
+    log = Path(first.log)
+    # At its idle deadline it finds it was wanted, and serves on instead of exiting.
+    wait_for(lambda: "reused by start_worker()" in log.read_text(), timeout=60)
+    assert alive(first.pid)
+    assert store.submit(double, 6, executor="worker").result(timeout=60) == 12
+    wait_for(lambda: not alive(first.pid), timeout=60)  # then idle again: it exits
+    assert store.workers() == []
+
+
+# --------------------------------------------------------------------------- nbjobs.Executor
+def test_executor_futures_are_running_while_a_worker_runs_their_jobs(
+    store: nbjobs.Store, start: Start, tmp_path: Path, wait_for: Callable[..., Any]
+) -> None:
+    start(workers=1)
+    folder, gate = tmp_path / "runs", tmp_path / "gate"
+    folder.mkdir()
+    with nbjobs.Executor(executor="worker", store=store) as pool:
+        first = pool.submit(attempt_marker, str(folder), str(gate))
+        queued = pool.submit(double, 21)  # the worker's only slot is busy: it waits
+        wait_for(lambda: runs(folder))
+        wait_for(first.running)
+        assert not queued.running() and not queued.done()
+        assert first.cancel() is False  # running: as with ThreadPoolExecutor, too late
+        gate.touch()
+        assert first.result(timeout=60) == 1
+        assert queued.result(timeout=60) == 42
+    assert not first.running() and not first.cancelled()
+
+
+def test_cancelling_an_executor_future_cancels_its_queued_worker_job(
+    store: nbjobs.Store, start: Start
+) -> None:
+    with nbjobs.Executor(executor="worker", store=store) as pool:
+        future = pool.submit(double, 2)  # no worker yet: it stays pending
+        assert future.cancel()
+        assert cf.wait([future], timeout=30) == ({future}, set())
+        assert future.job.status == "cancelled"  # type: ignore[attr-defined]
+        start(workers=1)
+        assert pool.submit(double, 3).result(timeout=60) == 6
+    assert future.job.status == "cancelled"  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(
     ("call", "named"),
     [
         (lambda s: s.start_worker(workers=0), "workers"),
         (lambda s: s.start_worker(workers=1, idle_timeout=-1), "idle_timeout"),
         (lambda s: s.start_worker(workers=1, lease=0), "lease"),
+        (lambda s: s.start_worker(workers=1, new="yes"), "new"),
         (lambda s: s.stop_worker("no-such-worker"), "worker"),
         (lambda s: s.stop_worker(42), "worker"),
     ],
@@ -569,7 +679,7 @@ def test_a_submit_wakes_every_worker(
 ) -> None:  # fmt: skip
     monkeypatch.setenv("NBJOBS_WORKER_POLL", "60")
     start(workers=1)
-    start(workers=1)
+    start(workers=1, new=True)
     folder, gate = tmp_path / "runs", tmp_path / "gate"
     folder.mkdir()
     jobs = [
@@ -593,7 +703,7 @@ def test_a_full_worker_wakes_another_for_the_jobs_it_cannot_take(
     first.mkdir()
     later.mkdir()
     start(workers=1)
-    start(workers=1)
+    start(workers=1, new=True)
     dep = store.submit(attempt_marker, str(first), str(gate), executor="worker")
     wait_for(lambda: runs(first), timeout=30)
     jobs = [

@@ -6,11 +6,19 @@ claims it. Once the writer has committed it, the workers of this host are rung (
 nbjobs/wakeups.py), one wake-up per writer batch, so they claim it at once rather than at
 their next poll. Workers register in the `nbjobs_workers` table, one row each, renewed by
 their heartbeat; a stop request is a value in that row (and SIGTERM when on this host).
+
+`start_worker()` reuses a live worker rather than starting another (a notebook re-run from
+the top must not pile up workers). It marks the worker's row `wanted` in one transaction; a
+worker about to exit for being idle moves its row from `running` to `stopping` in one
+transaction too. So either the worker stopped first (the kernel starts a new one) or it
+sees it is wanted and serves another `idle_timeout`: a reused worker never exits under the
+kernel that was just handed it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -36,8 +44,9 @@ _COLUMNS = "id, owner, host, pid, started_at, heartbeat_at, slots, running, stat
 class WorkerInfo:
     """A detached worker of a store, as its registry row says.
 
-    `state` is "running", "stopping" or "dead" (its process is gone, or its heartbeat is
-    older than its lease). `log` is the file its output goes to.
+    `state` is "running", "stopping" (asked to stop, or idle and exiting) or "dead" (its
+    process is gone, or its heartbeat is older than its lease). `workers` is how many jobs
+    it runs at once, `cwd` its working directory, `log` the file its output goes to.
     """
 
     id: str
@@ -125,12 +134,42 @@ def register(sql: Sql, row: dict[str, Any]) -> None:
 
 
 def heartbeat(sql: Sql, worker_id: str, now: float, running: int, state: str) -> float | None:
-    """Renew a worker's row; returns the grace of a stop asked of it (None: keep going)."""
+    """Renew a worker's row; returns the grace of a stop asked of it (None: keep going).
+
+    A `wanted` mark (see `adopt`) stays while the worker is idle; a busy worker clears it
+    (its jobs already keep it serving)."""
     sql(
-        "UPDATE nbjobs_workers SET heartbeat_at = ?, running = ?, state = ? WHERE id = ?",
-        (now, running, state, worker_id),
+        "UPDATE nbjobs_workers SET heartbeat_at = :now, running = :running, state = CASE "
+        "WHEN state = 'wanted' AND :state = 'running' AND :running = 0 THEN state "
+        "ELSE :state END WHERE id = :id",
+        {"now": now, "running": running, "state": state, "id": worker_id},
     )
     return requested_grace(sql, worker_id)
+
+
+def adopt(sql: Sql, worker_id: str) -> bool:
+    """Mark a running worker `wanted` (a kernel was just handed it): when it is next about
+    to exit for being idle it serves another `idle_timeout` instead. False if it is
+    stopping (or gone) already."""
+    cur = sql(
+        "UPDATE nbjobs_workers SET state = 'wanted' "
+        "WHERE id = ? AND state IN ('running', 'wanted') AND stop IS NULL",
+        (worker_id,),
+    )
+    return cur.rowcount == 1
+
+
+def retire(sql: Sql, worker_id: str) -> bool:
+    """An idle worker's last word: True if it may exit (its row is now `stopping`); False if
+    a kernel wanted it meanwhile (the mark is cleared: it serves on)."""
+    cur = sql(
+        "UPDATE nbjobs_workers SET state = 'running' WHERE id = ? AND state = 'wanted'",
+        (worker_id,),
+    )
+    if cur.rowcount == 1:
+        return False
+    sql("UPDATE nbjobs_workers SET state = 'stopping' WHERE id = ?", (worker_id,))
+    return True
 
 
 def requested_grace(sql: Sql, worker_id: str) -> float | None:
@@ -148,7 +187,7 @@ def deregister(sql: Sql, storage: Storage, worker_id: str) -> None:
 def bells(storage: Storage, sql: Sql | None = None, but: str | None = None) -> list[str]:
     """The wake-up addresses of the running workers registered on this host (but `but`)."""
     rows = (sql or storage._sql)(
-        "SELECT id FROM nbjobs_workers WHERE host = ? AND state = 'running'",
+        "SELECT id FROM nbjobs_workers WHERE host = ? AND state IN ('running', 'wanted')",
         (os.uname().nodename,),
     ).fetchall()
     found = (wakeups.address(storage.path, wid) for (wid,) in rows if wid != but)
@@ -165,9 +204,13 @@ def list_workers(storage: Storage) -> list[WorkerInfo]:
     now = storage.clock.now()
     rows = storage._sql(f"SELECT {_COLUMNS} FROM nbjobs_workers ORDER BY started_at").fetchall()
     out = []
-    for wid, owner, host, pid, started, beat, slots, running, state, cwd, lease, _stop in rows:
+    for wid, owner, host, pid, started, beat, slots, running, state, cwd, lease, stop in rows:
         if not owner_alive(owner) or beat + lease < now:
             state = "dead"
+        elif stop is not None:
+            state = "stopping"  # asked: it takes no new job from its next heartbeat on
+        elif state == "wanted":
+            state = "running"
         out.append(
             WorkerInfo(
                 wid, pid, host, started, beat, slots, running, state, cwd, owner,
@@ -184,6 +227,30 @@ def dead_here(storage: Storage) -> list[str]:
 
 
 # --------------------------------------------------------------------------- start / stop
+def reuse(storage: Storage) -> WorkerInfo | None:
+    """The oldest live worker of the store that is not stopping, now marked wanted (so it
+    does not exit for being idle before it served another `idle_timeout`); None if none."""
+    for info in list_workers(storage):
+        if info.state == "running" and storage.writer.call(
+            functools.partial(adopt, worker_id=info.id)
+        ):
+            return info
+    return None
+
+
+def differences(info: WorkerInfo, workers: int | None) -> list[str]:
+    """How a reused worker differs from the one `start_worker(workers=...)` would start here."""
+    found = []
+    if workers is not None and workers != info.workers:
+        found.append(f"it runs {info.workers} jobs at once, not {workers}")
+    if info.cwd != os.getcwd():
+        found.append(
+            f"it runs in {info.cwd}, not in this process's working directory {os.getcwd()} "
+            "(jobs calling functions of your own modules may not find them there)"
+        )
+    return found
+
+
 def spawn(
     storage: Storage,
     worker_id: str,
