@@ -356,8 +356,8 @@ class Storage:
         ).fetchall()
         return [_decode(*r) for r in rows]
 
-    def finished_among(self, ids: list[str]) -> list[str]:
-        """Which of these job ids are finished (or gone from the store)."""
+    def statuses(self, ids: list[str]) -> dict[str, str]:
+        """The status of each of these jobs that is in the store (no record is decoded)."""
         found: dict[str, str] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
@@ -366,6 +366,11 @@ class Storage:
                 chunk,
             ).fetchall()
             found.update(rows)
+        return found
+
+    def finished_among(self, ids: list[str]) -> list[str]:
+        """Which of these job ids are finished (or gone from the store)."""
+        found = self.statuses(ids)
         return [i for i in ids if found.get(i, states.SUCCEEDED) in states.FINISHED]
 
     def active_records(self) -> list[JobRecord]:

@@ -9,8 +9,8 @@ import html
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .. import render, states
-from ..records import JobRecord
+from .. import recurring, render, states
+from ..records import CORRUPT, JobRecord, ScheduleRecord
 
 if TYPE_CHECKING:
     from ..api import Store
@@ -132,3 +132,36 @@ def row_html(rec: JobRecord, now: float, previews: Previews) -> tuple[str, str]:
         )
     )
     return left, right
+
+
+def schedule_html(rec: ScheduleRecord, now: float, last_status: str | None) -> str:
+    """One line of the panel's schedules: name, rule, next firing (from `now`), last firing
+    (with its job's status, `last_status`, when that job is still in the store)."""
+    shown = recurring.describe(rec)
+    name = f"<b title='{html.escape(rec.fn_name)}'>{html.escape(rec.name)}</b>"
+    if rec.fn_name == CORRUPT:
+        unreadable = "its record cannot be read: remove it with nbjobs.unschedule(name)"
+        return cells((("nbjobs-name", name), ("nbjobs-out nbjobs-err", unreadable)))
+    zone = f" <span class='nbjobs-muted'>{html.escape(rec.tz)}</span>" if rec.cron else ""
+    if rec.paused:
+        upcoming = render.badge("paused")
+    else:
+        wait = rec.next_at - now
+        when = f"in {render.duration(wait)}" if wait >= 0 else f"due {render.duration(-wait)} ago"
+        upcoming = f"<span title='{shown['next_at']}'>{when}</span>"
+    last = "<span class='nbjobs-muted'>not fired yet</span>"
+    if rec.last_slot is not None:
+        status = render.badge(last_status) if last_status else ""
+        last = (
+            f"<span class='nbjobs-muted' title='{shown['last_slot']}'>last</span> "
+            f"{render.clock_time(rec.last_slot, now)} {status} "
+            f"<span class='nbjobs-muted'>· fired {rec.fired:,}</span>"
+        )
+    return cells(
+        (
+            ("nbjobs-name", name),
+            ("nbjobs-when", html.escape(shown["when"]) + zone),
+            ("nbjobs-next", upcoming),
+            ("nbjobs-out", last),
+        )
+    )
