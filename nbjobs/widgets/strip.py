@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..records import CORRUPT, ScheduleRecord
 from . import ui
-from .markup import schedule_html
+from .markup import schedule_html, schedule_times
 
 if TYPE_CHECKING:
     from ..api import Store
@@ -94,16 +94,21 @@ class ScheduleLine:
         self.text = ui.HTML(layout=ui.Layout(flex="1 1 0%", min_width="0"))
         self.box = ui.HBox([self.button, self.text], layout=ui.Layout(display="none"))
         self.box.add_class("nbjobs-sched")
+        self._shown: tuple[object, ...] = ()
 
     def show(self, shown: Shown | None, now: float) -> int:
         """Show one schedule (None: hide the line); returns the number of traits set."""
         if shown is None:
-            self.name = None
+            self.name, self._shown = None, ()
             return ui.show_if(self.box, False)
         rec, last_status = shown
         self.name, self.paused = rec.name, rec.paused
+        times = schedule_times(rec, now)
+        if (rec, last_status, times) == self._shown:
+            return 0  # the line shows this already: no HTML built, no trait compared
+        self._shown = (rec, last_status, times)
         n = ui.show_if(self.box, True)
-        n += ui.set_traits(self.text, value=schedule_html(rec, now, last_status))
+        n += ui.set_traits(self.text, value=schedule_html(rec, times, last_status))
         return n + ui.set_traits(
             self.button,
             icon="play" if rec.paused else "pause",
