@@ -50,6 +50,7 @@ def broken():
     print("calibrating sensor 3")
     raise ValueError("sensor offline")
 
+nbjobs.schedule(quick, cron="0 6 * * *", tz="UTC", name="morning-report")
 done = nbjobs.submit(quick, key="quick")
 bad = nbjobs.submit(broken, key="broken")
 done.wait(30), bad.wait(30)
@@ -169,6 +170,7 @@ def test_panel_and_job_widgets_live_in_jupyterlab(server: Server) -> None:
         assert "ValueError: sensor offline" in text, text
         assert "{'answer': 42}" in text, text
         assert "chunk " in text and "crunch" in text, text
+        assert "morning-report" in text and "cron 0 6 * * * UTC" in text, text  # the schedules
         assert any("ValueError: sensor offline" in j for j in idle_b["jobs"]), idle_b["jobs"]
         check_outputs(page)
         screenshots(page)

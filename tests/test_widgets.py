@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib
 import pkgutil
+import re
 import subprocess
 import sys
 import threading
@@ -16,12 +17,13 @@ from typing import Any
 import pytest
 
 import nbjobs
-from nbjobs import states
+from nbjobs import recurring, states
 from nbjobs.clock import FakeClock
 from nbjobs.records import JobRecord
 from nbjobs.widgets import REGISTRY, JobView, Panel, Poller, Registry, details_html, job_bundle
 
 W = pytest.importorskip("ipywidgets")
+NO_WORKER = "ignore:schedule .* is stored, but no detached worker"
 
 
 def slow(n: int, pause: float = 0.01) -> dict[str, int]:
@@ -132,7 +134,8 @@ def test_one_refresh_reads_the_counts_and_one_page(big_store: nbjobs.Store) -> N
     job_reads = [s for s in reads if "nbjobs_jobs" in s]
     assert panel.records_read == 26  # one page and one more to know there is a next page
     assert len(job_reads) == 1 and "LIMIT 26" in job_reads[0], job_reads
-    assert len(reads) <= 3, reads  # the counts, the page (and at most one preview lookup)
+    assert len([s for s in reads if "nbjobs_schedules" in s]) == 1, reads
+    assert len(reads) <= 4, reads  # counts, page, schedules (and at most one preview lookup)
     assert "20,000" in panel.header.value
     assert "1-25 of 20,000" in panel.page_label.value
 
@@ -274,6 +277,106 @@ def test_cancel_button_cancels_a_pending_job(tmp_path: Path) -> None:
         assert "cancelled" in row.details.note.value
         gate.set()
         running.wait(timeout=30)
+
+
+def schedule_lines(panel: Panel) -> list[str]:
+    """The text of the panel's schedule lines that are shown (tags stripped)."""
+    shown = [line for line in panel.schedules.lines if line.box.layout.display != "none"]
+    return [" ".join(re.sub("<[^>]+>", " ", line.text.value).split()) for line in shown]
+
+
+@pytest.mark.filterwarnings(NO_WORKER)
+def test_the_panel_shows_the_schedules_only_while_there_are_some(
+    fake_store: nbjobs.Store, clock: FakeClock
+) -> None:
+    panel = Panel(fake_store, clock=clock)
+    panel.refresh()
+    assert panel.schedules.box.layout.display == "none"
+    fake_store.schedule(pow, every="5m", args=(2, 2), name="prices")
+    fake_store.schedule(pow, cron="0 2 * * *", tz="Europe/Berlin", args=(2, 3), name="report")
+    assert panel.refresh() is True
+    assert panel.schedules.box.layout.display == ""
+    prices, report = schedule_lines(panel)
+    assert prices == "prices every 5m in 5m 00s not fired yet"
+    assert "cron 0 2 * * * Europe/Berlin" in report and "not fired yet" in report
+    clock.advance(70)
+    changes = count_changes(panel)
+    assert panel.refresh() is False  # the clock moving is not a change of the store...
+    assert "in 3m 50s" in schedule_lines(panel)[0]
+    assert changes() == 2  # ... but the time to each next firing is shown
+    fake_store.unschedule("prices")
+    fake_store.unschedule("report")
+    assert panel.refresh() is True
+    assert schedule_lines(panel) == [] and panel.schedules.box.layout.display == "none"
+
+
+@pytest.mark.filterwarnings(NO_WORKER)
+def test_a_schedule_shows_its_last_firing_and_its_job_status(
+    fake_store: nbjobs.Store, clock: FakeClock
+) -> None:
+    fake_store.schedule(pow, every="1m", args=(2, 2), name="often")
+    panel = Panel(fake_store, clock=clock)
+    panel.refresh()
+    clock.advance(61)
+    assert recurring.fire_due(fake_store.storage, clock.now()) == 1
+    statements: list[str] = []
+    fake_store.storage.cache._con.set_trace_callback(statements.append)
+    try:
+        assert panel.refresh() is True
+        (line,) = schedule_lines(panel)
+        assert "last" in line and "pending" in line and "fired 1" in line, line
+        assert "in 59s" in line
+        firing = fake_store.jobs(tag=recurring.tag("often"))[0]
+        assert firing.cancel()
+        panel.refresh()
+        assert "cancelled" in schedule_lines(panel)[0]
+        statements.clear()
+        assert panel.refresh() is False
+    finally:
+        fake_store.storage.cache._con.set_trace_callback(None)
+    job_reads = [s for s in statements if "nbjobs_jobs" in s]
+    assert len(job_reads) == 1, job_reads  # the page: statuses are read only after a change
+
+
+@pytest.mark.filterwarnings(NO_WORKER)
+def test_a_paused_schedule_shows_paused_and_its_button_pauses_and_resumes(
+    fake_store: nbjobs.Store, clock: FakeClock
+) -> None:
+    fake_store.schedule(pow, every="1h", args=(2, 2), name="hourly")
+    fake_store.pause_schedule("hourly")
+    panel = Panel(fake_store, clock=clock)
+    panel.refresh()
+    (line,) = panel.schedules.lines
+    assert "paused" in schedule_lines(panel)[0] and "in " not in schedule_lines(panel)[0]
+    assert line.button.icon == "play"
+    line.button.click()
+    assert not fake_store.get_schedule("hourly").paused
+    panel.refresh()
+    assert line.button.icon == "pause" and "in 1h 00m" in schedule_lines(panel)[0]
+    line.button.click()
+    assert fake_store.get_schedule("hourly").paused
+    with panel._lock:  # the poller (woken by the clicks) cannot redraw the line meanwhile
+        panel.refresh()
+        fake_store.unschedule("hourly")
+        line.button.click()  # the line still shows the schedule removed meanwhile
+    assert "resume hourly failed: no schedule named" in panel.schedules.note.value
+    panel.close()
+    panel.poller.join(5)
+
+
+@pytest.mark.filterwarnings(NO_WORKER)
+def test_a_corrupt_schedule_is_shown_as_such_without_a_button(
+    fake_store: nbjobs.Store, clock: FakeClock
+) -> None:
+    fake_store.schedule(pow, every=5, args=(2, 2), name="broken")
+    fake_store.storage.writer.call(
+        lambda sql: sql("UPDATE nbjobs_schedules SET data = ? WHERE name = 'broken'", (b"junk",))
+    )
+    panel = Panel(fake_store, clock=clock)
+    panel.refresh()
+    (line,) = panel.schedules.lines
+    assert "broken" in line.text.value and "cannot be read" in line.text.value
+    assert line.button.disabled
 
 
 def models(widget: Any) -> Iterator[Any]:

@@ -13,6 +13,7 @@ wakes it) and at kernel shutdown.
     ui.py          the only module that imports ipywidgets and IPython
     job_view.py    JobView, the widget of one job
     rows.py        the panel's table rows, details boxes and their buttons
+    strip.py       the panel's schedules strip, each with a pause/resume button
     panel_view.py  Panel, `nbjobs.panel()`
 
 The names below are imported from their modules on first use, so that the modules without

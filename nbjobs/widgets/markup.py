@@ -9,8 +9,8 @@ import html
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .. import render, states
-from ..records import JobRecord
+from .. import recurring, render, states
+from ..records import CORRUPT, JobRecord, ScheduleRecord
 
 if TYPE_CHECKING:
     from ..api import Store
@@ -132,3 +132,46 @@ def row_html(rec: JobRecord, now: float, previews: Previews) -> tuple[str, str]:
         )
     )
     return left, right
+
+
+def schedule_times(rec: ScheduleRecord, now: float) -> tuple[str, str]:
+    """What a schedule's line says about time at `now`: (`in 4m 10s`, `due 3s ago` or
+    `paused`; the clock time of its last firing, or '')."""
+    wait = rec.next_at - now
+    if rec.paused:
+        upcoming = "paused"
+    elif wait >= 0:
+        upcoming = f"in {render.duration(wait)}"
+    else:
+        upcoming = f"due {render.duration(-wait)} ago"
+    return upcoming, render.clock_time(rec.last_slot, now)
+
+
+def schedule_html(rec: ScheduleRecord, times: tuple[str, str], last_status: str | None) -> str:
+    """One line of the panel's schedules: name, rule, next firing and last firing (`times`,
+    from `schedule_times`), with its job's status (`last_status`) when that job is known."""
+    name = f"<b title='{html.escape(rec.fn_name)}'>{html.escape(rec.name)}</b>"
+    if rec.fn_name == CORRUPT:
+        unreadable = "its record cannot be read: remove it with nbjobs.unschedule(name)"
+        return cells((("nbjobs-name", name), ("nbjobs-out nbjobs-err", unreadable)))
+    shown = recurring.describe(rec)
+    upcoming, last_time = times
+    zone = f" <span class='nbjobs-muted'>{html.escape(rec.tz)}</span>" if rec.cron else ""
+    when = f"<span title='{shown['next_at']}'>{upcoming}</span>"
+    if rec.paused:
+        when = render.badge(upcoming)
+    last = "<span class='nbjobs-muted'>not fired yet</span>"
+    if rec.last_slot is not None:
+        status = render.badge(last_status) if last_status else ""
+        last = (
+            f"<span class='nbjobs-muted' title='{shown['last_slot']}'>last</span> "
+            f"{last_time} {status} <span class='nbjobs-muted'>· fired {rec.fired:,}</span>"
+        )
+    return cells(
+        (
+            ("nbjobs-name", name),
+            ("nbjobs-when", html.escape(shown["when"]) + zone),
+            ("nbjobs-next", when),
+            ("nbjobs-out", last),
+        )
+    )

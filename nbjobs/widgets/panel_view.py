@@ -15,6 +15,7 @@ from .markup import COLUMNS, COLUMNS_RIGHT, Previews, cells, guard
 from .polling import Poller, Tick, quietly
 from .registry import REGISTRY
 from .rows import Row
+from .strip import ScheduleStrip, Shown
 
 if TYPE_CHECKING:
     from ..api import Store
@@ -25,8 +26,9 @@ RESTART_HINT = "after a kernel restart, run nbjobs.panel() again to re-display i
 class Panel:
     """A live table of a store's jobs: counts, filters, pages, details and actions.
 
-    `nbjobs.panel()` makes one for the default store. `refresh()` does one update (two
-    reads: the counts and one page of records) and may be called outside a kernel.
+    `nbjobs.panel()` makes one for the default store. `refresh()` does one update (three
+    reads: the counts, one page of records and the schedules) and may be called outside a
+    kernel.
 
     >>> panel = Panel(nbjobs.Store("/tmp/jobs"), page_size=20)   # doctest: +SKIP
     >>> panel.refresh(); panel.records_read                      # doctest: +SKIP
@@ -88,10 +90,12 @@ class Panel:
         self.rows: list[Row] = []  # created as pages need them: fewer widgets to open
         self.table = ui.VBox()
         self.empty = ui.HTML()
+        self.schedules = ScheduleStrip(self.store, self.wake)
         self.widget = ui.root(
             "nbjobs-panel",
             [
                 ui.HBox([self.header, self.live, self.close_button]),
+                self.schedules.box,
                 ui.HBox(
                     [
                         self.status,
@@ -121,13 +125,16 @@ class Panel:
 
     # ---- one update
     def refresh(self) -> bool:
-        """Read the counts and one page of records and show them; True if the data changed."""
+        """Read the counts, one page of records and the schedules and show them; True if the
+        data changed (the time to a schedule's next firing does not count)."""
         with self._lock:
             counts = self.store.stats()  # after this process's queued writes: its new jobs show
             recs = self._read_page()
+            schedules = self.schedules.read(counts)
             fingerprint = (
                 tuple(counts.items()),
                 tuple((r.id, r.status, r.updated_at, str(r.progress)) for r in recs),
+                schedules,
                 self.offset,
                 self.status.value,
                 self.search.value,
@@ -135,7 +142,7 @@ class Panel:
             )
             changed = fingerprint != self._fingerprint
             self._fingerprint = fingerprint
-            self.updates += self._show(counts, recs)
+            self.updates += self._show(counts, recs, schedules)
             return changed
 
     def tick(self) -> Tick:
@@ -159,9 +166,10 @@ class Panel:
         self.has_next = len(recs) > self.page_size
         return recs[: self.page_size]
 
-    def _show(self, counts: dict[str, int], recs: list[JobRecord]) -> int:
+    def _show(self, counts: dict[str, int], recs: list[JobRecord], schedules: list[Shown]) -> int:
         now = self._clock.now()
         n = ui.set_traits(self.header, value=self._header_html(counts))
+        n += self.schedules.show(schedules, now)
         n += ui.set_traits(self.page_label, value=self._page_text(counts, len(recs)))
         n += ui.set_traits(self.prev, disabled=self.offset == 0)
         n += ui.set_traits(self.next, disabled=not self.has_next)

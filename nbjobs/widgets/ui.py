@@ -67,6 +67,8 @@ CSS = """<style>
 .nbjobs-att { width: 48px; text-align: right; }
 .nbjobs-start { width: 78px; } .nbjobs-el { width: 64px; text-align: right; }
 .nbjobs-out { flex: 1 1 auto; min-width: 60px; padding-left: 8px; }
+.nbjobs-when { width: 265px; } .nbjobs-next { width: 110px; }
+.nbjobs-sched { align-items: center; }
 .nbjobs-pre { font-family: var(--jp-code-font-family); font-size: var(--jp-code-font-size);
   background: var(--jp-layout-color2); color: var(--jp-content-font-color1);
   padding: 6px 8px; margin: 4px 0; max-height: 260px; overflow: auto; white-space: pre; }
