@@ -7,12 +7,15 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import nbjobs
+import nbjobs.store
 from nbjobs import codec
 from nbjobs.store import ROW_CALL_LIMIT
 
@@ -152,3 +155,50 @@ def test_the_wal_is_rewritten_from_its_start_while_keyed_submits_and_jobs_write(
     # 4,000 jobs write about 10,000 pages (40 MB) to the WAL; restarted at every
     # checkpoint it stays near SQLite's 1,000 pages.
     assert max(sizes) < 16_000_000, sizes
+
+
+def _hold_write_lock(
+    store: nbjobs.Store, seconds: float
+) -> tuple[threading.Thread, threading.Event]:
+    """Another connection (as another process would) holds the write lock for `seconds`;
+    the event is set just before it lets go."""
+    locked, letting_go = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        con = sqlite3.connect(store.storage.path / "cache.db", isolation_level=None)
+        con.execute("BEGIN IMMEDIATE")
+        locked.set()
+        time.sleep(seconds)  # the other process's long transaction
+        letting_go.set()
+        con.execute("COMMIT")
+        con.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert locked.wait(10)
+    return thread, letting_go
+
+
+def test_a_keyed_submit_waits_for_a_write_lock_held_elsewhere(store: nbjobs.Store) -> None:
+    store.submit(echo, 0, key="warm-up").result(timeout=30)
+    store.flush()
+    holder, letting_go = _hold_write_lock(store, 0.5)
+    job = store.submit(echo, 7, key="patient")  # retries until the lock is free
+    assert letting_go.is_set()  # it could only commit once the holder let go
+    holder.join()
+    assert job.result(timeout=30) == 7
+    assert store.get("patient").id == job.id
+
+
+def test_a_keyed_submit_gives_up_on_a_lock_held_too_long_and_stores_nothing(
+    store: nbjobs.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.submit(echo, 0, key="warm-up").result(timeout=30)
+    store.flush()
+    monkeypatch.setattr(nbjobs.store, "_CLAIM_TIMEOUT_S", 0.2)
+    holder, _ = _hold_write_lock(store, 2.0)
+    with pytest.raises(nbjobs.StoreError, match="stayed locked"):
+        store.submit(echo, 7, key="impatient")
+    holder.join()
+    with pytest.raises(nbjobs.JobNotFound):
+        store.get("impatient")
