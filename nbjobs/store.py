@@ -19,6 +19,7 @@ import logging
 import os
 import pickle
 import sqlite3
+import sys
 import tempfile
 import threading
 import time
@@ -53,9 +54,7 @@ DBNAME = "cache.db"  # diskcache's database file in the store folder
 _CLAIM_PAUSE_S = 50e-6  # a keyed claim that finds the database locked tries again after
 _CLAIM_PAUSE_MAX_S = 2e-3  # this, then waits 1.5 times longer each time up to this,
 _CLAIM_TIMEOUT_S = 60.0  # for this long in all (diskcache's own timeout)
-# Rows this process writes between two checkpoints of the WAL: about the 1,000 pages at
-# which SQLite's automatic checkpoint runs (2.5 pages a row, measured on keyed submits).
-_CHECKPOINT_ROWS = 400
+_CHECKPOINT_FRAMES = 1000  # WAL pages that make the writer checkpoint (SQLite's default)
 _BATCH_MAX = 512
 _PARAMS_PER_STATEMENT = 900  # SQLite builds before 3.32 allow 999 parameters per statement
 _UNREADABLE_SLACK = 16  # a worker looks past this many unreadable queued records
@@ -210,7 +209,7 @@ class Storage:
         self._claims = _Claims()
         self._claim_lock = threading.Lock()
         self._claim_cons: list[sqlite3.Connection] = []  # closed with the store
-        self._since_checkpoint = 0  # rows written by this process since its last checkpoint
+        self._shm: int | None = None  # the WAL index, read by `_wal_backlog`
         self.writer = Writer(self._batch, self._quiet, self)
         self.blob_dir.mkdir(mode=0o700, exist_ok=True)
         _OPEN.add(self)
@@ -224,6 +223,9 @@ class Storage:
             for con in self._claim_cons:
                 con.close()
             self._claim_cons.clear()
+        if self._shm is not None:
+            os.close(self._shm)
+            self._shm = None
         self.cache.close()
         _OPEN.discard(self)
 
@@ -254,42 +256,46 @@ class Storage:
         whichever connection's commit finds the WAL full, and that should be the writer
         thread's, not a `submit()` the user waits for (it was 7% of keyed submits > 1 ms).
         """
-        with self._turn, self._transaction():
+        self._quiet_connection()
+        with self._turn, self.cache.transact(retry=True):
             return fn(self._sql)
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """A write transaction on this thread's connection.
-
-        No connection of this process checkpoints the WAL in its COMMIT: the writer thread
-        does it in `_batch`, when about as much was written as SQLite's own automatic
-        checkpoint waits for.
-        """
-        con = self._quiet_connection()
-        before = con.total_changes
-        with self.cache.transact(retry=True):
-            yield
-        self._since_checkpoint += con.total_changes - before
-
-    @contextlib.contextmanager
     def _batch(self) -> Iterator[None]:
-        """The writer thread's transaction: it checkpoints the WAL when one is due.
+        """The writer thread's transaction, after which it checkpoints the WAL when
+        `_CHECKPOINT_FRAMES` wait to be copied (SQLite's own threshold).
 
-        SQLite rewrites the WAL from its start only when a write begins with every frame of
-        it copied to the database. A keyed submit writes on its own connection: had it
+        No connection of ours checkpoints in its COMMIT (`_quiet_connection`). SQLite
+        rewrites the WAL from its start only when a write begins with every frame of it
+        copied to the database. A keyed submit writes on its own connection: had it
         written between the checkpoint and the writer's next batch, the WAL would only ever
         grow (126 MB after 4,000 keyed submits). So the checkpoint ends in `_turn`, which
         those writes take: first the bulk of the copy (and its fsync) while they go on,
         then, in the turn, the few frames they appended meanwhile (about 40 µs).
         """
-        with self._transaction():
+        con = self._quiet_connection()
+        with self.cache.transact(retry=True):
             yield
-        if self._since_checkpoint >= _CHECKPOINT_ROWS:
-            self._since_checkpoint = 0
-            con = self._quiet_connection()
+        if self._wal_backlog() >= _CHECKPOINT_FRAMES:
             con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             with self._turn:
                 con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _wal_backlog(self) -> int:
+        """Frames of the WAL not yet copied to the database, read from the WAL-index
+        header in `cache.db-shm` (https://www.sqlite.org/walformat.html: `mxFrame` at byte
+        16, `nBackfill` at byte 96, native byte order): 1 µs, where asking SQLite means a
+        checkpoint. A torn read only moves the next checkpoint by a batch."""
+        try:
+            if self._shm is None:
+                self._shm = os.open(self.path / f"{DBNAME}-shm", os.O_RDONLY)
+            head = os.pread(self._shm, 100, 0)
+        except OSError:
+            return _CHECKPOINT_FRAMES  # no WAL index to read: let SQLite decide
+        if len(head) < 100:
+            return 0
+        frames = int.from_bytes(head[16:20], sys.byteorder)
+        return frames - int.from_bytes(head[96:100], sys.byteorder)
 
     def _quiet(self) -> Sql:
         """This thread's SQL function, on a connection that never checkpoints."""
@@ -297,7 +303,7 @@ class Storage:
         return self._sql
 
     def _quiet_connection(self) -> sqlite3.Connection:
-        """This thread's connection, told never to checkpoint (see `_transaction`)."""
+        """This thread's connection, told never to checkpoint (see `_batch`)."""
         con: sqlite3.Connection = self.cache._con
         if self._local.quiet is not con:
             con.execute("PRAGMA wal_autocheckpoint = 0")  # this connection's, not the file's
@@ -557,7 +563,6 @@ class Storage:
                         ) from exc
                     time.sleep(pause)
                     pause = min(pause * 1.5, _CLAIM_PAUSE_MAX_S)
-        self._since_checkpoint += 1
         return bool(cur.rowcount == 1)
 
     def _claim_connection(self) -> sqlite3.Connection:
