@@ -52,11 +52,12 @@ from .executors.worker import (
 )
 from .job import Job
 from .lifecycle import LocalJobs
+from .owners import owner_token
 from .records import JobRecord, transition
 from .recurring import Schedule
 from .retrying import Retry
 from .runner import LocalJob
-from .store import Storage, owner_token
+from .store import Storage
 from .writer import Insert, Sql
 
 if TYPE_CHECKING:

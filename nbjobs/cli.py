@@ -29,9 +29,9 @@ from . import render, states, validate
 from .api import Store
 from .defaults import default_path
 from .errors import InvalidArgument, NbjobsError, StoreError
+from .folder import FORMAT_FILE
 from .job import Job
 from .records import CORRUPT, JobRecord
-from .store import FORMAT_FILE
 from .worker import add_options as worker_options
 from .worker import serve
 

@@ -18,9 +18,10 @@ from typing import Any
 from . import codec, refs, states
 from .errors import DependencyFailed, JobNotFound
 from .executors import Backend
+from .owners import owner_alive
 from .records import JobRecord, transition
 from .runner import LocalJob, Runner
-from .store import Storage, owner_alive
+from .store import Storage
 from .waiting import Watcher
 from .writer import Call, Cas, Sql
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import logging
 import os
 import pickle
@@ -37,15 +36,13 @@ from .errors import (
     JobNotFound,
     PayloadLoadError,
     StoreError,
-    StoreFormatError,
     StoreNotWritable,
 )
+from .folder import prepare_folder
 from .records import CORRUPT, ErrorInfo, JobRecord, ScheduleRecord
 from .writer import Call, Insert, Op, Sql, Writer
 
 T = TypeVar("T")
-FORMAT_VERSION = 1
-FORMAT_FILE = "nbjobs-format.json"
 INLINE_LIMIT = 256 * 1024  # blobs above this size are written as files
 # A call up to this size lives in its job's row: a keyed submit is then one INSERT (two
 # B-tree pages fewer than a separate blob), and a row still fits in one 4 KiB page.
@@ -135,45 +132,6 @@ def open_cache(path: Path) -> diskcache.Cache:
     )
 
 
-# --------------------------------------------------------------------------- owners
-def _start_ticks(pid: int) -> str | None:
-    """The start time of process `pid` in clock ticks; None if it is gone (or a zombie)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    fields = stat.rsplit(b")", 1)[1].split()
-    return None if fields[0] == b"Z" else fields[19].decode()
-
-
-def _hostname() -> str:
-    return os.uname().nodename
-
-
-def owner_token() -> str:
-    """Identifies this process across pid reuse: host, pid and process start time."""
-    return f"{_hostname()}:{os.getpid()}:{_start_ticks(os.getpid()) or '?'}"
-
-
-def owner_alive(owner: str) -> bool:
-    """False only when `owner` is a process of this host that is certainly gone."""
-    host, _, rest = owner.partition(":")
-    pid_s, _, ticks = rest.partition(":")
-    if host != _hostname() or not pid_s.isdigit():
-        return True
-    pid = int(pid_s)
-    if ticks != "?" and os.path.exists("/proc"):
-        return _start_ticks(pid) == ticks
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 # --------------------------------------------------------------------------- storage
 class _Claims(threading.local):
     con: sqlite3.Connection | None = None  # this thread's connection for claims
@@ -191,7 +149,7 @@ class Storage:
         self.path = Path(path).expanduser().absolute()
         self.clock = clock
         self.blob_dir = self.path / "blobs"
-        _prepare_folder(self.path)
+        prepare_folder(self.path)
         try:
             self.cache = open_cache(self.path)
             with self.cache.transact(retry=True):
@@ -847,61 +805,7 @@ def _unlink_later(path: Path) -> None:
         path.unlink()
 
 
-# --------------------------------------------------------------------------- folder
-def _prepare_folder(path: Path) -> None:
-    """Create the folder 0700 with a `.gitignore`, or check the format of an existing one."""
-    fmt = path / FORMAT_FILE
-    try:
-        if fmt.exists():
-            _check_format(fmt, path)
-            return
-        if path.exists() and not path.is_dir():
-            raise StoreNotWritable(f"the job store path {path} exists and is not a folder")
-        if path.is_dir() and any(p.name not in (".gitignore",) for p in path.iterdir()):
-            raise StoreFormatError(
-                f"{path} is not an nbjobs store (it has files but no {FORMAT_FILE}); "
-                "choose an empty or new folder"
-            )
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(path, 0o700)
-        (path / ".gitignore").write_text("# nbjobs store: holds pickles, never commit it\n*\n")
-        tmp = path / f".{FORMAT_FILE}.tmp"
-        tmp.write_text(json.dumps({"format": FORMAT_VERSION, "created_by": "nbjobs"}))
-        os.replace(tmp, fmt)
-    except OSError as exc:
-        raise StoreNotWritable(
-            f"the job store at {path} cannot be created or written: {exc.strerror or exc}. "
-            "Choose a folder you can write (nbjobs.configure(store=...) or $NBJOBS_STORE)."
-        ) from exc
-
-
-def _check_format(fmt: Path, path: Path) -> None:
-    try:
-        version = json.loads(fmt.read_text())["format"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise StoreFormatError(f"the job store at {path} has an unreadable {FORMAT_FILE}") from exc
-    if version != FORMAT_VERSION:
-        which = "a newer" if version > FORMAT_VERSION else "an older"
-        raise StoreFormatError(
-            f"the job store at {path} was written by {which} version of nbjobs "
-            f"(store format {version}, this nbjobs reads format {FORMAT_VERSION}). "
-            "Install the matching nbjobs, or use another folder."
-        )
-    if not os.access(path, os.W_OK):
-        raise StoreNotWritable(f"the job store at {path} is not writable by this user")
-
-
 _OPEN: weakref.WeakSet[Storage] = weakref.WeakSet()
-
-
-def folder_identity(path: Path) -> tuple[int, int] | None:
-    """What tells this store folder from another at the same path (its format file's inode
-    and modification time), or None when there is no store there."""
-    try:
-        st = (path / FORMAT_FILE).stat()
-    except OSError:
-        return None
-    return st.st_ino, st.st_mtime_ns
 
 
 def open_storage(path: Path) -> Storage:

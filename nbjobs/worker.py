@@ -33,9 +33,10 @@ from .calls import new_id
 from .errors import DependencyFailed, IllegalTransition, JobCrashed, PayloadLoadError
 from .executors import worker as registry
 from .executors.processes import ProcessExecutor
+from .owners import owner_alive, owner_token
 from .records import ErrorInfo, JobRecord, transition
 from .runner import LocalJob, Runner, attempt_blob, failure, never_ran
-from .store import Storage, owner_alive, owner_token
+from .store import Storage
 from .writer import Blob, Call, Cas, Sql
 
 log = logging.getLogger("nbjobs.worker")

@@ -18,7 +18,7 @@ import pytest
 
 import nbjobs
 
-FORMAT_FILE = "nbjobs-format.json"  # read from nbjobs/store.py: {"format": <int>, ...}
+FORMAT_FILE = "nbjobs-format.json"  # read from nbjobs/folder.py: {"format": <int>, ...}
 
 
 def square(x: int) -> int:

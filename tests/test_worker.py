@@ -22,7 +22,7 @@ import pytest
 
 import nbjobs
 from nbjobs.executors.worker import bells
-from nbjobs.store import owner_alive
+from nbjobs.owners import owner_alive
 
 pytestmark = pytest.mark.timeout(180)
 

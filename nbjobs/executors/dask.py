@@ -59,6 +59,7 @@ import distributed
 from .. import capture, codec, reporting, states
 from ..clock import SYSTEM
 from ..errors import InvalidArgument, JobCancelled, JobCrashed, JobTimeout, SoftTimeout
+from ..folder import folder_identity
 from ..records import JobRecord
 from ..runner import (
     LocalJob,
@@ -70,7 +71,7 @@ from ..runner import (
     load_failure,
     store_log,
 )
-from ..store import INLINE_LIMIT, Storage, folder_identity, open_storage, spill
+from ..store import INLINE_LIMIT, Storage, open_storage, spill
 from ..writer import Call, Sql
 from .processes import with_results
 

@@ -31,8 +31,9 @@ from typing import Any
 from .. import wakeups
 from ..clock import SYSTEM
 from ..errors import InvalidArgument, StoreError, WaitTimeout
+from ..owners import owner_alive
 from ..runner import LocalJob
-from ..store import Storage, owner_alive
+from ..store import Storage
 from ..writer import Call, Sql
 
 #: Seconds a stopping worker lets its running jobs finish before handing them back.
