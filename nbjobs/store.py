@@ -52,6 +52,7 @@ _CLAIM_PAUSE_S = 50e-6  # a keyed claim that finds the database locked tries aga
 _CLAIM_PAUSE_MAX_S = 2e-3  # this, then waits 1.5 times longer each time up to this,
 _CLAIM_TIMEOUT_S = 60.0  # for this long in all (diskcache's own timeout)
 _CHECKPOINT_FRAMES = 1000  # WAL pages that make the writer checkpoint (SQLite's default)
+_BLIND_BATCHES = 32  # batches between checkpoints when the WAL index cannot be read
 _BATCH_MAX = 512
 _PARAMS_PER_STATEMENT = 900  # SQLite builds before 3.32 allow 999 parameters per statement
 _UNREADABLE_SLACK = 16  # a worker looks past this many unreadable queued records
@@ -168,6 +169,7 @@ class Storage:
         self._claim_lock = threading.Lock()
         self._claim_cons: list[sqlite3.Connection] = []  # closed with the store
         self._shm: int | None = None  # the WAL index, read by `_wal_backlog`
+        self._blind = 0  # batches written while the WAL index could not be read
         self.writer = Writer(self._batch, self._quiet, self)
         self.blob_dir.mkdir(mode=0o700, exist_ok=True)
         _OPEN.add(self)
@@ -249,7 +251,10 @@ class Storage:
                 self._shm = os.open(self.path / f"{DBNAME}-shm", os.O_RDONLY)
             head = os.pread(self._shm, 100, 0)
         except OSError:
-            return _CHECKPOINT_FRAMES  # no WAL index to read: let SQLite decide
+            # No WAL index file to read (another VFS, a network file system): a
+            # checkpoint every `_BLIND_BATCHES` batches instead.
+            self._blind += 1
+            return _CHECKPOINT_FRAMES if self._blind % _BLIND_BATCHES == 0 else 0
         if len(head) < 100:
             return 0
         frames = int.from_bytes(head[16:20], sys.byteorder)

@@ -3,6 +3,7 @@ INSERT), in a blob when large; and stores made before the row held calls still w
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -202,3 +203,28 @@ def test_a_keyed_submit_gives_up_on_a_lock_held_too_long_and_stores_nothing(
     holder.join()
     with pytest.raises(nbjobs.JobNotFound):
         store.get("impatient")
+
+
+def test_without_a_readable_wal_index_the_writer_still_checkpoints(
+    store: nbjobs.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where cache.db-shm cannot be read, a checkpoint every few batches keeps the WAL
+    from growing without bound."""
+    real_open = os.open
+
+    def no_shm(path: Any, *args: Any, **kwargs: Any) -> int:
+        if str(path).endswith("-shm"):
+            raise PermissionError(13, "not here", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(nbjobs.store.os, "open", no_shm)
+    wal = store.storage.path / "cache.db-wal"
+    sizes = []
+    for _ in range(80):
+        jobs = [store.submit(echo, j) for j in range(100)]  # several batches each
+        for job in jobs:
+            job.result(timeout=30)
+        sizes.append(wal.stat().st_size)
+    assert store.storage._blind > 0  # it did run blind
+    # 8,000 jobs grow a WAL never checkpointed to ~20 MB; checkpointed, it stays ~5 MB.
+    assert max(sizes) < 12_000_000, sizes
