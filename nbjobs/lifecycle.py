@@ -203,6 +203,11 @@ class LocalJobs:
                 if deadline is not None and clock.monotonic() >= deadline:
                     return None
             return local.rec
+        # Run elsewhere (a worker, another kernel): a few quick looks for a job about to
+        # end, then the watcher says when it ends (workers ring it); reading the record
+        # every `_LOOK_MAX_S` stays as the fallback.
+        ended = threading.Event()
+        watching = False
         delay = 0.002
         while True:
             rec = self.current(job_id)
@@ -212,8 +217,13 @@ class LocalJobs:
                 return rec
             if deadline is not None and clock.monotonic() >= deadline:
                 return None
-            threading.Event().wait(_slice(deadline, clock.monotonic(), delay))
-            delay = min(delay * 1.5, 0.1)
+            if delay >= _WATCH_AFTER_S and not watching:
+                self._watcher.add(job_id, ended.set)
+                watching = True
+            if ended.wait(_slice(deadline, clock.monotonic(), delay)):
+                ended.clear()  # the watcher's callback is spent: ask again if need be
+                watching = False
+            delay = min(delay * 1.5, _LOOK_MAX_S)
 
     def log_state(self, job_id: str) -> dict[str, Any] | None:
         """The job's captured output so far: live while it runs here, else as stored."""
@@ -309,6 +319,10 @@ class LocalJobs:
         self.storage.writer.put(
             Cas(transition(rec, states.INTERRUPTED, now, owner=None), rec.status)
         )
+
+
+_WATCH_AFTER_S = 0.01  # a wait for a job run elsewhere leaves it to the watcher after this
+_LOOK_MAX_S = 0.25  # and reads the record itself at least this often
 
 
 def _slice(deadline: float | None, now: float, step: float) -> float:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
 from typing import NamedTuple
 
-from . import states, validate
+from . import states, validate, wakeups
 from .clock import SYSTEM
 from .errors import InvalidArgument, InvalidArgumentType, WaitTimeout
 from .job import Job
@@ -23,14 +23,19 @@ _POLL_MAX = 0.25
 
 class Watcher:
     """Polls the store for jobs of other processes: calls their start hooks once they left
-    `pending`, and their done callbacks once they are finished (or gone)."""
+    `pending`, and their done callbacks once they are finished (or gone).
+
+    While it watches, it listens on a socket in `<store>/watchers/` that detached workers
+    ring when a job of theirs starts or ends (`wakeups.ring_watchers`), so it looks at
+    once; the poll, from 20 ms up to 250 ms, is the fallback.
+    """
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
         self._waiting: dict[str, list[Callable[[], object]]] = {}
         self._starting: dict[str, list[Callable[[], object]]] = {}
         self._lock = threading.Lock()
-        self._wake = threading.Event()
+        self._wake: wakeups.Doorbell | None = None  # the running thread's (two sockets)
         self._thread: threading.Thread | None = None
 
     def add(self, job_id: str, callback: Callable[[], None]) -> None:
@@ -51,17 +56,29 @@ class Watcher:
         with self._lock:
             table.setdefault(job_id, []).append(callback)
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="nbjobs-watch", daemon=True)
+                self._wake = wakeups.Doorbell()
+                self._thread = threading.Thread(
+                    target=self._loop, args=(self._wake,), name="nbjobs-watch", daemon=True
+                )
                 self._thread.start()
-        self._wake.set()
+            else:
+                assert self._wake is not None
+                self._wake.set()
 
-    def _loop(self) -> None:
+    def _loop(self, bell: wakeups.Doorbell) -> None:
+        bell.listen(wakeups.watcher_address(self._storage.path))
+        try:
+            self._watch_until_done(bell)
+        finally:
+            bell.close()  # stops listening, removes its socket
+
+    def _watch_until_done(self, bell: wakeups.Doorbell) -> None:
         delay = _POLL_MIN
         while True:
             with self._lock:
                 ids = list(self._waiting.keys() | self._starting.keys())
                 if not ids:
-                    self._thread = None
+                    self._thread = self._wake = None
                     return
             found = self._storage.statuses(ids)
             fire: list[Callable[[], object]] = []
@@ -75,9 +92,11 @@ class Watcher:
                         fire += self._waiting.pop(job_id, [])
             for callback in fire:
                 callback()
-            delay = _POLL_MIN if fire else min(delay * 1.5, _POLL_MAX)
-            self._wake.wait(delay)
-            self._wake.clear()
+            if fire:  # look again at once: stop listening if nothing is left to watch
+                delay = _POLL_MIN
+                continue
+            delay = min(delay * 1.5, _POLL_MAX)
+            bell.wait(delay)
 
 
 class DoneAndNotDone(NamedTuple):

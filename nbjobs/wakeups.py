@@ -11,10 +11,12 @@ missing a worker just polls.
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -28,6 +30,50 @@ def address(store: Path, worker_id: str) -> str | None:
     if len(path.encode()) <= _PATH_MAX:
         return path
     return f"\0nbjobs-{worker_id}" if sys.platform == "linux" else None
+
+
+def watcher_address(store: Path) -> str | None:
+    """Where this process's watcher of jobs run elsewhere listens, in `<store>/watchers/`
+    (None where the path is too long: then the watcher only polls). Workers ring every
+    socket there when one of their jobs starts or ends (`ring_watchers`)."""
+    path = str(store / _WATCHERS / f"{os.getpid()}-{os.urandom(4).hex()}.sock")
+    return path if len(path.encode()) <= _PATH_MAX else None
+
+
+def ring_watchers(store: Path) -> None:
+    """Wake the processes waiting for jobs of the store at `store` (their watchers): a
+    job of this worker started or ended. The folder is listed again when it changed (its
+    modification time, ~2 µs to read) or a second went by; the socket of a process that is
+    gone is removed."""
+    folder = store / _WATCHERS
+    try:
+        changed = folder.stat().st_mtime_ns
+    except OSError:
+        return  # nobody ever watched this store
+    now = time.monotonic()
+    found = _listed.get(folder)
+    if found is None or found[0] != changed or now - found[1] > _LIST_EVERY_S:
+        try:
+            names = [entry.path for entry in os.scandir(folder) if entry.name.endswith(".sock")]
+        except OSError:
+            names = []
+        found = _listed[folder] = (changed, now, names)
+    if not _UNIX or not found[2]:
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        for addr in found[2]:
+            try:
+                sock.sendto(b"", addr)
+            except (ConnectionRefusedError, FileNotFoundError):
+                forget(addr)  # its process is gone (a live one keeps its socket open)
+            except OSError:
+                pass  # full: a wake-up is pending already
+
+
+_WATCHERS = "watchers"
+_LIST_EVERY_S = 1.0
+_listed: dict[Path, tuple[int, float, list[str]]] = {}  # folder: (mtime, when, sockets)
 
 
 def forget(addr: str | None) -> None:
@@ -59,8 +105,8 @@ class Doorbell:
                 end.setblocking(False)
 
     def listen(self, addr: str | None) -> bool:
-        """Bind the socket other processes ring at `addr` (see `address`); False (polling
-        only) when that cannot be."""
+        """Bind the socket other processes ring at `addr` (see `address` and
+        `watcher_address`); False (polling only) when that cannot be."""
         if not _UNIX or addr is None:
             return False
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -92,7 +138,7 @@ class Doorbell:
             socks = [self._pair[0]] if self._sock is None else [self._pair[0], self._sock]
             self._selecting = True  # before the check: `set` then sees it or we see its flag
             try:
-                ready = [] if self._event.is_set() else select.select(socks, [], [], timeout)[0]
+                ready = [] if self._event.is_set() else _readable(socks, timeout)
             finally:
                 self._selecting = False
             woken = bool(ready) or self._event.is_set()
@@ -121,6 +167,18 @@ def ring(addrs: Iterable[str]) -> None:
         for addr in addrs:
             with contextlib.suppress(OSError):
                 sock.sendto(b"", addr)
+
+
+def _readable(socks: list[socket.socket], timeout: float) -> list[socket.socket]:
+    """The sockets with a datagram waiting, after at most `timeout` seconds. `poll`, not
+    `select`: a kernel may hold more than 1,024 files, and select() refuses those fds."""
+    if not hasattr(select, "poll"):
+        return list(select.select(socks, [], [], timeout)[0])
+    poller = select.poll()
+    for sock in socks:
+        poller.register(sock, select.POLLIN)
+    ready = {fd for fd, _event in poller.poll(max(0.0, timeout) * 1000)}
+    return [sock for sock in socks if sock.fileno() in ready]
 
 
 def _drain(sock: socket.socket) -> None:

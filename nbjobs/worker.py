@@ -203,6 +203,8 @@ class Worker:
             return won, False
 
         won, more = storage.writer.call(claim)
+        if won:  # they started: wake the processes waiting for them
+            wakeups.ring_watchers(storage.path)
         for rec in won:
             local = self._hold(rec)
             if local is not None:
@@ -330,6 +332,7 @@ class Worker:
     # ------------------------------------------------------------------ runner hooks
     def _finished(self, local: LocalJob, error: BaseException | None) -> None:
         self._drop(local)
+        wakeups.ring_watchers(self.storage.path)  # committed: the processes waiting look now
 
     def _drop(self, local: LocalJob) -> None:
         with self.lock:

@@ -10,11 +10,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import nbjobs
-from nbjobs import wakeups
+from nbjobs import lifecycle, waiting, wakeups
 from nbjobs.executors import worker as registry
 from nbjobs.writer import Call
 
@@ -111,3 +112,64 @@ def test_many_submits_ring_once_per_writer_batch_not_per_job(
     store.flush()
     assert 1 <= len(rung) <= 2  # the 300 inserts and the wake-up share one batch
     assert rung[0] == [wakeups.address(store.path, "w9")]
+
+
+def test_a_worker_wakes_the_kernel_waiting_for_its_job(
+    store: nbjobs.Store, monkeypatch: pytest.MonkeyPatch, wait_for: Any
+) -> None:
+    # The kernel's own looks are slowed to a minute: only the worker's ring can end the
+    # waits below within their 30 s.
+    monkeypatch.setattr(waiting, "_POLL_MIN", 60.0)
+    monkeypatch.setattr(waiting, "_POLL_MAX", 60.0)
+    monkeypatch.setattr(lifecycle, "_LOOK_MAX_S", 60.0)
+    store.start_worker(workers=1, idle_timeout=120)
+    try:
+        first = store.submit(time.sleep, 0.5, executor="worker")
+        assert first.result(timeout=30) is None
+        second = store.submit(time.sleep, 0.5, executor="worker")
+        done, _ = nbjobs.wait([second], timeout=30)
+        assert done == {second}
+    finally:
+        store.stop_worker()
+    # The watcher stops listening once it has nothing to watch: its socket goes.
+    wait_for(lambda: not list((store.path / "watchers").glob("*.sock")))
+
+
+def test_ringing_watchers_removes_the_socket_of_a_process_that_is_gone(tmp_path: Path) -> None:
+    folder = tmp_path / "watchers"
+    folder.mkdir()
+    stale = folder / "123-dead.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(stale))  # closed: nobody listens there any more
+    live = wakeups.Doorbell()
+    assert live.listen(str(folder / "456-live.sock"))
+    try:
+        wakeups.ring_watchers(tmp_path)
+        assert not stale.exists()
+        assert live.wait(30)
+    finally:
+        live.close()
+
+
+def test_a_doorbell_works_in_a_process_with_more_than_1024_files(tmp_path: Path) -> None:
+    """A kernel may hold many files; select() refuses descriptors above 1,023."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"this process may open only {hard} files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    null = os.open(os.devnull, os.O_RDONLY)
+    filler = [os.dup(null) for _ in range(1100)]
+    doorbell = wakeups.Doorbell()
+    try:
+        addr = str(tmp_path / "high.sock")
+        assert doorbell.listen(addr)
+        wakeups.ring([addr])
+        assert doorbell.wait(30)
+        assert not doorbell.wait(0)
+    finally:
+        doorbell.close()
+        for fd in [*filler, null]:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
