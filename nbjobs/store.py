@@ -18,10 +18,7 @@ import logging
 import os
 import pickle
 import sqlite3
-import sys
 import tempfile
-import threading
-import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -31,11 +28,11 @@ import diskcache
 
 from . import codec, states
 from .clock import SYSTEM, Clock
+from .connections import Connections
 from .errors import (
     IllegalTransition,
     JobNotFound,
     PayloadLoadError,
-    StoreError,
     StoreNotWritable,
 )
 from .folder import prepare_folder
@@ -47,12 +44,6 @@ INLINE_LIMIT = 256 * 1024  # blobs above this size are written as files
 # A call up to this size lives in its job's row: a keyed submit is then one INSERT (two
 # B-tree pages fewer than a separate blob), and a row still fits in one 4 KiB page.
 ROW_CALL_LIMIT = 2048
-DBNAME = "cache.db"  # diskcache's database file in the store folder
-_CLAIM_PAUSE_S = 50e-6  # a keyed claim that finds the database locked tries again after
-_CLAIM_PAUSE_MAX_S = 2e-3  # this, then waits 1.5 times longer each time up to this,
-_CLAIM_TIMEOUT_S = 60.0  # for this long in all (diskcache's own timeout)
-_CHECKPOINT_FRAMES = 1000  # WAL pages that make the writer checkpoint (SQLite's default)
-_BLIND_BATCHES = 32  # batches between checkpoints when the WAL index cannot be read
 _BATCH_MAX = 512
 _PARAMS_PER_STATEMENT = 900  # SQLite builds before 3.32 allow 999 parameters per statement
 _UNREADABLE_SLACK = 16  # a worker looks past this many unreadable queued records
@@ -134,15 +125,6 @@ def open_cache(path: Path) -> diskcache.Cache:
 
 
 # --------------------------------------------------------------------------- storage
-class _Claims(threading.local):
-    con: sqlite3.Connection | None = None  # this thread's connection for claims
-    pid = 0  # of the process that opened it (a forked child opens its own)
-
-
-class _Quiet(threading.local):
-    quiet: Any = None  # this thread's connection once it stopped checkpointing
-
-
 class Storage:
     """Records, indexes and blobs in one store folder. Knows nothing of executors."""
 
@@ -163,14 +145,8 @@ class Storage:
                 "Choose a folder you can write (nbjobs.configure(store=...) or $NBJOBS_STORE)."
             ) from exc
         self.fn_written: set[str] = set()
-        self._local = _Quiet()
-        self._turn = threading.Lock()  # held by keyed claims and a checkpoint's end (`_batch`)
-        self._claims = _Claims()
-        self._claim_lock = threading.Lock()
-        self._claim_cons: list[sqlite3.Connection] = []  # closed with the store
-        self._shm: int | None = None  # the WAL index, read by `_wal_backlog`
-        self._blind = 0  # batches written while the WAL index could not be read
-        self.writer = Writer(self._batch, self._quiet, self)
+        self.db = Connections(self.cache, self.path)
+        self.writer = Writer(self.db.batch, self.db.sql, self)
         self.blob_dir.mkdir(mode=0o700, exist_ok=True)
         _OPEN.add(self)
 
@@ -179,13 +155,7 @@ class Storage:
 
     def close(self) -> None:
         self.writer.stop()
-        with self._claim_lock:
-            for con in self._claim_cons:
-                con.close()
-            self._claim_cons.clear()
-        if self._shm is not None:
-            os.close(self._shm)
-            self._shm = None
+        self.db.close()
         self.cache.close()
         _OPEN.discard(self)
 
@@ -209,69 +179,12 @@ class Storage:
     def transact_here(self, fn: Callable[[Sql], T]) -> T:
         """Run `fn(sql)` in one transaction on this thread's own connection.
 
-        For the few writes whose caller waits anyway (a keyed claim): skipping the writer
-        thread saves two thread hand-offs. `BEGIN IMMEDIATE` serializes it with the writer
-        and other processes; `_turn` keeps it out of the end of a checkpoint (`_batch`).
-        The caller never checkpoints the WAL: SQLite runs a checkpoint (with an fsync) in
-        whichever connection's commit finds the WAL full, and that should be the writer
-        thread's, not a `submit()` the user waits for (it was 7% of keyed submits > 1 ms).
+        For the few writes whose caller waits anyway (a keyed claim that is more than one
+        INSERT): skipping the writer thread saves two thread hand-offs. The caller never
+        checkpoints the WAL (see `connections`).
         """
-        self._quiet_connection()
-        with self._turn, self.cache.transact(retry=True):
-            return fn(self._sql)
-
-    @contextlib.contextmanager
-    def _batch(self) -> Iterator[None]:
-        """The writer thread's transaction, after which it checkpoints the WAL when
-        `_CHECKPOINT_FRAMES` wait to be copied (SQLite's own threshold).
-
-        No connection of ours checkpoints in its COMMIT (`_quiet_connection`). SQLite
-        rewrites the WAL from its start only when a write begins with every frame of it
-        copied to the database. A keyed submit writes on its own connection: had it
-        written between the checkpoint and the writer's next batch, the WAL would only ever
-        grow (126 MB after 4,000 keyed submits). So the checkpoint ends in `_turn`, which
-        those writes take: first the bulk of the copy (and its fsync) while they go on,
-        then, in the turn, the few frames they appended meanwhile (about 40 µs).
-        """
-        con = self._quiet_connection()
-        with self.cache.transact(retry=True):
-            yield
-        if self._wal_backlog() >= _CHECKPOINT_FRAMES:
-            con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            with self._turn:
-                con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-
-    def _wal_backlog(self) -> int:
-        """Frames of the WAL not yet copied to the database, read from the WAL-index
-        header in `cache.db-shm` (https://www.sqlite.org/walformat.html: `mxFrame` at byte
-        16, `nBackfill` at byte 96, native byte order): 1 µs, where asking SQLite means a
-        checkpoint. A torn read only moves the next checkpoint by a batch."""
-        try:
-            if self._shm is None:
-                self._shm = os.open(self.path / f"{DBNAME}-shm", os.O_RDONLY)
-            head = os.pread(self._shm, 100, 0)
-        except OSError:
-            # No WAL index file to read (another VFS, a network file system): a
-            # checkpoint every `_BLIND_BATCHES` batches instead.
-            self._blind += 1
-            return _CHECKPOINT_FRAMES if self._blind % _BLIND_BATCHES == 0 else 0
-        if len(head) < 100:
-            return 0
-        frames = int.from_bytes(head[16:20], sys.byteorder)
-        return frames - int.from_bytes(head[96:100], sys.byteorder)
-
-    def _quiet(self) -> Sql:
-        """This thread's SQL function, on a connection that never checkpoints."""
-        self._quiet_connection()
-        return self._sql
-
-    def _quiet_connection(self) -> sqlite3.Connection:
-        """This thread's connection, told never to checkpoint (see `_batch`)."""
-        con: sqlite3.Connection = self.cache._con
-        if self._local.quiet is not con:
-            con.execute("PRAGMA wal_autocheckpoint = 0")  # this connection's, not the file's
-            self._local.quiet = con
-        return con
+        with self.db.transaction() as sql:
+            return fn(sql)
 
     def record_by_key(self, key: str, sql: Sql | None = None) -> JobRecord | None:
         row = (sql or self._sql)(
@@ -504,50 +417,8 @@ class Storage:
         transaction would be: a statement outside BEGIN is its own transaction.
         """
         assert self.claims_at_once(rec, call)
-        con = self._claim_connection()
-        row = (*_new_row(rec), call)
-        deadline = None
-        pause = _CLAIM_PAUSE_S
-        with self._turn:
-            while True:
-                try:
-                    cur = con.execute(_INSERT_JOB, row)
-                    break
-                except sqlite3.OperationalError as exc:
-                    if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
-                        raise
-                    now = time.monotonic()
-                    deadline = deadline or now + _CLAIM_TIMEOUT_S
-                    if now > deadline:
-                        raise StoreError(
-                            f"the job store at {self.path} stayed locked for "
-                            f"{_CLAIM_TIMEOUT_S:g} s (another process holds a write "
-                            f"transaction open): job {rec.key!r} was not submitted"
-                        ) from exc
-                    time.sleep(pause)
-                    pause = min(pause * 1.5, _CLAIM_PAUSE_MAX_S)
-        return bool(cur.rowcount == 1)
-
-    def _claim_connection(self) -> sqlite3.Connection:
-        """This thread's connection for `claim`, which waits for the write lock itself.
-
-        SQLite's own busy handler sleeps 1 ms, then 2, 5, 10...: a keyed submit that met a
-        batch of the writer thread (one in eight, under load) took 1.3 ms or more, where
-        the batch was over in about 100 µs. This connection's handler is off
-        (`timeout=0`); `claim` retries after `_CLAIM_PAUSE_S` instead (about half of 10,000
-        keyed submits under load retried once or more; p90 1.3 -> 1.1 ms).
-        """
-        local = self._claims
-        if local.con is None or local.pid != os.getpid():
-            con = sqlite3.connect(
-                self.path / DBNAME, timeout=0, isolation_level=None, check_same_thread=False
-            )
-            con.execute("PRAGMA synchronous = NORMAL")  # per connection, as diskcache's
-            con.execute("PRAGMA wal_autocheckpoint = 0")  # see `transact_here`
-            local.con, local.pid = con, os.getpid()
-            with self._claim_lock:
-                self._claim_cons.append(con)
-        return local.con
+        changed = self.db.execute_now(_INSERT_JOB, (*_new_row(rec), call), f"job {rec.key!r}")
+        return changed == 1
 
     def set_call(self, sql: Sql, job_id: str, call: bytes | None) -> None:
         """Replace a stored job's call (a resubmitted key runs the new one)."""
@@ -834,10 +705,8 @@ def _flush_all() -> None:
 
 
 def _forked() -> None:
-    """A forked child's stores start with their turn free: the thread that held it (the
-    writer, a submitting thread) did not survive the fork."""
     for storage in list(_OPEN):
-        storage._turn = threading.Lock()
+        storage.db.forked()
 
 
 os.register_at_fork(after_in_child=_forked)

@@ -9,14 +9,13 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import nbjobs
-import nbjobs.store
+import nbjobs.connections
 from nbjobs import codec
 from nbjobs.store import ROW_CALL_LIMIT
 
@@ -160,16 +159,16 @@ def test_the_wal_is_rewritten_from_its_start_while_keyed_submits_and_jobs_write(
 
 def _hold_write_lock(
     store: nbjobs.Store, seconds: float
-) -> tuple[threading.Thread, threading.Event]:
-    """Another connection (as another process would) holds the write lock for `seconds`;
-    the event is set just before it lets go."""
-    locked, letting_go = threading.Event(), threading.Event()
+) -> tuple[threading.Thread, threading.Event, threading.Event]:
+    """Another connection (as another process would) holds the write lock for `seconds`,
+    or until the second event is set; the first is set just before it lets go."""
+    locked, letting_go, release = threading.Event(), threading.Event(), threading.Event()
 
     def hold() -> None:
         con = sqlite3.connect(store.storage.path / "cache.db", isolation_level=None)
         con.execute("BEGIN IMMEDIATE")
         locked.set()
-        time.sleep(seconds)  # the other process's long transaction
+        release.wait(seconds)  # the other process's long transaction
         letting_go.set()
         con.execute("COMMIT")
         con.close()
@@ -177,13 +176,13 @@ def _hold_write_lock(
     thread = threading.Thread(target=hold)
     thread.start()
     assert locked.wait(10)
-    return thread, letting_go
+    return thread, letting_go, release
 
 
 def test_a_keyed_submit_waits_for_a_write_lock_held_elsewhere(store: nbjobs.Store) -> None:
     store.submit(echo, 0, key="warm-up").result(timeout=30)
     store.flush()
-    holder, letting_go = _hold_write_lock(store, 0.5)
+    holder, letting_go, _ = _hold_write_lock(store, 0.5)
     job = store.submit(echo, 7, key="patient")  # retries until the lock is free
     assert letting_go.is_set()  # it could only commit once the holder let go
     holder.join()
@@ -196,10 +195,11 @@ def test_a_keyed_submit_gives_up_on_a_lock_held_too_long_and_stores_nothing(
 ) -> None:
     store.submit(echo, 0, key="warm-up").result(timeout=30)
     store.flush()
-    monkeypatch.setattr(nbjobs.store, "_CLAIM_TIMEOUT_S", 0.2)
-    holder, _ = _hold_write_lock(store, 2.0)
+    monkeypatch.setattr(nbjobs.connections, "_CLAIM_TIMEOUT_S", 0.2)
+    holder, _, release = _hold_write_lock(store, 30.0)
     with pytest.raises(nbjobs.StoreError, match="stayed locked"):
         store.submit(echo, 7, key="impatient")
+    release.set()
     holder.join()
     with pytest.raises(nbjobs.JobNotFound):
         store.get("impatient")
@@ -217,7 +217,7 @@ def test_without_a_readable_wal_index_the_writer_still_checkpoints(
             raise PermissionError(13, "not here", str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(nbjobs.store.os, "open", no_shm)
+    monkeypatch.setattr(nbjobs.connections.os, "open", no_shm)
     wal = store.storage.path / "cache.db-wal"
     sizes = []
     for _ in range(80):
@@ -225,6 +225,6 @@ def test_without_a_readable_wal_index_the_writer_still_checkpoints(
         for job in jobs:
             job.result(timeout=30)
         sizes.append(wal.stat().st_size)
-    assert store.storage._blind > 0  # it did run blind
+    assert store.storage.db._blind > 0  # it did run blind
     # 8,000 jobs grow a WAL never checkpointed to ~20 MB; checkpointed, it stays ~5 MB.
     assert max(sizes) < 12_000_000, sizes

@@ -1,0 +1,178 @@
+"""This process's SQLite connections to a store's database, and the order of its writes.
+
+diskcache gives each thread a connection; here they are told never to checkpoint the WAL
+in their COMMIT (a `submit()` must not pay an fsync). The writer thread checkpoints after
+its batches instead (`Connections.batch`), in a lock that keyed claims take too, so that
+SQLite can start the WAL over (see docs/design.md, "Checkpoints"). A keyed claim writes
+on a connection of its own whose busy wait is ours (`execute_now`): SQLite's sleeps 1 ms
+and more where the writer's batch it met ends within ~100 µs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .errors import StoreError
+from .writer import Sql
+
+DBNAME = "cache.db"  # diskcache's database file in the store folder
+_CHECKPOINT_FRAMES = 1000  # WAL pages that make the writer checkpoint (SQLite's default)
+_BLIND_BATCHES = 32  # batches between checkpoints when the WAL index cannot be read
+_CLAIM_PAUSE_S = 50e-6  # a claim that finds the database locked tries again after this,
+_CLAIM_PAUSE_MAX_S = 2e-3  # then waits 1.5 times longer each time up to this,
+_CLAIM_TIMEOUT_S = 60.0  # for this long in all (diskcache's own timeout)
+
+
+class _Quiet(threading.local):
+    con: Any = None  # this thread's diskcache connection once it stopped checkpointing
+
+
+class _Claims(threading.local):
+    con: sqlite3.Connection | None = None  # this thread's connection for `execute_now`
+    pid = 0  # of the process that opened it (a forked child opens its own)
+
+
+class Connections:
+    """The connections of one open store in this process (see the module docstring).
+
+    >>> db = Connections(cache, path)                        # doctest: +SKIP
+    >>> with db.batch(): ...                                 # the writer thread
+    >>> db.execute_now("INSERT ...", row, "job 'k'")         # a keyed claim
+    """
+
+    def __init__(self, cache: Any, path: Path) -> None:
+        self._cache = cache  # a diskcache.Cache (store.py is its only importer)
+        self._path = path
+        self.turn = threading.Lock()  # held by claims and by a checkpoint's end
+        self._quiet = _Quiet()
+        self._claims = _Claims()
+        self._claim_lock = threading.Lock()
+        self._claim_cons: list[sqlite3.Connection] = []  # closed with the store
+        self._shm: int | None = None  # the WAL index, read by `wal_backlog`
+        self._blind = 0  # batches written while the WAL index could not be read
+
+    def close(self) -> None:
+        with self._claim_lock:
+            for con in self._claim_cons:
+                con.close()
+            self._claim_cons.clear()
+        if self._shm is not None:
+            os.close(self._shm)
+            self._shm = None
+
+    def quiet(self) -> sqlite3.Connection:
+        """This thread's diskcache connection, told never to checkpoint."""
+        con: sqlite3.Connection = self._cache._con
+        if self._quiet.con is not con:
+            con.execute("PRAGMA wal_autocheckpoint = 0")  # this connection's, not the file's
+            self._quiet.con = con
+        return con
+
+    def sql(self) -> Sql:
+        """This thread's SQL function, on its quiet connection."""
+        self.quiet()
+        sql: Sql = self._cache._sql
+        return sql
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Sql]:
+        """A write transaction on this thread's connection, for a caller that waits for
+        it (a keyed claim that is more than one INSERT): in the turn, `BEGIN IMMEDIATE`."""
+        sql = self.sql()
+        with self.turn, self._cache.transact(retry=True):
+            yield sql
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """The writer thread's transaction, after which it checkpoints the WAL when
+        `_CHECKPOINT_FRAMES` wait to be copied (SQLite's own threshold).
+
+        SQLite rewrites the WAL from its start only when a write begins with every frame of
+        it copied to the database. A keyed claim writes on another connection: had it
+        written between the checkpoint and the writer's next batch, the WAL would only ever
+        grow (126 MB after 4,000 keyed submits). So the checkpoint ends in `turn`, which
+        claims take: first the bulk of the copy (and its fsync) while they go on, then, in
+        the turn, the few frames they appended meanwhile (about 40 µs).
+        """
+        con = self.quiet()
+        with self._cache.transact(retry=True):
+            yield
+        if self.wal_backlog() >= _CHECKPOINT_FRAMES:
+            con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            with self.turn:
+                con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def wal_backlog(self) -> int:
+        """Frames of the WAL not yet copied to the database, read from the WAL-index
+        header in `cache.db-shm` (https://www.sqlite.org/walformat.html: `mxFrame` at byte
+        16, `nBackfill` at byte 96, native byte order): 1 µs, where asking SQLite means a
+        checkpoint. A torn read only moves the next checkpoint by a batch."""
+        try:
+            if self._shm is None:
+                self._shm = os.open(self._path / f"{DBNAME}-shm", os.O_RDONLY)
+            head = os.pread(self._shm, 100, 0)
+        except OSError:
+            # No WAL index file to read (another VFS, a network file system): a
+            # checkpoint every `_BLIND_BATCHES` batches instead.
+            self._blind += 1
+            return _CHECKPOINT_FRAMES if self._blind % _BLIND_BATCHES == 0 else 0
+        if len(head) < 100:
+            return 0
+        frames = int.from_bytes(head[16:20], sys.byteorder)
+        return frames - int.from_bytes(head[96:100], sys.byteorder)
+
+    def execute_now(self, statement: str, params: tuple[Any, ...], what: str) -> int:
+        """Run one autocommitted write on this thread's claim connection, in the turn,
+        waiting for the write lock ourselves; returns the rows it changed. Raises
+        `StoreError` (nothing written) if the database stays locked `_CLAIM_TIMEOUT_S`.
+        `what` names the write in that message.
+
+        About half of 10,000 keyed submits under load met the lock and retried; p90 went
+        from 1.3 ms (SQLite's busy handler) to 1.1 ms.
+        """
+        con = self._claim_connection()
+        deadline = None
+        pause = _CLAIM_PAUSE_S
+        with self.turn:
+            while True:
+                try:
+                    return int(con.execute(statement, params).rowcount)
+                except sqlite3.OperationalError as exc:
+                    if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                        raise
+                    now = time.monotonic()
+                    deadline = deadline or now + _CLAIM_TIMEOUT_S
+                    if now > deadline:
+                        raise StoreError(
+                            f"the job store at {self._path} stayed locked for "
+                            f"{_CLAIM_TIMEOUT_S:g} s (another process holds a write "
+                            f"transaction open): {what} was not submitted"
+                        ) from exc
+                    time.sleep(pause)
+                    pause = min(pause * 1.5, _CLAIM_PAUSE_MAX_S)
+
+    def _claim_connection(self) -> sqlite3.Connection:
+        """This thread's connection for `execute_now`: SQLite's busy handler off."""
+        local = self._claims
+        if local.con is None or local.pid != os.getpid():
+            con = sqlite3.connect(
+                self._path / DBNAME, timeout=0, isolation_level=None, check_same_thread=False
+            )
+            con.execute("PRAGMA synchronous = NORMAL")  # per connection, as diskcache's
+            con.execute("PRAGMA wal_autocheckpoint = 0")
+            local.con, local.pid = con, os.getpid()
+            with self._claim_lock:
+                self._claim_cons.append(con)
+        return local.con
+
+    def forked(self) -> None:
+        """In a forked child: the thread that held the turn did not survive the fork."""
+        self.turn = threading.Lock()
