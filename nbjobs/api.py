@@ -422,8 +422,8 @@ class Store:
 
         # In this thread, not the writer's: one short transaction, no thread hand-offs.
         outcome, stored = storage.transact_here(claim)
-        if blobs is not None and blobs[1] is not None:
-            self._function_written(blobs[0][0])(None, None)
+        if blobs is not None and blobs[1] is not None:  # committed: later submits refer to it
+            storage.fn_written.add(f"f:{blobs[0][0]}")
         if outcome == "existing":
             return self._existing(rec, stored)
         return self._started(local, stored, now)
