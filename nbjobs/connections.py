@@ -25,7 +25,8 @@ from .writer import Sql
 
 DBNAME = "cache.db"  # diskcache's database file in the store folder
 _CHECKPOINT_FRAMES = 1000  # WAL pages that make the writer checkpoint (SQLite's default)
-_BLIND_BATCHES = 32  # batches between checkpoints when the WAL index cannot be read
+_BLIND_BATCHES = 32  # batches between checkpoints when the WAL index cannot be read,
+_BLIND_ROWS = 400  # or rows written (each at least one WAL page), whichever comes first
 _CLAIM_PAUSE_S = 50e-6  # a claim that finds the database locked tries again after this,
 _CLAIM_PAUSE_MAX_S = 2e-3  # then waits 1.5 times longer each time up to this,
 _CLAIM_TIMEOUT_S = 60.0  # for this long in all (diskcache's own timeout)
@@ -58,6 +59,7 @@ class Connections:
         self._claim_cons: list[sqlite3.Connection] = []  # closed with the store
         self._shm: int | None = None  # the WAL index, read by `wal_backlog`
         self._blind = 0  # batches written while the WAL index could not be read
+        self._blind_mark = 0  # the writer connection's `total_changes` at its last checkpoint
 
     def close(self) -> None:
         with self._claim_lock:
@@ -105,25 +107,30 @@ class Connections:
         con = self.quiet()
         with self._cache.transact(retry=True):
             yield
-        if self.wal_backlog() >= _CHECKPOINT_FRAMES:
+        backlog = self.wal_backlog()
+        if backlog is None:  # no WAL index to read (another VFS, a network file system)
+            self._blind += 1
+            rows = con.total_changes - self._blind_mark
+            blind_due = self._blind % _BLIND_BATCHES == 0 or rows >= _BLIND_ROWS
+            backlog = _CHECKPOINT_FRAMES if blind_due else 0
+        if backlog >= _CHECKPOINT_FRAMES:
             con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             with self.turn:
                 con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self._blind_mark = con.total_changes
 
-    def wal_backlog(self) -> int:
+    def wal_backlog(self) -> int | None:
         """Frames of the WAL not yet copied to the database, read from the WAL-index
         header in `cache.db-shm` (https://www.sqlite.org/walformat.html: `mxFrame` at byte
         16, `nBackfill` at byte 96, native byte order): 1 µs, where asking SQLite means a
-        checkpoint. A torn read only moves the next checkpoint by a batch."""
+        checkpoint. A torn read only moves the next checkpoint by a batch. None when there
+        is no such file to read: the writer then counts batches and rows instead."""
         try:
             if self._shm is None:
                 self._shm = os.open(self._path / f"{DBNAME}-shm", os.O_RDONLY)
             head = os.pread(self._shm, 100, 0)
         except OSError:
-            # No WAL index file to read (another VFS, a network file system): a
-            # checkpoint every `_BLIND_BATCHES` batches instead.
-            self._blind += 1
-            return _CHECKPOINT_FRAMES if self._blind % _BLIND_BATCHES == 0 else 0
+            return None
         if len(head) < 100:
             return 0
         frames = int.from_bytes(head[16:20], sys.byteorder)
