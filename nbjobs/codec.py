@@ -38,9 +38,10 @@ class Readable(Protocol):
 
 _HEADER = struct.Struct("<4sI")
 _LEN = struct.Struct("<Q")
+_ONE_FRAME = _HEADER.pack(_MAGIC, 1)  # the header of a value without out-of-band buffers
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Frames:
     """A pickled value: the pickle stream and the raw buffers it refers to."""
 
@@ -49,6 +50,8 @@ class Frames:
 
     @property
     def size(self) -> int:
+        if not self.buffers:
+            return len(self.main)
         return len(self.main) + sum(b.nbytes for b in self.buffers)
 
     def chunks(self) -> Iterable[bytes | memoryview]:
@@ -61,6 +64,8 @@ class Frames:
         yield from self.buffers
 
     def to_bytes(self) -> bytes:
+        if not self.buffers:  # most values: one frame
+            return _ONE_FRAME + _LEN.pack(len(self.main)) + self.main
         return b"".join(self.chunks())
 
 
@@ -75,7 +80,7 @@ def dumps(value: Any) -> Frames:
     except Exception:
         buffers.clear()
         main = cloudpickle.dumps(value, PROTOCOL, buffer_callback=buffers.append)
-    return Frames(main, tuple(_raw(b) for b in buffers))
+    return Frames(main, tuple(_raw(b) for b in buffers) if buffers else ())
 
 
 def _raw(buf: pickle.PickleBuffer) -> memoryview:

@@ -224,22 +224,25 @@ def transition(
     1
     """
     states.check_transition(rec.status, new)
-    upd: dict[str, Any] = {"status": new, "updated_at": now}
+    r: JobRecord = _copy(rec)  # (attributes set one by one: no dict, on every job's path)
+    r.status = new
+    r.updated_at = now
     if new == states.RUNNING:
-        upd["started_at"] = now
-        upd["attempts"] = rec.attempts + 1
-        upd["run_attempts"] = rec.run_attempts + 1
-        upd["retry_at"] = None
+        r.started_at = now
+        r.attempts = rec.attempts + 1
+        r.run_attempts = rec.run_attempts + 1
+        r.retry_at = None
         if rec.run_attempts == 0:
-            upd["run_started_at"] = now
+            r.run_started_at = now
     elif new in states.FINISHED:
-        upd["finished_at"] = now
+        r.finished_at = now
     elif new == states.PENDING and rec.status in states.FINISHED:
-        upd.update(
+        changes = (
             _new_run(rec) if fresh else {"finished_at": None, "owner": None, "lease_until": None}
-        )
-    upd.update(changes)
-    return rec.evolve(**upd)
+        ) | changes
+    for name, value in changes.items():
+        setattr(r, name, value)
+    return r
 
 
 def _new_run(rec: JobRecord) -> dict[str, Any]:

@@ -44,6 +44,7 @@ class JobContext:
         "info",
         "latest",
         "log",
+        "make_log",
     )
 
     def __init__(
@@ -61,6 +62,8 @@ class JobContext:
         self._last_write = float("-inf")
         self.latest: dict[str, Any] | None = None
         self.log: LogBuffer | None = None
+        # Made on the first write when set (most jobs print nothing: no buffer for them).
+        self.make_log: Callable[[], LogBuffer] | None = None
 
     def report(self, current: float, total: float | None, message: str | None) -> None:
         self._checkpoint()
@@ -98,7 +101,11 @@ def leave(token: contextvars.Token[JobContext | None]) -> None:
 def current_log() -> LogBuffer | None:
     """The log of the job running in this thread (or task), if any."""
     ctx = _CONTEXT.get()
-    return ctx.log if ctx is not None else None
+    if ctx is None:
+        return None
+    if ctx.log is None and ctx.make_log is not None:
+        ctx.log = ctx.make_log()
+    return ctx.log
 
 
 def current_job() -> CurrentJob | None:

@@ -7,12 +7,12 @@ process executor. `Runner` owns the state changes of this process's jobs.
 
 from __future__ import annotations
 
-import inspect
 import pickle
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from . import capture, codec, refs, reporting, states
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .executors import Backend
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     """How an attempt ended, ready to store: a result blob or an error blob."""
 
@@ -49,7 +49,7 @@ def failure(exc: BaseException) -> Outcome:
 def invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """`fn(*args, **kwargs)`; a coroutine (from an `async def`) runs on its own event loop."""
     value = fn(*args, **kwargs)
-    if inspect.iscoroutine(value):
+    if type(value) is CoroutineType:
         import asyncio  # only async jobs need it; importing costs ~30 ms
 
         value = asyncio.run(value)
@@ -254,7 +254,10 @@ class Runner:
             lambda: _checkpoint(local, self.storage.clock.now()),
             self.storage.clock,
         )
-        ctx.log = self.new_log(local)
+        if local.log_state is None and local.rec.attempts <= 1:
+            ctx.make_log = lambda: self.new_log(local)  # on the job's first output
+        else:
+            ctx.log = self.new_log(local)
         capture.install(reporting.current_log)
         return call_job(fn, args, kwargs, self.storage.blob_dir, ctx)
 
@@ -303,7 +306,13 @@ class Runner:
             outcome = invoke(local)
         except BaseException as exc:  # a failure of the executor itself
             outcome = failure(exc)
-        self.finish(local, outcome, attempt)
+        if outcome.ok:
+            # The writer thread records a success: this thread takes its next job at once.
+            # (A failure asks the job's retry policy, user code: it is asked here.)
+            ended = self.storage.clock.now()
+            self.storage.writer.later(lambda: self.finish(local, outcome, attempt, ended))
+        else:
+            self.finish(local, outcome, attempt)
 
     def begin(self, local: LocalJob) -> int | None:
         """Move the job to running; returns the attempt token, or None if it must not run."""
@@ -316,7 +325,7 @@ class Runner:
             start_from = local.rec.status
             if local.cancel_requested or start_from not in (states.PENDING, states.RETRYING):
                 return None
-            if not all(hook() for hook in local.on_start):
+            if local.on_start and not all(hook() for hook in local.on_start):
                 local.cancel_requested = True
                 rec = transition(local.rec, states.CANCELLED, self.storage.clock.now())
                 self._move(local, rec, start_from, [], lambda _r, e: self.on_finished(local, e))
@@ -337,8 +346,11 @@ class Runner:
             self.alarms.at(now + rec.timeout, lambda: self.expire(local, attempt))
         return attempt
 
-    def finish(self, local: LocalJob, outcome: Outcome, attempt: int) -> None:
-        """Queue the end of attempt `attempt`: succeeded, failed, cancelled or retrying.
+    def finish(
+        self, local: LocalJob, outcome: Outcome, attempt: int, now: float | None = None
+    ) -> None:
+        """Queue the end of attempt `attempt` (at `now`, default: now): succeeded, failed,
+        cancelled or retrying.
 
         An outcome that arrives after its attempt was already ended (a thread job that
         outlived its time limit) is dropped.
@@ -346,7 +358,8 @@ class Runner:
         with local.lock:
             if attempt != local.attempt or local.rec.status != states.RUNNING:
                 return
-            rec, blobs = ending(local.rec, outcome, self.storage.clock.now(), local.policy)
+            when = self.storage.clock.now() if now is None else now
+            rec, blobs = ending(local.rec, outcome, when, local.policy)
             if outcome.log is not None:
                 local.log_state = outcome.log
             self._move(local, rec, states.RUNNING, blobs, self._after(local, rec))

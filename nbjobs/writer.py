@@ -65,6 +65,14 @@ class Call:
     fn: Callable[[Sql], Any]
 
 
+@dataclass(slots=True)
+class Later:
+    """Run `fn()` in the writer thread when its batch is gathered; the writes it queues
+    join that batch in its place (so a `flush()` queued after it covers them)."""
+
+    fn: Callable[[], None]
+
+
 Op = Insert | Cas | Call
 
 
@@ -88,10 +96,11 @@ class Writer:
         self._transact = transact
         self._sql = sql
         self._applier = applier
-        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item | Later | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._generation = -1
         self._lock = threading.Lock()
+        self._into: list[_Item] | None = None  # the batch a `Later` running now adds to
 
     def _running(self) -> bool:
         # The thread only ends through stop(); a forked child has none (another generation).
@@ -110,9 +119,20 @@ class Writer:
 
     def put(self, op: Op, callback: Callback | None = None) -> None:
         """Queue `op`; `callback(result, error)` runs in the writer thread after the commit."""
+        into = self._into
+        if into is not None and threading.current_thread() is self._thread:
+            into.append(_Item(op, None, callback))  # from a `Later`: joins its batch
+            return
         if not self._running():
             self._ensure_thread()
         self._queue.put(_Item(op, None, callback))
+
+    def later(self, fn: Callable[[], None]) -> None:
+        """Run `fn()` in the writer thread, before the next batch is written: work that
+        need not hold up the calling thread (a job thread ending its job takes the next)."""
+        if not self._running():
+            self._ensure_thread()
+        self._queue.put(Later(fn))
 
     def call(self, fn: Callable[[Sql], Any]) -> Any:
         """Run `fn(sql)` in the next batch and return its result once it is committed."""
@@ -136,26 +156,41 @@ class Writer:
     def _loop(self) -> None:
         q = self._queue
         while True:
-            first = q.get()
-            if first is None:
+            got = q.get()
+            if got is None:
                 return
-            batch = [first]
+            batch: list[_Item] = []
             stop = False
-            while len(batch) < _BATCH_MAX:
+            while True:
+                if isinstance(got, Later):
+                    self._run_later(got, batch)
+                else:
+                    batch.append(got)
+                if len(batch) >= _BATCH_MAX:
+                    break
                 try:
-                    item = q.get_nowait()
+                    got = q.get_nowait()
                 except queue.Empty:
                     break
-                if item is None:
+                if got is None:
                     stop = True
                     break
-                batch.append(item)
-            self._commit(_coalesce(batch))
+            if batch:
+                self._commit(_coalesce(batch))
             # Waiting for the next op, keep nothing of this batch (results, jobs) alive.
-            first = item = None
+            got = None
             batch.clear()
             if stop:
                 return
+
+    def _run_later(self, op: Later, batch: list[_Item]) -> None:
+        self._into = batch
+        try:
+            op.fn()
+        except Exception:
+            log.exception("nbjobs: a deferred store update failed")
+        finally:
+            self._into = None
 
     def _commit(self, batch: list[_Item]) -> None:
         try:
