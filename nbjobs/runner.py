@@ -171,6 +171,7 @@ class LocalJob:
         "payload",
         "policy",
         "rec",
+        "returned",
         "soft_deadline",
         "timed_out",
     )
@@ -196,6 +197,7 @@ class LocalJob:
         self.on_done: list[Callable[[], None]] = []
         self.policy: Policy | None = None
         self.attempt = 0  # which attempt of this process is current; late outcomes are dropped
+        self.returned = 0  # the attempt whose call returned: its success is on its way to the store
         self.timed_out = False
         self.soft_deadline: float | None = None
         self.log_state: dict[str, Any] | None = None  # the job's output so far
@@ -309,8 +311,9 @@ class Runner:
         if outcome.ok:
             # The writer thread records a success: this thread takes its next job at once.
             # (A failure asks the job's retry policy, user code: it is asked here.)
+            local.returned = attempt  # no time limit, cancel or interrupt can end it now
             ended = self.storage.clock.now()
-            self.storage.writer.later(lambda: self.finish(local, outcome, attempt, ended))
+            self.storage.writer.later(lambda: self._end(local, outcome, attempt, ended))
         else:
             self.finish(local, outcome, attempt)
 
@@ -346,20 +349,21 @@ class Runner:
             self.alarms.at(now + rec.timeout, lambda: self.expire(local, attempt))
         return attempt
 
-    def finish(
-        self, local: LocalJob, outcome: Outcome, attempt: int, now: float | None = None
-    ) -> None:
-        """Queue the end of attempt `attempt` (at `now`, default: now): succeeded, failed,
-        cancelled or retrying.
+    def finish(self, local: LocalJob, outcome: Outcome, attempt: int) -> None:
+        """Queue the end of attempt `attempt`: succeeded, failed, cancelled or retrying.
 
         An outcome that arrives after its attempt was already ended (a thread job that
-        outlived its time limit) is dropped.
+        outlived its time limit) is dropped, as is any other end of an attempt whose call
+        returned successfully (its success is being recorded).
         """
+        if local.returned != attempt:
+            self._end(local, outcome, attempt, self.storage.clock.now())
+
+    def _end(self, local: LocalJob, outcome: Outcome, attempt: int, now: float) -> None:
         with local.lock:
             if attempt != local.attempt or local.rec.status != states.RUNNING:
                 return
-            when = self.storage.clock.now() if now is None else now
-            rec, blobs = ending(local.rec, outcome, when, local.policy)
+            rec, blobs = ending(local.rec, outcome, now, local.policy)
             if outcome.log is not None:
                 local.log_state = outcome.log
             self._move(local, rec, states.RUNNING, blobs, self._after(local, rec))

@@ -70,3 +70,63 @@ def test_a_job_thread_takes_its_next_job_before_the_writer_records_the_last(
         assert store.get(first.id).status == "succeeded"
     finally:
         store.close()
+
+
+def _returned_while_writer_held(store: nbjobs.Store, **options: Any) -> tuple[Any, threading.Event]:
+    """Hold the writer, then run one job to its successful return (on a one-thread store).
+    Returns the job and the gate that releases the writer."""
+    gate = _hold(store)
+    job = store.submit(abs, -5, **options)
+    next_started = threading.Event()
+    store.submit(next_started.set)  # starts only once the first job's call has returned
+    assert next_started.wait(30)
+    return job, gate
+
+
+@pytest.mark.filterwarnings("ignore:job .Event.set. runs in this kernel")
+def test_a_job_that_returned_in_time_is_not_failed_by_its_time_limit_while_being_recorded(
+    tmp_path: Path, wait_for: Any
+) -> None:
+    clock = FakeClock()
+    store = nbjobs.Store(tmp_path / "store", workers=1, clock=clock)
+    try:
+        store.submit(abs, 0).result(timeout=30)
+        job, gate = _returned_while_writer_held(store, timeout=10.0)
+        assert not job.cancel()  # it has returned: nothing left to cancel
+        alarms = store._runner.alarms
+        fired = threading.Event()
+        alarms.at(clock.now() + 10.0, fired.set)  # after the job's own time limit alarm
+        clock.advance(11.0)
+        assert fired.wait(30)
+        gate.set()
+        assert job.result(timeout=30) == 5
+        assert store.get(job.id).status == "succeeded"
+    finally:
+        store.close()
+
+
+@pytest.mark.filterwarnings("ignore:job .Event.set. runs in this kernel")
+def test_closing_the_store_records_successes_still_queued_without_errors(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = nbjobs.Store(tmp_path / "store", workers=1)
+    store.submit(abs, 0).result(timeout=30)
+    job, gate = _returned_while_writer_held(store)
+    flushing = threading.Event()
+    real_flush = store.storage.writer.flush
+
+    def flush() -> None:
+        flushing.set()
+        real_flush()
+
+    store.storage.writer.flush = flush  # type: ignore[method-assign]
+    closer = threading.Thread(target=store.close)
+    closer.start()
+    assert flushing.wait(30)  # close() has looked at every job and waits for the writer
+    gate.set()
+    closer.join(30)
+    assert not closer.is_alive()
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+    with nbjobs.Store(tmp_path / "store") as again:
+        assert again.get(job.id).status == "succeeded"
+        assert again.get(job.id).result(timeout=30) == 5
