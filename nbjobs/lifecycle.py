@@ -65,6 +65,9 @@ class LocalJobs:
         backend = self.backend_of(local)
         if not local.rec.deps or not backend.kernel_owned:
             backend.start(local)
+            for dep_id in local.rec.deps:  # a worker's job waits for jobs of this kernel:
+                if dep_id in self.active:  # the workers are rung when each one ends
+                    self.on_done(dep_id, functools.partial(backend.start, local))
             return
         waiting = set(local.rec.deps)
         lock = threading.Lock()

@@ -690,6 +690,22 @@ def test_a_submit_wakes_every_worker(
     assert [j.result(timeout=30) for j in jobs] == [1, 1]
 
 
+def test_a_kernel_job_ending_wakes_the_worker_whose_job_waits_for_it(
+    store: nbjobs.Store, start: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NBJOBS_WORKER_POLL", "60")  # only a wake-up can start it in time
+    start(workers=1)
+    folder, gate = tmp_path / "runs", tmp_path / "gate"
+    folder.mkdir()
+    first = store.submit(attempt_marker, str(folder), str(gate))  # in this kernel's threads
+    then = store.submit(double, first, executor="worker")
+    # The worker has looked at its queue since `then` was committed (and left it waiting):
+    assert store.submit(double, 1, executor="worker").result(timeout=30) == 2
+    gate.touch()
+    assert first.result(timeout=30) == 1
+    assert then.result(timeout=30) == 2
+
+
 def marker_after(_dependency: int, folder: str, gate: str) -> int:
     return attempt_marker(folder, gate)
 
