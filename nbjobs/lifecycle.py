@@ -94,11 +94,7 @@ class LocalJobs:
 
     def expire(self, local: LocalJob, attempt: int) -> None:
         """The runner's hook: end attempt `attempt` of a job past its time limit."""
-        if (
-            attempt == local.attempt
-            and local.returned != attempt  # returned in time: its success is being recorded
-            and local.rec.status == states.RUNNING
-        ):
+        if attempt == local.attempt and local.rec.status == states.RUNNING and not local.returning:
             self.backend_of(local).expire(local, attempt)
 
     # ------------------------------------------------------------------ cancels
@@ -144,7 +140,7 @@ class LocalJobs:
         if local is not None:
             with local.lock:
                 if local.rec.status == states.RUNNING:
-                    if local.returned == local.attempt:
+                    if local.returning:
                         return False  # it has returned; its success is being recorded
                     return self.backend_of(local).cancel_running(local)
                 if local.rec.status not in WAITING:
@@ -318,8 +314,8 @@ class LocalJobs:
             with local.lock:
                 local.cancel_requested = True
                 rec = local.rec
-                if local.returned == local.attempt and rec.status == states.RUNNING:
-                    continue  # its call returned: the writer records its success (below)
+                if local.returning:
+                    continue  # the writer records its success (flushed below)
             self._interrupt(rec, now)
         with contextlib.suppress(Exception):
             self.storage.writer.flush()

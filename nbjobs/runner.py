@@ -203,6 +203,12 @@ class LocalJob:
         self.log_state: dict[str, Any] | None = None  # the job's output so far
         self.backend: Backend | None = None  # the executor running it (set by the store)
 
+    @property
+    def returning(self) -> bool:
+        """Its attempt's call returned successfully and the writer thread is recording that:
+        its outcome is decided (no time limit, cancel, interrupt or hand-back ends it now)."""
+        return self.returned == self.attempt and self.rec.status == states.RUNNING
+
 
 Finished = Callable[[LocalJob, BaseException | None], None]
 Invoke = Callable[[LocalJob], Outcome]

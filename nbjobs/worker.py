@@ -172,7 +172,11 @@ class Worker:
     def _claim(self) -> int:
         """Claim up to as many pending worker jobs as there are free slots, oldest first."""
         with self.lock:
-            busy = sum(1 for job in self.held.values() if job.rec.status == states.RUNNING)
+            busy = sum(
+                1
+                for job in self.held.values()
+                if job.rec.status == states.RUNNING and not job.returning  # slot free
+            )
         free = self.slots - busy
         if free <= 0 or not self.storage.worker_queue(1):  # a read: no write lock when idle
             return 0
@@ -250,8 +254,8 @@ class Worker:
         for local in held:
             with local.lock:
                 rec = local.rec
-                if rec.status not in (states.RUNNING, states.RETRYING):
-                    continue
+                if rec.status not in (states.RUNNING, states.RETRYING) or local.returning:
+                    continue  # (a success being recorded needs no lease: it is not renewed)
                 running += rec.status == states.RUNNING
                 rec = rec.evolve(lease_until=until)
                 local.rec = rec
@@ -280,7 +284,7 @@ class Worker:
         with local.lock:
             local.cancel_requested = True
             running = local.rec.status == states.RUNNING
-            if running:
+            if running and not local.returning:
                 self.pool.cancel_running(local)  # its outcome is then dropped: _finished
         if not running:
             self._drop(local)
@@ -344,7 +348,7 @@ class Worker:
         self.pool.start(local)
 
     def _expire(self, local: LocalJob, attempt: int) -> None:
-        if attempt == local.attempt and local.rec.status == states.RUNNING:
+        if attempt == local.attempt and local.rec.status == states.RUNNING and not local.returning:
             self.pool.expire(local, attempt)
 
     # ------------------------------------------------------------------ stopping
@@ -378,6 +382,8 @@ class Worker:
         for local in held:
             with local.lock:
                 rec = local.rec
+                if local.returning:
+                    continue  # its success is being recorded (flushed below)
                 local.cancel_requested = True
                 if rec.status == states.RUNNING:
                     new = transition(

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -23,6 +24,8 @@ import pytest
 import nbjobs
 from nbjobs.executors.worker import bells
 from nbjobs.owners import owner_alive
+from nbjobs.worker import Worker
+from nbjobs.writer import Call
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -737,3 +740,33 @@ def test_waiting_for_a_worker_job_with_no_worker_says_to_start_one(store: nbjobs
     with pytest.raises(nbjobs.WaitTimeout, match=r"no detached worker .* nbjobs.start_worker\(\)"):
         job.result(timeout=0.05)
     assert job.status == "pending"
+
+
+def test_a_stopping_worker_does_not_hand_back_a_job_whose_success_is_being_recorded(
+    store: nbjobs.Store, tmp_path: Path, wait_for: Callable[..., Any]
+) -> None:
+    """The worker's pool thread leaves a success to the writer thread; a stop (hand-back)
+    between the two must keep it: the job ends succeeded, not back in the queue."""
+    folder, gate = tmp_path / "runs", tmp_path / "gate"
+    folder.mkdir()
+    job = store.submit(attempt_marker, str(folder), str(gate), executor="worker")
+    store.flush()
+    worker = Worker(str(store.path), slots=1)  # in this process, without its loop
+    try:
+        assert worker._claim() == 1
+        local = worker.held[job.id]
+        wait_for(lambda: runs(folder))  # running in the worker's child
+        held = threading.Event()
+        worker.storage.writer.put(Call(lambda sql: held.wait(30)))  # the writer is busy
+        gate.touch()
+        wait_for(lambda: local.returning)  # returned; its success waits for the writer
+        stopping = threading.Thread(target=worker._hand_back)  # ends with a flush
+        stopping.start()
+        held.set()
+        stopping.join(30)
+        assert not stopping.is_alive()
+        assert job.result(timeout=30) == 1
+        assert store.get(job.id).status == "succeeded"
+    finally:
+        worker.pool.shutdown()
+        worker.storage.close()
