@@ -1,6 +1,7 @@
 """`Store`: a job store and everything done to it (submit, read, cancel, resume, ...).
 
-Thin on purpose: it validates input, then calls the store, the runner and the executors.
+Thin on purpose: it validates input, then calls the layers below (`submitting` to store and
+start jobs, `lifecycle` for this process's running jobs, `store`, the executors).
 """
 
 from __future__ import annotations
@@ -8,41 +9,19 @@ from __future__ import annotations
 import datetime
 import functools
 import os
-import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import codec, recurring, refs, states, validate
-from .autokey import AutoKey, arguments_digest, auto, auto_key
-from .calls import (
-    PLAIN,
-    MapKey,
-    Options,
-    Payload,
-    fn_name,
-    map_key,
-    map_keys,
-    merge_kwargs,
-    new_id,
-    options,
-    pickle_call,
-)
+from . import recurring, states, validate
+from .autokey import AutoKey, auto, auto_key
+from .calls import PLAIN, MapKey, Options, map_key, merge_kwargs, new_id, options
 from .clock import SYSTEM, Clock
-from .errors import (
-    InvalidArgument,
-    InvalidArgumentType,
-    JobNotFound,
-    PayloadNotPicklable,
-)
+from .errors import InvalidArgument, InvalidArgumentType, JobNotFound
 from .executors import NAMES as EXECUTOR_NAMES
-from .executors import Backend
-from .executors.processes import ProcessExecutor
-from .executors.threads import ThreadExecutor
 from .executors.worker import (
     STOP_GRACE,
-    WorkerBackend,
     WorkerInfo,
     differences,
     list_workers,
@@ -53,19 +32,12 @@ from .executors.worker import (
 from .job import Job
 from .lifecycle import LocalJobs
 from .owners import owner_token
-from .records import JobRecord, transition
+from .records import JobRecord
 from .recurring import Schedule
 from .retrying import Retry
-from .runner import LocalJob
 from .store import Storage
-from .writer import Insert, Sql
-
-if TYPE_CHECKING:
-    from .executors.dask import DaskExecutor
-
-
-def _default_workers() -> int:
-    return min(32, (os.cpu_count() or 1) + 4)
+from .submitting import Submitter
+from .writer import Sql
 
 
 class Store:
@@ -89,27 +61,24 @@ class Store:
                 f"store must be a folder path (str or pathlib.Path) or an nbjobs.Store, "
                 f"not {type(path).__name__}"
             )
-        self.default_executor = validate.executor(executor, EXECUTOR_NAMES)
+        checked = validate.executor(executor, EXECUTOR_NAMES)
         if workers is not None:
             validate.positive_int(workers, "workers")
         self.storage = Storage(path, clock)
         self.owner = owner_token()
         self._jobs = LocalJobs(self.storage, self.owner)  # this process's own jobs
-        self._runner = self._jobs.runner
-        self._backends = self._jobs.backends
-        self._backends.update(
-            thread=ThreadExecutor(self._runner, workers or _default_workers()),
-            process=ProcessExecutor(self._runner, workers or os.cpu_count() or 1),
-            worker=WorkerBackend(self.storage),
-        )
-        self._dask: dict[int, DaskExecutor] = {}  # one backend per dask.distributed.Client
-        self._dask_lock = threading.Lock()
+        self._submitter = Submitter(self._jobs, checked, workers)
         STORES.add(self)
         self._jobs.reap_dead_owners()
 
     @property
     def path(self) -> Path:
         return self.storage.path
+
+    @property
+    def default_executor(self) -> str | Any:
+        """The executor of jobs submitted without `executor=` (see `configure`)."""
+        return self._submitter.default_executor
 
     def __repr__(self) -> str:
         return f"nbjobs.Store({str(self.path)!r})"
@@ -166,7 +135,8 @@ class Store:
             and executor is None
             and force is False
         ):
-            return self._submit(fn, args, call_kwargs, PLAIN)  # nothing to check: the usual case
+            # Nothing to check: the usual case.
+            return Job(self, self._submitter.submit(fn, args, call_kwargs, PLAIN))
         opts = options(
             fn,
             key=auto_key(fn, args, call_kwargs) if key is auto else validate.key(key),
@@ -180,7 +150,7 @@ class Store:
             executor=executor,
             force=force,
         )
-        return self._submit(fn, args, call_kwargs, opts)
+        return Job(self, self._submitter.submit(fn, args, call_kwargs, opts))
 
     def map(
         self,
@@ -240,52 +210,8 @@ class Store:
             force=force,
         )
         key = map_key(key)  # before reading the items: a generator is not consumed in vain
-        calls = list(zip(*(_iterate(items, i) for i, items in enumerate(iterables)), strict=False))
-        keys = map_keys(key, fn, shared, calls)
-        # One function object for every job: pickled, hashed and stored once.
-        bound = functools.partial(fn, **shared) if shared else fn
-        prepared = self._prepare_map(bound, calls, keys, opts)
-        return [self._enqueue(rec, local, blobs, opts.force) for rec, local, blobs in prepared]
-
-    def _prepare_map(
-        self,
-        fn: Callable[..., Any],
-        calls: list[tuple[Any, ...]],
-        keys: list[tuple[str | None, str | None]],
-        opts: Options,
-    ) -> list[tuple[JobRecord, LocalJob, Payload]]:
-        """Every job of a map, pickled and keyed, nothing written but the shared function."""
-        if not calls:
-            return []
-        backend = self._backend(opts.executor)
-        pickle_call(fn, (), {}, backend.needs_pickle)  # a bad function is named once, not per item
-        prepared = []
-        lost = []
-        for i, (args, (key, digest)) in enumerate(zip(calls, keys, strict=True)):
-            try:
-                rec, local, blobs = self._prepare(fn, args, {}, opts)
-            except PayloadNotPicklable as exc:
-                raise PayloadNotPicklable(f"item {i}: {exc}") from exc
-            rec.key, rec.args_digest = key, digest
-            if blobs is None:
-                lost.append(f"item {i}: {rec.not_resumable_reason}")
-            prepared.append((rec, local, blobs))
-        if lost:
-            validate.warn(
-                f"{len(lost)} of the {len(calls)} jobs of this map run in this kernel but "
-                f"cannot be resumed after a restart; the first: {lost[0]}",
-            )
-        stored = next((blobs for _, _, blobs in prepared if blobs is not None), None)
-        if stored is None or stored[1] is None:
-            return prepared
-        self._write_function(stored[0][0], stored[1])
-        return [(r, j, None if b is None else (b[0], None)) for r, j, b in prepared]
-
-    def _write_function(self, digest: str, data: bytes) -> None:
-        """Store a function blob now (committed), so the jobs that follow only refer to it."""
-        key = f"f:{digest}"
-        self.storage.writer.call(lambda sql: self.storage.put_blob_once(sql, key, data))
-        self.storage.fn_written.add(key)
+        stored = self._submitter.map(fn, iterables, key, shared, opts)
+        return [Job(self, rec) for rec in stored]
 
     def _submit(
         self,
@@ -295,194 +221,8 @@ class Store:
         opts: Options,
         on_start: Callable[[], bool] | None = None,
     ) -> Job:
-        rec, local, blobs = self._prepare(fn, args, kwargs, opts)
-        if blobs is None:
-            validate.warn(
-                f"job {rec.name!r} runs in this kernel but cannot be resumed after a restart: "
-                f"{rec.not_resumable_reason}",
-            )
-        elsewhere = not self._jobs.backend_of(local).kernel_owned  # a detached worker's job
-        if on_start is not None and not elsewhere:
-            local.on_start.append(on_start)
-        job = self._enqueue(rec, local, blobs, opts.force)
-        if on_start is not None and elsewhere:
-            self._jobs.on_started(job.id, on_start)
-        return job
-
-    def _enqueue(self, rec: JobRecord, local: LocalJob, blobs: Payload, force: bool) -> Job:
-        if rec.key is None:
-            return self._submit_new(rec, local, blobs)
-        return self._submit_keyed(rec, local, blobs, force)
-
-    def _prepare(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], opts: Options
-    ) -> tuple[JobRecord, LocalJob, Payload]:
-        backend = self._backend(opts.executor)
-        key = opts.key
-        rec = JobRecord(
-            id=new_id(),
-            key=key,
-            name=opts.name or fn_name(fn),
-            tags=opts.tags,
-            executor=backend.name,
-            owner=self.owner if backend.kernel_owned else None,
-            timeout=opts.timeout,
-            soft_timeout=opts.soft_timeout,
-            address=backend.address,
-        )
-        now = self.storage.clock.now()
-        rec.created_at = rec.updated_at = now
-        rec.deps = self._dependencies(fn, args, kwargs)
-        payload = pickle_call(fn, args, kwargs, backend.needs_pickle)
-        if isinstance(payload, str):
-            rec.resumable = False
-            rec.not_resumable_reason = payload
-            local = LocalJob(rec, fn, args, kwargs)
-            local.policy = opts.policy
-            local.backend = backend
-            return rec, local, None
-        fn_digest, fn_bytes, args_bytes = payload
-        local = LocalJob(
-            rec, fn, args, kwargs, (fn_bytes, args_bytes) if backend.needs_pickle else None
-        )
-        local.policy = opts.policy
-        local.backend = backend
-        rec.fn_digest = fn_digest
-        if key is not None:  # only keyed resubmits compare arguments
-            rec.args_digest = arguments_digest(fn, args, kwargs)
-        parts = (fn_digest, args_bytes, opts.policy)
-        return (
-            rec,
-            local,
-            (parts, None if f"f:{fn_digest}" in self.storage.fn_written else fn_bytes),
-        )
-
-    def _submit_new(self, rec: JobRecord, local: LocalJob, blobs: Payload) -> Job:
-        op = Insert(rec)
-        written = None
-        if blobs is not None:
-            op.call, fn_bytes = blobs  # the writer thread encodes the call
-            if fn_bytes is not None:
-                fn_digest = blobs[0][0]
-                op.once.append((f"f:{fn_digest}", fn_bytes))
-                written = self._function_written(fn_digest)
-        if self._jobs.backend_of(local).kernel_owned:
-            self._jobs.keep(local)
-        self.storage.writer.put(op, written)
-        self._jobs.start(local)
-        return Job(self, rec)
-
-    def _submit_keyed(self, rec: JobRecord, local: LocalJob, blobs: Payload, force: bool) -> Job:
-        storage = self.storage
-        now = rec.created_at
-        key = rec.key
-        assert key is not None
-
-        call = None if blobs is None else codec.payload_blob(*blobs[0])
-        # The common case, a new key whose function is stored already, is one INSERT of
-        # the job with its call: each SQLite call is a chance to wait for the GIL under
-        # load, and a row is fewer pages than a row and a blob. A taken key is read: only
-        # a job to run again needs the transaction below.
-        if storage.claims_at_once(rec, call) and (blobs is None or blobs[1] is None):
-            if storage.claim(rec, call):
-                return self._started(local, rec, now)
-            old = storage.record_by_key(key)
-            if old is not None and not _rerun_wanted(old, force):
-                return self._existing(rec, old)
-
-        def claim(sql: Sql) -> tuple[str, JobRecord]:
-            if storage.insert(sql, rec, call):  # the key was free: it is ours now
-                self._store_function(sql, blobs)
-                return "new", rec
-            old = storage.record_by_key(key, sql)
-            assert old is not None, "a taken key has a job"
-            if not _rerun_wanted(old, force):
-                return "existing", old
-            # An interrupted job is resumed: its remaining attempts and retry_at are kept.
-            fresh = force or old.status != states.INTERRUPTED
-            new = transition(
-                old,
-                states.PENDING,
-                now,
-                fresh=fresh,
-                executor=rec.executor,
-                owner=rec.owner,
-                fn_digest=rec.fn_digest,
-                args_digest=rec.args_digest,
-                resumable=rec.resumable,
-                not_resumable_reason=rec.not_resumable_reason,
-            )
-            if fresh:
-                storage.drop_blobs(sql, (f"r:{old.id}", f"e:{old.id}"))
-            storage.set_call(sql, old.id, call)
-            self._store_function(sql, blobs)
-            if not storage.update(sql, new, old.status):
-                raise InvalidArgument(f"job with key {rec.key!r} changed while resubmitting")
-            return "rerun", new
-
-        # In this thread, not the writer's: one short transaction, no thread hand-offs.
-        outcome, stored = storage.transact_here(claim)
-        if blobs is not None and blobs[1] is not None:  # committed: later submits refer to it
-            storage.fn_written.add(f"f:{blobs[0][0]}")
-        if outcome == "existing":
-            return self._existing(rec, stored)
-        return self._started(local, stored, now)
-
-    def _started(self, local: LocalJob, stored: JobRecord, now: float) -> Job:
-        """Start (or hold until its `retry_at`) a job this process just stored."""
-        local.rec = stored
-        if self._jobs.backend_of(local).kernel_owned:
-            self._jobs.keep(local)
-        self._start_when_due(local, now)
-        return Job(self, stored)
-
-    def _existing(self, rec: JobRecord, stored: JobRecord) -> Job:
-        if rec.args_digest and stored.args_digest and rec.args_digest != stored.args_digest:
-            validate.warn(
-                f"a job with key {rec.key!r} already exists with different arguments; "
-                "returning the existing job (use force=True to run it again with these, "
-                "or another key)",
-            )
-        return Job(self, stored)
-
-    def _store_function(self, sql: Sql, blobs: Payload) -> None:
-        """Store the call's function, the first time this process submits it."""
-        if blobs is not None and blobs[1] is not None:
-            self.storage.put_blob_once(sql, f"f:{blobs[0][0]}", blobs[1])
-
-    def _function_written(self, fn_digest: str) -> Callable[[Any, BaseException | None], None]:
-        """A writer callback: once the function's blob is committed, later submits of it
-        need not carry it (and a keyed one may be a single INSERT)."""
-        written = self.storage.fn_written
-
-        def done(_result: Any, error: BaseException | None) -> None:
-            if error is None:
-                written.add(f"f:{fn_digest}")
-
-        return done
-
-    def _backend(self, executor: str | Any) -> Backend:
-        """The backend of a checked `executor=` (a name or a Dask client; None: the default)."""
-        choice = self.default_executor if executor is None else executor
-        if isinstance(choice, str):
-            return self._backends[choice]
-        with self._dask_lock:
-            backend = self._dask.get(id(choice))
-            if backend is None:
-                from .executors.dask import DaskExecutor  # imports dask: only when used
-
-                backend = self._dask[id(choice)] = DaskExecutor(self._runner, choice)
-        if not backend.connected:
-            raise InvalidArgument(f"executor: the Dask client {choice!r} is closed")
-        return backend
-
-    def _rerun_backend(self, rec: JobRecord) -> Backend:
-        """Where a job runs again: its own executor; a Dask job on this store's newest Dask
-        client that is still connected, else (none, or a terminal) the default executor."""
-        if rec.executor == "dask":
-            live = [b for b in self._dask.values() if b.connected]
-            return live[-1] if live else self._backend(None)
-        return self._backends.get(rec.executor) or self._backend(None)
+        """Submit with options checked already (`nbjobs.Executor`: its futures' start hook)."""
+        return Job(self, self._submitter.submit(fn, args, kwargs, opts, on_start))
 
     # ------------------------------------------------------------------ reads
     def get(self, id_or_key: str) -> Job:
@@ -642,9 +382,9 @@ class Store:
         # Oldest first: a job's dependencies are older than it, so they are pending again
         # (not interrupted) by the time it looks at them.
         for rec in reversed(self.storage.page((states.INTERRUPTED,), limit=1_000_000)):
-            job = self._rerun(rec, fresh=False)
-            if job is not None:
-                out.append(job)
+            new = self._submitter.rerun(rec, fresh=False)
+            if new is not None:
+                out.append(Job(self, new))
         return out
 
     def retry(self, id_or_key: str) -> Job:
@@ -659,13 +399,13 @@ class Store:
                 f"job {id_or_key!r} is {rec.status}; only failed, cancelled or interrupted jobs "
                 "can be retried (resubmit with force=True to run a succeeded job again)"
             )
-        job = self._rerun(rec, fresh=True)
-        if job is None:
+        new = self._submitter.rerun(rec, fresh=True)
+        if new is None:
             raise InvalidArgument(
                 f"job {id_or_key!r} cannot be run again: "
                 f"{rec.not_resumable_reason or 'its payload is missing or changed meanwhile'}"
             )
-        return job
+        return Job(self, new)
 
     def dead_letters(self, limit: int = 100) -> list[Job]:
         """Failed jobs (their retries exhausted or not retryable), newest first.
@@ -674,60 +414,6 @@ class Store:
         with `job.retry()`.
         """
         return self.jobs(status=states.FAILED, limit=limit)
-
-    def _rerun(self, rec: JobRecord, fresh: bool) -> Job | None:
-        stored = self._stored_call(rec)
-        if isinstance(stored, str):
-            validate.warn(f"job {rec.id} ({rec.name}) cannot be resumed: {stored}")
-            return None
-        fn_blob, payload = stored
-        fn, args, kwargs = codec.load_payload(payload, fn_blob)
-        backend = self._rerun_backend(rec)
-        now = self.storage.clock.now()
-        new = transition(
-            rec,
-            states.PENDING,
-            now,
-            fresh=fresh,
-            owner=self.owner if backend.kernel_owned else None,
-            executor=backend.name,
-        )
-
-        def write(sql: Sql) -> bool:
-            if fresh:
-                self.storage.drop_blobs(sql, (f"r:{rec.id}", f"e:{rec.id}"))
-            return self.storage.update(sql, new, rec.status)
-
-        if not self.storage.writer.call(write):
-            return None
-        local = LocalJob(new, fn, args, kwargs, (fn_blob, codec.payload_args(payload)))
-        local.policy = codec.payload_policy(payload)
-        local.backend = backend
-        local.log_state = self._jobs.log_state(rec.id)
-        if backend.kernel_owned:
-            self._jobs.keep(local)
-        self._start_when_due(local, now)
-        return Job(self, new)
-
-    def _start_when_due(self, local: LocalJob, now: float) -> None:
-        """Start a job now, or at its `retry_at`: a resumed job that was waiting for its
-        next attempt keeps waiting."""
-        retry_at = local.rec.retry_at
-        if retry_at is not None and retry_at > now:
-            backend = self._jobs.backend_of(local)
-            self._runner.alarms.at(retry_at, lambda: backend.start(local))
-        else:
-            self._jobs.start(local)
-
-    def _stored_call(self, rec: JobRecord) -> tuple[bytes, bytes] | str:
-        """The job's stored function and payload blobs, or why it has none."""
-        if not rec.resumable or rec.fn_digest is None:
-            return rec.not_resumable_reason or "its call was not stored"
-        fn_blob = self.storage.blob(f"f:{rec.fn_digest}")
-        payload = self.storage.call(rec.id)
-        if fn_blob is None or payload is None:
-            return "its stored function or arguments are missing"
-        return fn_blob, payload
 
     # ------------------------------------------------------------------ detached workers
     def start_worker(
@@ -908,11 +594,9 @@ class Store:
 
     def configure(self, executor: str | Any = None, workers: int | None = None) -> None:
         if executor is not None:
-            self.default_executor = validate.executor(executor, EXECUTOR_NAMES)
+            self._submitter.default_executor = validate.executor(executor, EXECUTOR_NAMES)
         if workers is not None:
-            n = validate.positive_int(workers, "workers")
-            for backend in self._backends.values():
-                backend.resize(n)
+            self._submitter.resize(validate.positive_int(workers, "workers"))
 
     def close(self) -> None:
         """Stop this store's executors (running thread jobs are marked interrupted)."""
@@ -920,8 +604,7 @@ class Store:
             return
         self._jobs.closed = True
         self._jobs.interrupt_all()
-        for backend in (*self._backends.values(), *self._dask.values()):
-            backend.shutdown()
+        self._submitter.shutdown()
         self.storage.close()
         STORES.discard(self)
 
@@ -931,42 +614,8 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ dependencies
-    def _dependencies(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[str, ...]:
-        """Ids of the jobs among the call's arguments (see `refs`); they must be this store's."""
-        found = refs.call_dependencies(fn, args, kwargs)
-        if not found:
-            return ()
-        for dep in found:
-            if isinstance(dep, Job) and dep._store is not self:
-                raise InvalidArgument(
-                    f"job {dep.id} ({dep.name}) is in another store ({dep._store.path}); a job "
-                    f"can only depend on jobs of its own store ({self.path})"
-                )
-        return tuple(refs.ref_of(dep).id for dep in found)  # type: ignore[union-attr]
-
 
 _PURGE_BATCH = 500  # jobs per transaction: a large purge never holds the store for long
-
-
-def _iterate(items: Any, position: int) -> Iterator[Any]:
-    try:
-        return iter(items)
-    except TypeError:
-        raise InvalidArgumentType(
-            f"map's iterable {position} must be iterable (a list, range, generator, ...), "
-            f"not {type(items).__name__}"
-        ) from None
-
-
-def _rerun_wanted(rec: JobRecord, force: bool) -> bool:
-    """Resubmitting a key re-runs a failed, cancelled or interrupted job (any finished one
-    with force=True); a pending, running or retrying one is returned as it is."""
-    if force:
-        return rec.status in states.FINISHED
-    return rec.status in states.RERUN_ON_RESUBMIT
 
 
 STORES: weakref.WeakSet[Store] = weakref.WeakSet()

@@ -216,7 +216,7 @@ class Job:
                 f"job {self.id} ({self.name}) is {rec.status}; rerun_here() re-runs finished "
                 "jobs only (wait for it, or cancel it first)"
             )
-        stored = self._store._stored_call(rec)
+        stored = self._store._submitter.stored_call(rec)
         if isinstance(stored, str):
             raise PayloadLoadError(f"job {self.id} ({self.name}) cannot be re-run: {stored}")
         fn, args, kwargs = codec.load_payload(stored[1], stored[0])

@@ -93,7 +93,7 @@ def test_a_job_that_returned_in_time_is_not_failed_by_its_time_limit_while_being
         store.submit(abs, 0).result(timeout=30)
         job, gate = _returned_while_writer_held(store, timeout=10.0)
         assert not job.cancel()  # it has returned: nothing left to cancel
-        alarms = store._runner.alarms
+        alarms = store._jobs.runner.alarms
         fired = threading.Event()
         alarms.at(clock.now() + 10.0, fired.set)  # after the job's own time limit alarm
         clock.advance(11.0)
