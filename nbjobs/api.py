@@ -16,7 +16,7 @@ from typing import Any
 
 from . import recurring, states, validate
 from .autokey import AutoKey, auto, auto_key
-from .calls import PLAIN, MapKey, Options, map_key, merge_kwargs, new_id, options
+from .calls import PLAIN, MapKey, map_key, merge_kwargs, new_id, options
 from .clock import SYSTEM, Clock
 from .errors import InvalidArgument, InvalidArgumentType, JobNotFound
 from .executors import NAMES as EXECUTOR_NAMES
@@ -212,17 +212,6 @@ class Store:
         key = map_key(key)  # before reading the items: a generator is not consumed in vain
         stored = self._submitter.map(fn, iterables, key, shared, opts)
         return [Job(self, rec) for rec in stored]
-
-    def _submit(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        opts: Options,
-        on_start: Callable[[], bool] | None = None,
-    ) -> Job:
-        """Submit with options checked already (`nbjobs.Executor`: its futures' start hook)."""
-        return Job(self, self._submitter.submit(fn, args, kwargs, opts, on_start))
 
     # ------------------------------------------------------------------ reads
     def get(self, id_or_key: str) -> Job:
