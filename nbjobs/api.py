@@ -27,6 +27,7 @@ from .executors.worker import (
     list_workers,
     reuse,
     spawn,
+    starting,
     stop,
 )
 from .job import Job
@@ -444,19 +445,21 @@ class Store:
         lease_s = validate.limit(lease, "lease")
         if lease_s is None:
             raise InvalidArgument("lease must be a number of seconds > 0, not None")
-        if not validate.flag(new, "new"):
+        if validate.flag(new, "new"):
+            return spawn(self.storage, new_id(), slots, idle, lease_s)
+        with starting(self.storage):
             serving = reuse(self.storage)
-            if serving is not None:
-                differ = differences(serving, workers)
-                if differ:
-                    validate.warn(
-                        f"start_worker() reused the live worker {serving.id} (pid "
-                        f"{serving.pid}) of the store at {self.path}, but {'; '.join(differ)}. "
-                        "Pass new=True to start another worker as well, or stop_worker() "
-                        "first to replace it."
-                    )
-                return serving
-        return spawn(self.storage, new_id(), slots, idle, lease_s)
+            if serving is None:
+                return spawn(self.storage, new_id(), slots, idle, lease_s)
+        differ = differences(serving, workers)
+        if differ:
+            validate.warn(
+                f"start_worker() reused the live worker {serving.id} (pid "
+                f"{serving.pid}) of the store at {self.path}, but {'; '.join(differ)}. "
+                "Pass new=True to start another worker as well, or stop_worker() "
+                "first to replace it."
+            )
+        return serving
 
     def workers(self) -> list[WorkerInfo]:
         """The detached workers of this store that are alive (oldest first).

@@ -643,6 +643,35 @@ def test_a_submit_wakes_a_worker_whose_poll_is_long(
         assert job.result(timeout=max(0.0, deadline - time.monotonic())) == 2 * i
 
 
+RACE_TO_START = """
+import os, sys, time, nbjobs
+store, go = sys.argv[1], sys.argv[2]
+deadline = time.monotonic() + 60
+while not os.path.exists(go) and time.monotonic() < deadline:
+    time.sleep(0.001)
+print(nbjobs.Store(store).start_worker(workers=1, idle_timeout=120).id)
+"""
+
+
+def test_two_kernels_starting_a_worker_at_once_start_one(
+    store: nbjobs.Store, start: Start, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    kernels = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE_TO_START, str(store.path), str(go)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    go.touch()  # both look for a live worker at the same moment
+    ids = [k.communicate(timeout=120)[0].strip() for k in kernels]
+    assert all(k.returncode == 0 for k in kernels)
+    assert ids[0] == ids[1]  # the second found the first one's worker
+    assert [w.id for w in store.workers()] == [ids[0]]
+
+
 def test_a_stale_socket_of_a_dead_worker_breaks_nothing_and_is_cleaned_up(
     store: nbjobs.Store, start: Start, wait_for: Callable[..., Any]
 ) -> None:

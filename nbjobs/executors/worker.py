@@ -18,12 +18,14 @@ kernel that was just handed it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import os
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -228,6 +230,22 @@ def dead_here(storage: Storage) -> list[str]:
 
 
 # --------------------------------------------------------------------------- start / stop
+@contextlib.contextmanager
+def starting(storage: Storage) -> Iterator[None]:
+    """Held while a process looks for a live worker and starts one if there is none, so
+    that two kernels (or threads) calling `start_worker()` at once start one worker, not
+    two: the second finds the first's worker registered. (An advisory lock on a file of
+    the store's `workers/` folder; released at once if the holder dies.)"""
+    folder = storage.path / "workers"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(folder / ".starting", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # (closing releases the lock)
+
+
 def reuse(storage: Storage) -> WorkerInfo | None:
     """The oldest live worker of the store that is not stopping, now marked wanted (so it
     does not exit for being idle before it served another `idle_timeout`); None if none."""
