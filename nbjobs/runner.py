@@ -323,14 +323,18 @@ class Runner:
         else:
             self.finish(local, outcome, attempt)
 
-    def begin(self, local: LocalJob) -> int | None:
-        """Move the job to running; returns the attempt token, or None if it must not run."""
+    def begin(self, local: LocalJob, limit: bool = True) -> int | None:
+        """Move the job to running; returns the attempt token, or None if it must not run.
+
+        `limit=False`: its time limit is armed later, with `limit()` (a Dask task that may
+        wait in the cluster's queue: its limit counts from when it starts there).
+        """
         with local.lock:
             if local.claimed:
                 local.claimed = False
                 if local.cancel_requested or local.rec.status != states.RUNNING:
                     return None  # handed back before it started
-                return self._arm(local, self.storage.clock.now())
+                return self._arm(local, self.storage.clock.now(), limit)
             start_from = local.rec.status
             if local.cancel_requested or start_from not in (states.PENDING, states.RETRYING):
                 return None
@@ -342,18 +346,24 @@ class Runner:
             now = self.storage.clock.now()
             rec = transition(local.rec, states.RUNNING, now, owner=self.owner)
             self._move(local, rec, start_from, [], lambda _r, err: _lost(local, err))
-            return self._arm(local, now)
+            return self._arm(local, now, limit)
 
-    def _arm(self, local: LocalJob, now: float) -> int:
+    def _arm(self, local: LocalJob, now: float, limit: bool) -> int:
         """Start a new attempt token and the time limits of the attempt starting `now`."""
         rec = local.rec
         local.attempt += 1
         local.timed_out = False
         local.soft_deadline = now + rec.soft_timeout if rec.soft_timeout else None
         attempt = local.attempt
-        if rec.timeout:
-            self.alarms.at(now + rec.timeout, lambda: self.expire(local, attempt))
+        if limit:
+            self.limit(local, attempt, now)
         return attempt
+
+    def limit(self, local: LocalJob, attempt: int, started: float) -> None:
+        """Arm the hard time limit (`timeout=`) of attempt `attempt`, started at `started`."""
+        if local.rec.timeout:
+            when = started + local.rec.timeout
+            self.alarms.at(when, lambda: self.expire(local, attempt))
 
     def finish(self, local: LocalJob, outcome: Outcome, attempt: int) -> None:
         """Queue the end of attempt `attempt`: succeeded, failed, cancelled or retrying.

@@ -24,6 +24,7 @@ import cloudpickle
 import pytest
 
 import nbjobs
+from nbjobs.clock import FakeClock
 from nbjobs.store import Storage
 
 distributed = pytest.importorskip("distributed")
@@ -352,6 +353,25 @@ def test_a_timeout_fails_the_job_at_once_and_drops_the_late_result(
     assert job.status == "failed"
     wait_for((tmp_path / "go.ended").exists)  # it stopped at a cooperative point
     assert job.status == "failed"
+
+
+@pytest.mark.slow
+def test_a_time_limit_counts_from_when_the_task_starts_not_while_it_waits_in_dask(
+    tmp_path: Path, inproc: Any, wait_for: Callable[..., Any]
+) -> None:
+    clock = FakeClock()
+    with nbjobs.Store(tmp_path / "store", clock=clock) as store:
+        blocker = store.submit(wait_for_flag, str(tmp_path), executor=inproc)  # its one thread
+        wait_for(lambda: blocker.progress)
+        queued = store.submit(add, 1, 2, executor=inproc, timeout=10.0)
+        wait_for(lambda: queued.status == "running")  # handed to Dask (it shows as running)
+        fired = threading.Event()
+        store._jobs.runner.alarms.at(clock.now() + 10.0, fired.set)
+        clock.advance(60.0)  # far past its limit, all of it spent waiting in Dask's queue
+        assert fired.wait(30)  # (the alarms due by now have run)
+        (tmp_path / "go").write_text("")
+        assert blocker.result(timeout=30) == "done"
+        assert queued.result(timeout=30) == 3
 
 
 @pytest.mark.slow

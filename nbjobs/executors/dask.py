@@ -27,7 +27,9 @@ sent as events (a log snapshot is up to 1 MB and the scheduler keeps its events)
 task's output is stored when its attempt ends.
 
 Cancel and time limits. A job still queued in Dask is cancelled there (`client.cancel`) and
-never runs. A running task cannot be killed (it is a thread of a Dask worker): the job is
+never runs. Its hard time limit counts from when its task starts on a Dask worker (the task's
+first event says so), not from its hand-off: waiting in the cluster's queue does not use it up.
+A running task cannot be killed (it is a thread of a Dask worker): the job is
 marked cancelled (or failed with `JobTimeout`) at once, and the task stops at its next
 `progress()`/`track()` when it reaches the store (it looks at its record there at most every
 0.25 s); otherwise it runs to its end. Either way its late result is dropped.
@@ -113,7 +115,7 @@ class DaskExecutor:
         self.address: str | None = getattr(client.scheduler, "address", None)
         self._identity = folder_identity(storage.path)
         self._topic = f"nbjobs:{runner.owner}:{storage.path}:{id(self)}"
-        self._running: dict[str, tuple[LocalJob, int, Any]] = {}
+        self._running: dict[str, tuple[LocalJob, int, Any]] = {}  # id -> (job, attempt, future)
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[LocalJob | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -154,7 +156,7 @@ class DaskExecutor:
         self._closed = True
         self._queue.put(None)
         with self._lock:
-            futures = [future for _, _, future in self._running.values()]
+            futures = [future for _, _, future in self._running.values() if future is not None]
             self._running.clear()
         self._scattered.clear()
         with contextlib.suppress(Exception):  # the client may be closed
@@ -187,7 +189,7 @@ class DaskExecutor:
         self._runner.finish(job, failure(error), attempt)
         with self._lock:
             entry = self._running.pop(job.rec.id, None)
-        if entry is not None:
+        if entry is not None and entry[2] is not None:
             self._cancel([entry[2]])
 
     def _cancel(self, futures: list[Any]) -> None:
@@ -212,7 +214,7 @@ class DaskExecutor:
             for job in batch:
                 if job is None:
                     return
-                attempt = self._runner.begin(job)
+                attempt = self._runner.begin(job, limit=False)  # armed as its task starts
                 if attempt is not None:
                     begun.append((job, attempt))
             if begun:
@@ -234,14 +236,19 @@ class DaskExecutor:
                 args_bytes, job.log_state, rec.soft_timeout, self._topic,
             )  # fmt: skip
             fn = self._function(digest, fn_bytes)
+            with self._lock:  # before the task can start and say so (`_on_event`)
+                self._running[rec.id] = (job, attempt, None)
             future = self._client.submit(
                 run_attempt, task, fn, key=f"nbjobs-{rec.id}-{rec.attempts}", pure=False
             )
         except Exception as exc:  # a closed client, a result it depends on that cannot load
+            with self._lock:
+                self._running.pop(rec.id, None)
             self._runner.finish(job, failure(exc), attempt)
             return
         with self._lock:
-            self._running[rec.id] = (job, attempt, future)
+            if rec.id in self._running:  # (not stopped meanwhile)
+                self._running[rec.id] = (job, attempt, future)
         future.add_done_callback(lambda f: self._done(job, attempt, f))
 
     def _function(self, digest: str | None, fn_bytes: bytes) -> Any:
@@ -309,11 +316,17 @@ class DaskExecutor:
         return dataclasses.replace(outcome, data=data, file=file)
 
     def _on_event(self, event: tuple[float, Any]) -> None:
-        """Progress of a task (in the client's event loop): for this kernel's view of the
-        job, and for the store when the task could not write it there itself."""
+        """A task started (progress None: its time limit starts now, not when it was handed
+        to Dask, where it may have waited in the queue), or its progress (in the client's
+        event loop): for this kernel's view of the job, and for the store when the task
+        could not write it there itself."""
         job_id, attempts, progress, stored = event[1]
         entry = self._running.get(job_id)
-        if entry is not None and entry[0].rec.attempts == attempts:
+        if entry is None or entry[0].rec.attempts != attempts:
+            return
+        if progress is None:
+            self._runner.limit(entry[0], entry[1], self._runner.storage.clock.now())
+        else:
             self._runner.report_progress(entry[0], progress, stored)
 
 
@@ -333,6 +346,8 @@ def run_attempt(task: Task, fn_bytes: bytes) -> Outcome | None:
     Returns None when the outcome was written to the store here (or dropped: the job was
     cancelled, timed out or interrupted meanwhile), else the `Outcome` for the kernel.
     """
+    # Say that it starts: the kernel's time limit for this attempt counts from now.
+    distributed.get_worker().log_event(task.topic, [task.info.id, task.info.attempt, None, False])
     storage = None
     if _reaches(task.store, task.identity, task.owner):
         storage = open_storage(Path(task.store))
