@@ -152,7 +152,9 @@ class LocalJob:
     `rec` is the newest state this process has queued for the store; the lock orders
     state changes made here (start, cancel) so that they reach the writer in order.
     `on_start` hooks run under that lock when the job starts (one returning False
-    cancels it); `on_done` hooks run once the outcome is committed.
+    cancels it); `on_done` hooks run once the outcome is committed. A success is recorded
+    by the writer thread (`Runner.run`): between its return and that record, `rec` still
+    says running and `returning` is True.
     """
 
     __slots__ = (
