@@ -18,7 +18,6 @@ kernel that was just handed it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import os
 import signal
@@ -236,6 +235,11 @@ def starting(storage: Storage) -> Iterator[None]:
     that two kernels (or threads) calling `start_worker()` at once start one worker, not
     two: the second finds the first's worker registered. (An advisory lock on a file of
     the store's `workers/` folder; released at once if the holder dies.)"""
+    try:
+        import fcntl  # POSIX only: imported here so that `import nbjobs` works without it
+    except ImportError:  # not POSIX: no lock (two kernels may then start two workers)
+        yield
+        return
     folder = storage.path / "workers"
     folder.mkdir(mode=0o700, exist_ok=True)
     fd = os.open(folder / ".starting", os.O_RDWR | os.O_CREAT, 0o600)
