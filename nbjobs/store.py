@@ -135,10 +135,15 @@ class Storage:
         prepare_folder(self.path)
         try:
             self.cache = open_cache(self.path)
-            with self.cache.transact(retry=True):
-                for stmt in _statements(_SCHEMA):
-                    self.cache._sql(stmt)
-                _migrate(self.cache._sql)
+            sql = self.cache._sql
+            # A store already at this schema is opened without a write transaction (one that
+            # would wait for any process writing to it meanwhile).
+            if sql("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
+                with self.cache.transact(retry=True):
+                    for stmt in _statements(_SCHEMA):
+                        sql(stmt)
+                    _migrate(sql)
+                    sql(f"PRAGMA user_version = {_SCHEMA_VERSION}")
         except (sqlite3.OperationalError, OSError) as exc:
             raise StoreNotWritable(
                 f"the job store at {self.path} cannot be opened for writing: {exc}. "
@@ -620,6 +625,11 @@ _INSERT_JOB = (
 
 def _new_row(rec: JobRecord) -> tuple[str, str | None, str, str, str | None, float, bytes]:
     return rec.id, rec.key, rec.status, rec.name, rec.owner, rec.updated_at, rec.encode()
+
+
+#: `PRAGMA user_version` of a store holding every table, index and column of `_SCHEMA`
+#: (diskcache does not use it). Bump it with each change to `_SCHEMA` or `_migrate`.
+_SCHEMA_VERSION = 1
 
 
 def _migrate(sql: Sql) -> None:

@@ -116,6 +116,7 @@ def _downgrade(db: Path) -> None:
             "SELECT 'p:' || id, call FROM nbjobs_jobs WHERE call IS NOT NULL"
         )
         con.execute("ALTER TABLE nbjobs_jobs DROP COLUMN call")
+        con.execute("PRAGMA user_version = 0")  # older versions left it at SQLite's 0
     con.close()
 
 
@@ -229,3 +230,18 @@ def test_without_a_readable_wal_index_the_writer_still_checkpoints(
     # 8,000 jobs grow a WAL never checkpointed to ~20 MB; checkpointed every 400 rows
     # written, it stays ~1 MB (every 32 batches alone let it reach 10-13 MB).
     assert max(sizes) < 5_000_000, sizes
+
+
+def test_a_store_at_this_schema_opens_without_writing_its_schema_again(
+    store: nbjobs.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbjobs import store as store_module
+
+    version = store.storage.cache._sql("PRAGMA user_version").fetchone()[0]
+    assert version == store_module._SCHEMA_VERSION
+    ran: list[str] = []
+    real = store_module._statements
+    monkeypatch.setattr(store_module, "_statements", lambda text: ran.append(text) or real(text))
+    with nbjobs.Store(store.path) as again:
+        assert sum(again.stats().values()) == 0
+    assert ran == []  # nothing to create or migrate: no write transaction at open
