@@ -94,7 +94,7 @@ class LocalJobs:
 
     def expire(self, local: LocalJob, attempt: int) -> None:
         """The runner's hook: end attempt `attempt` of a job past its time limit."""
-        if attempt == local.attempt and local.rec.status == states.RUNNING and not local.returning:
+        if attempt == local.attempt and local.still_running:
             self.backend_of(local).expire(local, attempt)
 
     # ------------------------------------------------------------------ cancels
@@ -139,10 +139,8 @@ class LocalJobs:
         local = self.active.get(job_id)
         if local is not None:
             with local.lock:
-                if local.rec.status == states.RUNNING:
-                    if local.returning:
-                        return False  # it has returned; its success is being recorded
-                    return self.backend_of(local).cancel_running(local)
+                if local.rec.status == states.RUNNING:  # (False if it has just returned)
+                    return local.still_running and self.backend_of(local).cancel_running(local)
                 if local.rec.status not in WAITING:
                     return False
                 local.cancel_requested = True

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from . import capture, codec, refs, reporting, states
 from .alarms import Alarms
+from .blobfiles import write_value
 from .errors import JobCancelled, PayloadLoadError, ResultNotPicklable, SoftTimeout
 from .records import ErrorInfo, JobRecord, transition
 from .retrying import Policy
-from .store import Storage, write_value
+from .store import Storage
 from .writer import Blob, Call, Cas
 
 if TYPE_CHECKING:
@@ -210,6 +211,12 @@ class LocalJob:
         """Its attempt's call returned successfully and the writer thread is recording that:
         its outcome is decided (no time limit, cancel, interrupt or hand-back ends it now)."""
         return self.returned == self.attempt and self.rec.status == states.RUNNING
+
+    @property
+    def still_running(self) -> bool:
+        """Running, its outcome not decided yet: it holds its slot, and a time limit, a
+        cancel, an interrupt or a hand-back can still end it."""
+        return self.rec.status == states.RUNNING and self.returned != self.attempt
 
 
 Finished = Callable[[LocalJob, BaseException | None], None]

@@ -2,12 +2,11 @@
 
 See docs/design.md. In short: diskcache owns the folder, its SQLite database
 (WAL), the per-thread connections and the cross-process transactions. Job
-records live in our own table inside that database, next to SQL indexes on
-status, name, key and tags and a per-status count kept by triggers, so every
-index changes in the same transaction as its record. Payloads, results and
-tracebacks are blobs under their own keys; large ones are files in `blobs/`.
-All writes of a process go through one writer thread that commits them in
-batches (group commit); callers that need the outcome wait for the commit.
+records live in our own tables inside that database (nbjobs/schema.py).
+Payloads, results and tracebacks are blobs under their own keys; large ones are
+files in `blobs/` (nbjobs/blobfiles.py). All writes of a process go through one
+writer thread that commits them in batches (group commit); callers that need the
+outcome wait for the commit. This module is the SQL over those tables.
 """
 
 from __future__ import annotations
@@ -18,15 +17,14 @@ import logging
 import os
 import pickle
 import sqlite3
-import tempfile
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import diskcache
 
-from . import codec, states
+from . import blobfiles, codec, schema, states
 from .clock import SYSTEM, Clock
 from .connections import Connections
 from .errors import (
@@ -40,7 +38,6 @@ from .records import CORRUPT, ErrorInfo, JobRecord, ScheduleRecord
 from .writer import Call, Insert, Op, Sql, Writer
 
 T = TypeVar("T")
-INLINE_LIMIT = 256 * 1024  # blobs above this size are written as files
 # A call up to this size lives in its job's row: a keyed submit is then one INSERT (two
 # B-tree pages fewer than a separate blob), and a row still fits in one 4 KiB page.
 ROW_CALL_LIMIT = 2048
@@ -49,62 +46,6 @@ _PARAMS_PER_STATEMENT = 900  # SQLite builds before 3.32 allow 999 parameters pe
 _UNREADABLE_SLACK = 16  # a worker looks past this many unreadable queued records
 
 log = logging.getLogger("nbjobs")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS nbjobs_jobs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    key TEXT UNIQUE,
-    status TEXT NOT NULL,
-    name TEXT NOT NULL,
-    owner TEXT,
-    updated REAL NOT NULL,
-    data TEXT NOT NULL,
-    call BLOB  -- the job's pickled call when small (else the blob p:<id>); see insert()
-);
-CREATE INDEX IF NOT EXISTS nbjobs_jobs_status ON nbjobs_jobs (status, seq);
-CREATE INDEX IF NOT EXISTS nbjobs_jobs_name ON nbjobs_jobs (name, seq);
--- A pending job without an owner waits for a detached worker (kernels own their jobs).
-CREATE INDEX IF NOT EXISTS nbjobs_jobs_worker_queue ON nbjobs_jobs (seq)
-    WHERE status = 'pending' AND owner IS NULL;
-CREATE TABLE IF NOT EXISTS nbjobs_tags (
-    tag TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (tag, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS nbjobs_tags_seq ON nbjobs_tags (seq);
-CREATE TABLE IF NOT EXISTS nbjobs_counts (
-    status TEXT PRIMARY KEY, n INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS nbjobs_blobs (key TEXT PRIMARY KEY, data BLOB, file TEXT);
--- Cancels asked by one process for a job another kernel runs or holds in its queue.
-CREATE TABLE IF NOT EXISTS nbjobs_cancels (
-    owner TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (owner, id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS nbjobs_workers (
-    id TEXT PRIMARY KEY, owner TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
-    started_at REAL NOT NULL, heartbeat_at REAL NOT NULL, slots INTEGER NOT NULL,
-    running INTEGER NOT NULL, state TEXT NOT NULL, cwd TEXT NOT NULL, lease REAL NOT NULL,
-    stop REAL
-);
--- One row per schedule; `data` is the encoded ScheduleRecord, its call the blob s:<name>.
-CREATE TABLE IF NOT EXISTS nbjobs_schedules (
-    name TEXT PRIMARY KEY, next_at REAL NOT NULL, paused INTEGER NOT NULL, data BLOB NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS nbjobs_schedules_due ON nbjobs_schedules (next_at) WHERE paused = 0;
-CREATE TRIGGER IF NOT EXISTS nbjobs_count_ins AFTER INSERT ON nbjobs_jobs BEGIN
-    INSERT INTO nbjobs_counts (status, n) VALUES (NEW.status, 1)
-        ON CONFLICT (status) DO UPDATE SET n = n + 1;
-END;
-CREATE TRIGGER IF NOT EXISTS nbjobs_count_upd AFTER UPDATE OF status ON nbjobs_jobs
-WHEN OLD.status != NEW.status BEGIN
-    UPDATE nbjobs_counts SET n = n - 1 WHERE status = OLD.status;
-    INSERT INTO nbjobs_counts (status, n) VALUES (NEW.status, 1)
-        ON CONFLICT (status) DO UPDATE SET n = n + 1;
-END;
-CREATE TRIGGER IF NOT EXISTS nbjobs_count_del AFTER DELETE ON nbjobs_jobs BEGIN
-    UPDATE nbjobs_counts SET n = n - 1 WHERE status = OLD.status;
-    DELETE FROM nbjobs_tags WHERE seq = OLD.seq;
-END;
-"""
 
 
 def open_cache(path: Path) -> diskcache.Cache:
@@ -135,15 +76,7 @@ class Storage:
         prepare_folder(self.path)
         try:
             self.cache = open_cache(self.path)
-            sql = self.cache._sql
-            # A store already at this schema is opened without a write transaction (one that
-            # would wait for any process writing to it meanwhile).
-            if sql("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
-                with self.cache.transact(retry=True):
-                    for stmt in _statements(_SCHEMA):
-                        sql(stmt)
-                    _migrate(sql)
-                    sql(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            schema.ensure(self.cache._sql, self.cache.transact)
         except (sqlite3.OperationalError, OSError) as exc:
             raise StoreNotWritable(
                 f"the job store at {self.path} cannot be opened for writing: {exc}. "
@@ -336,18 +269,14 @@ class Storage:
         return [pickle.loads(data) for (data,) in rows]
 
     def load_value(self, key: str) -> Any:
-        """Load a value stored by `put_value`, reading large ones straight from their file."""
+        """Load a value written by `blobfiles.write_value`, reading a large one from its file."""
         row = self._sql("SELECT data, file FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone()
         if row is None:
             raise PayloadLoadError(f"no stored value under {key!r} in {self.path}")
         data, file = row
         if file is None:
             return codec.loads(data)
-        try:
-            with open(self.blob_dir / file, "rb", buffering=0) as f:
-                return codec.read(f)
-        except FileNotFoundError as exc:
-            raise PayloadLoadError(f"the file holding {key!r} is missing: {exc}") from exc
+        return blobfiles.load(self.blob_dir / file, key)
 
     # ---- statements used inside writer ops
     def put_blob(self, sql: Sql, key: str, data: bytes | None, file: str | None = None) -> None:
@@ -363,13 +292,13 @@ class Storage:
         A large one (a function that carries a big array) goes to a file named after its
         key: inline, SQLite would hold it twice (database and WAL) and copy it per call.
         """
-        if len(data) <= INLINE_LIMIT:
+        if len(data) <= blobfiles.INLINE_LIMIT:
             sql("INSERT OR IGNORE INTO nbjobs_blobs (key, data) VALUES (?, ?)", (key, data))
             return
         if sql("SELECT 1 FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone() is None:
             # Same content, same name: a batch replayed after a rollback rewrites one file.
             name = key.replace(":", "-")
-            _write_file(self.blob_dir, name, (data,))
+            blobfiles.write_file(self.blob_dir, name, (data,))
             self.put_blob(sql, key, None, name)
 
     def drop_blobs(self, sql: Sql, keys: Iterable[str]) -> None:
@@ -383,7 +312,7 @@ class Storage:
             ).fetchall()
             sql(f"DELETE FROM nbjobs_blobs WHERE key IN ({marks})", chunk)
             for (file,) in files:
-                _unlink_later(self.blob_dir / file)
+                blobfiles.remove(self.blob_dir / file)
 
     def read_in(self, sql: Sql, id_or_key: str) -> JobRecord | None:
         row = sql(
@@ -582,36 +511,6 @@ class Storage:
         return out
 
 
-def write_value(blob_dir: Path, key: str, frames: codec.Frames) -> tuple[bytes | None, str | None]:
-    """Bytes to store inline, or the name of a finished file under `blob_dir`.
-
-    Large values are streamed to a file by the thread or process that produced them,
-    so the writer thread never copies them.
-    """
-    if frames.size <= INLINE_LIMIT:
-        return frames.to_bytes(), None
-    name = f"{key.replace(':', '-')}-{os.urandom(4).hex()}"
-    _write_file(blob_dir, name, frames.chunks())
-    return None, name
-
-
-def spill(blob_dir: Path, key: str, data: bytes) -> tuple[bytes | None, str | None]:
-    """`write_value` for a value already encoded (received from another machine)."""
-    if len(data) <= INLINE_LIMIT:
-        return data, None
-    name = f"{key.replace(':', '-')}-{os.urandom(4).hex()}"
-    _write_file(blob_dir, name, (data,))
-    return None, name
-
-
-def _write_file(blob_dir: Path, name: str, chunks: Iterable[bytes | memoryview]) -> None:
-    """Write a file under `blob_dir` whole or not at all (a temporary file, renamed)."""
-    fd, tmp = tempfile.mkstemp(dir=blob_dir, prefix=".tmp-")
-    with os.fdopen(fd, "wb", buffering=0) as f:
-        _write_all(f, chunks)
-    os.replace(tmp, blob_dir / name)
-
-
 def blob_keys(job_id: str) -> tuple[str, str, str, str]:
     """The per-job blobs: payload, result, error, log."""
     return f"p:{job_id}", f"r:{job_id}", f"e:{job_id}", f"l:{job_id}"
@@ -625,19 +524,6 @@ _INSERT_JOB = (
 
 def _new_row(rec: JobRecord) -> tuple[str, str | None, str, str, str | None, float, bytes]:
     return rec.id, rec.key, rec.status, rec.name, rec.owner, rec.updated_at, rec.encode()
-
-
-#: `PRAGMA user_version` of a store holding every table, index and column of `_SCHEMA`
-#: (diskcache does not use it). Bump it with each change to `_SCHEMA` or `_migrate`.
-_SCHEMA_VERSION = 1
-
-
-def _migrate(sql: Sql) -> None:
-    """Bring a store made by an older nbjobs up to this schema (inside the opening
-    transaction, so concurrent openers do it once)."""
-    columns = {row[1] for row in sql("PRAGMA table_info(nbjobs_jobs)").fetchall()}
-    if "call" not in columns:  # older stores kept every call in a blob p:<id>
-        sql("ALTER TABLE nbjobs_jobs ADD COLUMN call BLOB")
 
 
 def _row(rec: JobRecord) -> tuple[str, str | None, float, bytes]:
@@ -667,28 +553,6 @@ def _decode_schedule(name: str, paused: int, data: bytes) -> ScheduleRecord:
         rec = ScheduleRecord(name=name, fn_name=CORRUPT)
     rec.paused = bool(paused)
     return rec
-
-
-def _statements(script: str) -> Iterator[str]:
-    buf = ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            yield buf.strip()
-            buf = ""
-
-
-def _write_all(f: IO[bytes], chunks: Iterable[bytes | memoryview]) -> None:
-    for chunk in chunks:
-        view = memoryview(chunk).cast("B")
-        while view:
-            n = f.write(view)
-            view = view[n or 0 :]
-
-
-def _unlink_later(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
 
 
 _OPEN: weakref.WeakSet[Storage] = weakref.WeakSet()

@@ -172,11 +172,7 @@ class Worker:
     def _claim(self) -> int:
         """Claim up to as many pending worker jobs as there are free slots, oldest first."""
         with self.lock:
-            busy = sum(
-                1
-                for job in self.held.values()
-                if job.rec.status == states.RUNNING and not job.returning  # slot free
-            )
+            busy = sum(1 for job in self.held.values() if job.still_running)
         free = self.slots - busy
         if free <= 0 or not self.storage.worker_queue(1):  # a read: no write lock when idle
             return 0
@@ -284,7 +280,7 @@ class Worker:
         with local.lock:
             local.cancel_requested = True
             running = local.rec.status == states.RUNNING
-            if running and not local.returning:
+            if local.still_running:
                 self.pool.cancel_running(local)  # its outcome is then dropped: _finished
         if not running:
             self._drop(local)
@@ -348,7 +344,7 @@ class Worker:
         self.pool.start(local)
 
     def _expire(self, local: LocalJob, attempt: int) -> None:
-        if attempt == local.attempt and local.rec.status == states.RUNNING and not local.returning:
+        if attempt == local.attempt and local.still_running:
             self.pool.expire(local, attempt)
 
     # ------------------------------------------------------------------ stopping

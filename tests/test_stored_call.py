@@ -235,13 +235,13 @@ def test_without_a_readable_wal_index_the_writer_still_checkpoints(
 def test_a_store_at_this_schema_opens_without_writing_its_schema_again(
     store: nbjobs.Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nbjobs import store as store_module
+    from nbjobs import schema
 
     version = store.storage.cache._sql("PRAGMA user_version").fetchone()[0]
-    assert version == store_module._SCHEMA_VERSION
+    assert version == schema.VERSION
     ran: list[str] = []
-    real = store_module._statements
-    monkeypatch.setattr(store_module, "_statements", lambda text: ran.append(text) or real(text))
+    real = schema._statements
+    monkeypatch.setattr(schema, "_statements", lambda text: ran.append(text) or real(text))
     with nbjobs.Store(store.path) as again:
         assert sum(again.stats().values()) == 0
     assert ran == []  # nothing to create or migrate: no write transaction at open

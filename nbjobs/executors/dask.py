@@ -59,6 +59,7 @@ from typing import Any
 import distributed
 
 from .. import capture, codec, reporting, states
+from ..blobfiles import INLINE_LIMIT, spill
 from ..clock import SYSTEM
 from ..errors import InvalidArgument, JobCancelled, JobCrashed, JobTimeout, SoftTimeout
 from ..folder import folder_identity
@@ -73,7 +74,7 @@ from ..runner import (
     load_failure,
     store_log,
 )
-from ..store import INLINE_LIMIT, Storage, open_storage, spill
+from ..store import Storage, open_storage
 from ..writer import Call, Sql
 from .processes import with_results
 

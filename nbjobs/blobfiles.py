@@ -1,0 +1,71 @@
+"""Values too large for a row of the store: files under its `blobs/` folder.
+
+A large value is streamed to its file by the thread or process that produced it (the writer
+thread never copies it), written whole or not at all (a temporary file, renamed), and only
+the file's name is committed with the state change that refers to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from . import codec
+from .errors import PayloadLoadError
+
+INLINE_LIMIT = 256 * 1024  # blobs above this size are written as files
+
+
+def write_value(blob_dir: Path, key: str, frames: codec.Frames) -> tuple[bytes | None, str | None]:
+    """Bytes to store inline, or the name of a finished file under `blob_dir`."""
+    if frames.size <= INLINE_LIMIT:
+        return frames.to_bytes(), None
+    return None, _new_file(blob_dir, key, frames.chunks())
+
+
+def spill(blob_dir: Path, key: str, data: bytes) -> tuple[bytes | None, str | None]:
+    """`write_value` for a value already encoded (received from another machine)."""
+    if len(data) <= INLINE_LIMIT:
+        return data, None
+    return None, _new_file(blob_dir, key, (data,))
+
+
+def _new_file(blob_dir: Path, key: str, chunks: Iterable[bytes | memoryview]) -> str:
+    name = f"{key.replace(':', '-')}-{os.urandom(4).hex()}"
+    write_file(blob_dir, name, chunks)
+    return name
+
+
+def write_file(blob_dir: Path, name: str, chunks: Iterable[bytes | memoryview]) -> None:
+    """Write a file under `blob_dir` whole or not at all (a temporary file, renamed)."""
+    fd, tmp = tempfile.mkstemp(dir=blob_dir, prefix=".tmp-")
+    with os.fdopen(fd, "wb", buffering=0) as f:
+        _write_all(f, chunks)
+    os.replace(tmp, blob_dir / name)
+
+
+def load(path: Path, key: str) -> Any:
+    """The value in the file at `path`, stored under `key` (named in the error if missing)."""
+    try:
+        with open(path, "rb", buffering=0) as f:
+            return codec.read(f)
+    except FileNotFoundError as exc:
+        raise PayloadLoadError(f"the file holding {key!r} is missing: {exc}") from exc
+
+
+def remove(path: Path) -> None:
+    """Remove a blob's file (already gone: nothing to do)."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _write_all(f: IO[bytes], chunks: Iterable[bytes | memoryview]) -> None:
+    for chunk in chunks:
+        view = memoryview(chunk).cast("B")
+        while view:
+            n = f.write(view)
+            view = view[n or 0 :]

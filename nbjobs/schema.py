@@ -1,0 +1,105 @@
+"""The store's own tables inside diskcache's database, and bringing older stores up to them.
+
+Job records live in `nbjobs_jobs`, next to SQL indexes on status, name, key and tags and a
+per-status count kept by triggers, so every index changes in the same transaction as its
+record. Blobs (calls, results, errors, logs, attempts) are rows of `nbjobs_blobs`; large ones
+name a file under `blobs/` (nbjobs/blobfiles.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .writer import Sql
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS nbjobs_jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    key TEXT UNIQUE,
+    status TEXT NOT NULL,
+    name TEXT NOT NULL,
+    owner TEXT,
+    updated REAL NOT NULL,
+    data TEXT NOT NULL,
+    call BLOB  -- the job's pickled call when small (else the blob p:<id>); see insert()
+);
+CREATE INDEX IF NOT EXISTS nbjobs_jobs_status ON nbjobs_jobs (status, seq);
+CREATE INDEX IF NOT EXISTS nbjobs_jobs_name ON nbjobs_jobs (name, seq);
+-- A pending job without an owner waits for a detached worker (kernels own their jobs).
+CREATE INDEX IF NOT EXISTS nbjobs_jobs_worker_queue ON nbjobs_jobs (seq)
+    WHERE status = 'pending' AND owner IS NULL;
+CREATE TABLE IF NOT EXISTS nbjobs_tags (
+    tag TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (tag, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nbjobs_tags_seq ON nbjobs_tags (seq);
+CREATE TABLE IF NOT EXISTS nbjobs_counts (
+    status TEXT PRIMARY KEY, n INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS nbjobs_blobs (key TEXT PRIMARY KEY, data BLOB, file TEXT);
+-- Cancels asked by one process for a job another kernel runs or holds in its queue.
+CREATE TABLE IF NOT EXISTS nbjobs_cancels (
+    owner TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (owner, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS nbjobs_workers (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+    started_at REAL NOT NULL, heartbeat_at REAL NOT NULL, slots INTEGER NOT NULL,
+    running INTEGER NOT NULL, state TEXT NOT NULL, cwd TEXT NOT NULL, lease REAL NOT NULL,
+    stop REAL
+);
+-- One row per schedule; `data` is the encoded ScheduleRecord, its call the blob s:<name>.
+CREATE TABLE IF NOT EXISTS nbjobs_schedules (
+    name TEXT PRIMARY KEY, next_at REAL NOT NULL, paused INTEGER NOT NULL, data BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nbjobs_schedules_due ON nbjobs_schedules (next_at) WHERE paused = 0;
+CREATE TRIGGER IF NOT EXISTS nbjobs_count_ins AFTER INSERT ON nbjobs_jobs BEGIN
+    INSERT INTO nbjobs_counts (status, n) VALUES (NEW.status, 1)
+        ON CONFLICT (status) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS nbjobs_count_upd AFTER UPDATE OF status ON nbjobs_jobs
+WHEN OLD.status != NEW.status BEGIN
+    UPDATE nbjobs_counts SET n = n - 1 WHERE status = OLD.status;
+    INSERT INTO nbjobs_counts (status, n) VALUES (NEW.status, 1)
+        ON CONFLICT (status) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS nbjobs_count_del AFTER DELETE ON nbjobs_jobs BEGIN
+    UPDATE nbjobs_counts SET n = n - 1 WHERE status = OLD.status;
+    DELETE FROM nbjobs_tags WHERE seq = OLD.seq;
+END;
+"""
+
+#: `PRAGMA user_version` of a store holding every table, index and column of `SCHEMA`
+#: (diskcache does not use it). Bump it with each change to `SCHEMA` or `_migrate`.
+VERSION = 1
+
+
+def _migrate(sql: Sql) -> None:
+    """Bring a store made by an older nbjobs up to this schema (inside the opening
+    transaction, so concurrent openers do it once)."""
+    columns = {row[1] for row in sql("PRAGMA table_info(nbjobs_jobs)").fetchall()}
+    if "call" not in columns:  # older stores kept every call in a blob p:<id>
+        sql("ALTER TABLE nbjobs_jobs ADD COLUMN call BLOB")
+
+
+def ensure(sql: Sql, transact: Callable[..., Any]) -> None:
+    """Create what is missing and migrate, in one transaction (`transact`: diskcache's), so
+    that concurrent openers do it once; a store already at `VERSION` (`PRAGMA user_version`)
+    is left as it is: opening it writes nothing of ours."""
+    if sql("PRAGMA user_version").fetchone()[0] >= VERSION:
+        return
+    with transact(retry=True):
+        for stmt in _statements(SCHEMA):
+            sql(stmt)
+        _migrate(sql)
+        sql(f"PRAGMA user_version = {VERSION}")
+
+
+def _statements(script: str) -> Iterator[str]:
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            yield buf.strip()
+            buf = ""
