@@ -117,19 +117,18 @@ class Submitter:
         rec.created_at = rec.updated_at = now
         rec.deps = self._dependencies(fn, args, kwargs)
         payload = pickle_call(fn, args, kwargs, backend.needs_pickle)
-        if isinstance(payload, str):
-            rec.resumable = False
-            rec.not_resumable_reason = payload
-            local = LocalJob(rec, fn, args, kwargs)
-            local.policy = opts.policy
-            local.backend = backend
-            return rec, local, None
-        fn_digest, fn_bytes, args_bytes = payload
+        pickled = None if isinstance(payload, str) else payload
         local = LocalJob(
-            rec, fn, args, kwargs, (fn_bytes, args_bytes) if backend.needs_pickle else None
-        )
+            rec, fn, args, kwargs,
+            (pickled[1], pickled[2]) if pickled is not None and backend.needs_pickle else None,
+        )  # fmt: skip
         local.policy = opts.policy
         local.backend = backend
+        if isinstance(payload, str):  # runs here, but cannot be resumed: nothing to store
+            rec.resumable = False
+            rec.not_resumable_reason = payload
+            return rec, local, None
+        fn_digest, fn_bytes, args_bytes = payload
         rec.fn_digest = fn_digest
         if key is not None:  # only keyed resubmits compare arguments
             rec.args_digest = arguments_digest(fn, args, kwargs)
