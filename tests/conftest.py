@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from gates import poll
 
 import nbjobs
 from nbjobs.clock import FakeClock
@@ -15,14 +15,10 @@ from nbjobs.clock import FakeClock
 
 def wait_until(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.01) -> Any:
     """Poll `condition` until it returns something truthy; fail the test after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s: {condition}")
-        time.sleep(interval)
+    value = poll(condition, timeout, interval)
+    if not value:
+        pytest.fail(f"condition not met within {timeout} s: {condition}")
+    return value
 
 
 @pytest.fixture

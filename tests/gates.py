@@ -49,12 +49,28 @@ class Gates:
         return handle
 
 
+def poll(
+    condition: Callable[[], Any], deadline_s: float = GATE_DEADLINE, every: float = 0.005
+) -> Any:
+    """Call `condition` every `every` s until it returns something truthy (returned), or
+    `deadline_s` s pass (its last, falsy, value is returned). Needs no pytest: jobs in
+    threads, child processes and workers call it too."""
+    deadline = time.monotonic() + deadline_s
+    while not (value := condition()) and time.monotonic() <= deadline:
+        time.sleep(every)
+    return value
+
+
+def wait_for_file(
+    *paths: str | Path, deadline_s: float = GATE_DEADLINE, every: float = 0.005
+) -> bool:
+    """Wait until one of `paths` exists: True, or False once `deadline_s` s have passed."""
+    return bool(poll(lambda: any(os.path.exists(p) for p in paths), deadline_s, every))
+
+
 def blocked(started: str, gate: str, release_all: str, value: Any) -> Any:
     """Mark the task started, wait for its gate (or the release-all file), return `value`."""
     Path(started).touch()
-    deadline = time.monotonic() + GATE_DEADLINE
-    while not (os.path.exists(gate) or os.path.exists(release_all)):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gate {gate} never opened")
-        time.sleep(0.005)
+    if not wait_for_file(gate, release_all):
+        raise TimeoutError(f"gate {gate} never opened")
     return value

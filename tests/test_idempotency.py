@@ -6,12 +6,12 @@ import json
 import multiprocessing
 import os
 import threading
-import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
+from gates import wait_for_file
 
 import nbjobs
 
@@ -155,11 +155,8 @@ def test_resubmitting_a_running_job_returns_it_without_a_second_run(
 
 
 def run_when_gate_opens(log: str, gate: str) -> str:
-    deadline = time.monotonic() + 60
-    while not os.path.exists(gate):
-        if time.monotonic() > deadline:
-            raise TimeoutError("gate never opened")
-        time.sleep(0.005)
+    if not wait_for_file(gate):
+        raise TimeoutError("gate never opened")
     append_line(log, "ran")
     return "done"
 

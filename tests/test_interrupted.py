@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gates import wait_for_file
 
 import nbjobs
 
@@ -19,11 +20,8 @@ def run_when_gate_opens(log: str, gate: str) -> str:
         os.write(fd, b"start\n")
     finally:
         os.close(fd)
-    deadline = time.monotonic() + 60
-    while not os.path.exists(gate):
-        if time.monotonic() > deadline:
-            raise TimeoutError("the gate never opened")
-        time.sleep(0.005)
+    if not wait_for_file(gate):
+        raise TimeoutError("the gate never opened")
     return "through"
 
 

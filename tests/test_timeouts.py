@@ -18,6 +18,7 @@ from typing import Any
 
 import psutil
 import pytest
+from gates import wait_for_file
 
 import nbjobs
 from nbjobs.clock import FakeClock
@@ -40,9 +41,7 @@ def hold(folder: str, name: str, seconds: float = 60.0) -> str:
     `seconds`."""
     base = Path(folder)
     mark_started(base / f"{name}.started")
-    deadline = time.monotonic() + seconds
-    while not (base / f"{name}.open").exists() and time.monotonic() < deadline:
-        time.sleep(0.005)
+    wait_for_file(base / f"{name}.open", deadline_s=seconds)
     (base / f"{name}.ended").touch()
     return f"{name} finished late"
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gates import wait_for_file
 
 import nbjobs
 from nbjobs.executors.worker import bells
@@ -86,9 +87,7 @@ def attempt_marker(folder: str, gate: str) -> int:
     """Record this run (its attempt number), then wait for `gate`."""
     attempt = nbjobs.current_job().attempt
     Path(folder, f"run-{attempt}-{os.getpid()}").touch()
-    deadline = time.monotonic() + 60
-    while not os.path.exists(gate) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for_file(gate)
     return attempt
 
 
