@@ -15,12 +15,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from gates import poll
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -54,6 +55,9 @@ JS_KERNEL_STATUS = """async () => {
   const k = w.sessionContext.session && w.sessionContext.session.kernel;
   return k ? k.status : 'no-kernel';
 }"""
+
+JS_NEXT_FRAME = """() => new Promise(
+  done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))"""
 
 JS_CELLS = """() => {
   const w = window.jupyterapp.shell.currentWidget;
@@ -151,20 +155,22 @@ def jupyter_server(root: Path, work: Path, env_extra: dict[str, str]) -> Iterato
 
 
 def wait_ready(server: Server, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"jupyter lab exited: {server.log.read_text()[-2000:]}")
-        with contextlib.suppress(OSError):
-            req = urllib.request.Request(
-                f"http://127.0.0.1:{server.port}/api/status",
-                headers={"Authorization": f"token {server.token}"},
-            )
-            with urllib.request.urlopen(req, timeout=2) as r:
-                if r.status == 200:
-                    return
-        time.sleep(0.2)
-    raise RuntimeError(f"jupyter lab not answering after {timeout} s")
+    if not poll(lambda: answering(server), timeout, 0.2):
+        raise RuntimeError(f"jupyter lab not answering after {timeout} s")
+
+
+def answering(server: Server) -> bool:
+    """Whether the server answers its status API; raises if it has exited."""
+    if server.proc.poll() is not None:
+        raise RuntimeError(f"jupyter lab exited: {server.log.read_text()[-2000:]}")
+    with contextlib.suppress(OSError):
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{server.port}/api/status",
+            headers={"Authorization": f"token {server.token}"},
+        )
+        with urllib.request.urlopen(req, timeout=2) as r:
+            return bool(r.status == 200)
+    return False
 
 
 def stop(server: Server) -> None:
@@ -191,14 +197,15 @@ def stop(server: Server) -> None:
 
 def wait_js(page: Any, script: str, check: Any, timeout: float = 30, what: str = "") -> Any:
     """Evaluate `script` until `check(value)` is truthy; raise after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = page.evaluate(script)
-        if check(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or script[:80]}: {value!r}")
-        time.sleep(0.2)
+    seen: list[Any] = []
+
+    def met() -> bool:
+        seen[:] = [page.evaluate(script)]
+        return bool(check(seen[0]))
+
+    if not poll(met, timeout, 0.2):
+        raise AssertionError(f"timed out waiting for {what or script[:80]}: {seen[0]!r}")
+    return seen[0]
 
 
 def open_notebook(page: Any, server: Server, path: str) -> None:
@@ -218,5 +225,7 @@ def fit_viewport(page: Any, width: int = 1400, max_height: int = 3000) -> None:
                        + 10);
     }"""
     )
-    page.set_viewport_size({"width": width, "height": max(700, min(int(need), max_height))})
-    time.sleep(0.5)
+    height = max(700, min(int(need), max_height))
+    page.set_viewport_size({"width": width, "height": height})
+    page.wait_for_function("h => window.innerHeight === h", arg=height, timeout=10_000)
+    page.evaluate(JS_NEXT_FRAME)  # the layout's resize, done in an animation frame, is drawn

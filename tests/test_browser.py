@@ -9,8 +9,7 @@ failed job shows its error and the finished one its result. Screenshots go to ar
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from browser_helpers import (
     open_notebook,
     wait_js,
 )
+from gates import poll
 from nbformat.v4 import new_code_cell, new_notebook
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -107,11 +107,21 @@ def last_cell_busy(page: Any) -> bool:
     return bool(snap["cells"][-1]["prompt"] == "[*]:")
 
 
-def advancing(page: Any, pause: float = 2.5) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Two reads of the progress bars `pause` s apart."""
-    first = page.evaluate(JS_BARS)
-    time.sleep(pause)
-    return first, page.evaluate(JS_BARS)
+def advancing(
+    page: Any, moved: Callable[[dict[str, Any], dict[str, Any]], bool] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two reads of the progress bars: the second once `moved(first, second)` (by default:
+    both bars are further along), or after 20 s."""
+    moved = moved or (lambda a, b: b["job"] > a["job"] and b["panel"] > a["panel"])
+    first = last = page.evaluate(JS_BARS)
+
+    def read() -> bool:
+        nonlocal last
+        last = page.evaluate(JS_BARS)
+        return moved(first, last)
+
+    poll(read, 20, 0.2)
+    return first, last
 
 
 def check_outputs(page: Any) -> None:
@@ -188,9 +198,10 @@ JS_THEME = "() => document.body.dataset.jpThemeName"
 
 def screenshots(page: Any) -> None:
     """Light and dark themes, with the failed job's details open."""
+    from playwright.sync_api import expect
+
     page.locator(".nbjobs-panel .nbjobs-row", has_text="broken").locator("button").first.click()
-    page.wait_for_selector(".nbjobs-details", timeout=10_000)
-    time.sleep(1)
+    expect(page.locator(".nbjobs-details").first).to_contain_text("sensor offline", timeout=10_000)
     fit_viewport(page)
     page.screenshot(path=str(ARTIFACTS / "panel_lab_light.png"), full_page=True)
     page.evaluate(
@@ -209,21 +220,32 @@ def run_cell(page: Any, index: int) -> None:
     )
 
 
+# Set `window.nbjobsRestarted` once the notebook's kernel has left its idle state (restarting,
+# starting): after that, an idle kernel is the new one.
+JS_WATCH_RESTART = """() => {
+  window.nbjobsRestarted = false;
+  window.jupyterapp.shell.currentWidget.sessionContext.statusChanged.connect((_, status) => {
+    if (status !== 'idle' && status !== 'busy') window.nbjobsRestarted = true;
+  });
+}"""
+
+
 def after_restart(page: Any) -> None:
     """Restart the kernel and run only the panel's cell: every job is read back from the
     store, the job cut short by the restart is `interrupted`, and the panel's resume
     button runs it again."""
+    page.evaluate(JS_WATCH_RESTART)
     page.evaluate("() => { window.jupyterapp.commands.execute('kernelmenu:restart'); }")
     page.locator(".jp-Dialog .jp-mod-accept").first.click(timeout=15_000)
-    time.sleep(1)
+    page.wait_for_function("() => window.nbjobsRestarted", timeout=30_000, polling=200)
     wait_js(page, JS_CELLS, lambda s: s["kernel"] == "idle", 30, "the restarted kernel")
     run_cell(page, 3)
     wait_js(page, JS_BARS, lambda b: "interrupted" in b["panelText"], 30, "the new panel")
     text = page.evaluate(JS_BARS)["panelText"]
     assert "{'answer': 42}" in text and "ValueError: sensor offline" in text, text
     page.locator(".nbjobs-panel button", has_text="resume 1 interrupted").click()
-    wait_js(page, JS_BARS, lambda b: "running" in b["panelText"], 20, "the resumed job")
-    time.sleep(1.5)
+    resumed = wait_js(page, JS_BARS, lambda b: "running" in b["panelText"], 20, "the resumed job")
+    wait_js(page, JS_BARS, lambda b: b["panel"] != resumed["panel"], 20, "its progress")
     page.locator(".nbjobs-panel").screenshot(path=str(ARTIFACTS / "panel_after_restart.png"))
 
 
@@ -233,7 +255,7 @@ def in_notebook7(page: Any, server: Server) -> None:
     open_notebook(page, server, f"notebooks/{NOTEBOOK}")
     run_cell(page, 3)
     wait_js(page, JS_BARS, lambda b: b["panel"] is not None, 30, "the panel in Notebook 7")
-    first, second = advancing(page, 2.0)
+    first, second = advancing(page, lambda a, b: b["panel"] > a["panel"] or b["panel"] == 100)
     assert second["panel"] > first["panel"] or second["panel"] == 100, (first, second)
     assert "ValueError: sensor offline" in second["panelText"]
     check_outputs(page)
