@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gates import poll
 from kernel_helpers import Kernel
 
 import nbjobs
@@ -29,11 +30,8 @@ def chatter(folder: str, tag: str, others: int) -> str:
     """Start together with `others` other jobs, then interleave tagged lines with them."""
     base = Path(folder)
     (base / f"{tag}.started").touch()
-    deadline = time.monotonic() + 60
-    while len(list(base.glob("*.started"))) < others + 1:
-        if time.monotonic() > deadline:
-            raise TimeoutError("the other jobs never started")
-        time.sleep(0.001)
+    if not poll(lambda: len(list(base.glob("*.started"))) > others, every=0.001):
+        raise TimeoutError("the other jobs never started")
     for i in range(LINES):
         print(f"[{tag}] line {i}")
         time.sleep(0.001)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import tenacity
+from gates import poll
 
 import nbjobs
 from nbjobs.clock import FakeClock
@@ -329,11 +330,12 @@ def kernel_that_dies_while_retrying(path: str, counter: str) -> None:
     """Child process: a keyed flaky job fails once and waits an hour; then the kernel dies."""
     store = nbjobs.Store(path)
     store.submit(flaky, counter, 100, retries=1, backoff=3600, key="waiting")
-    deadline = time.monotonic() + 60
-    while not [r for r in store.records(status="retrying") if r.key == "waiting"]:
-        if time.monotonic() > deadline:
-            os._exit(3)
-        time.sleep(0.01)
+
+    def retrying() -> list[Any]:
+        return [r for r in store.records(status="retrying") if r.key == "waiting"]
+
+    if not poll(retrying, every=0.01):
+        os._exit(3)
     os._exit(0)
 
 
