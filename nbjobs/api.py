@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from . import recurring, states, validate
+from . import arguments, recurring, states, validate
 from .autokey import AutoKey, auto, auto_key
-from .calls import PLAIN, MapKey, map_key, merge_kwargs, new_id, options
+from .calls import PLAIN, RESERVED, MapKey, map_key, merge_kwargs, new_id, options
 from .clock import SYSTEM, Clock
 from .errors import InvalidArgument, InvalidArgumentType, JobNotFound
 from .executors import NAMES as EXECUTOR_NAMES
@@ -123,6 +123,7 @@ class Store:
         if not callable(fn):
             raise InvalidArgumentType(f"fn must be callable, not {type(fn).__name__}")
         call_kwargs = merge_kwargs(fn_kwargs, kwargs)
+        arguments.check(fn, len(args), call_kwargs, fn_kwargs, RESERVED)
         if (
             key is None
             and name is None
@@ -197,6 +198,7 @@ class Store:
         if not iterables:
             raise InvalidArgumentType("map needs an iterable of items after the function")
         shared = merge_kwargs(fn_kwargs, kwargs)
+        arguments.check(fn, len(iterables), shared, fn_kwargs, RESERVED)
         opts = options(
             fn,
             key=None,

@@ -15,7 +15,7 @@ import zoneinfo
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import codec, refs, render, scheduling, validate
+from . import arguments, codec, refs, render, scheduling, validate
 from .calls import fn_name, merge_kwargs, new_id, options, pickle_call
 from .errors import (
     InvalidArgument,
@@ -94,6 +94,7 @@ def create(
         )
     pickled = pickle_call(fn, call_args, call_kwargs, required=True)
     assert not isinstance(pickled, str), "required=True raises PayloadNotPicklable instead"
+    arguments.check(fn, len(call_args), call_kwargs)
     digest, fn_bytes, args_bytes = pickled
     rec = ScheduleRecord(
         name=opts.name or fn_name(fn), fn_name=fn_name(fn), every=spec.every, cron=spec.cron,

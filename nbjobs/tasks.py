@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
+from . import arguments
 from .api import STORES, Store
 from .autokey import AutoKey, auto
 from .calls import RESERVED, called_key, fn_name, merge_kwargs, options
@@ -69,6 +70,8 @@ class Task(Generic[P, R]):
         key = opts.get("key")
         if callable(key):
             call_kwargs = merge_kwargs(fn_kwargs, opts.get("kwargs"))
+            # Before the key function sees them (the submit below warns about near misses).
+            arguments.check(self.fn, len(args), call_kwargs, fn_kwargs, RESERVED, warn=False)
             opts["key"] = called_key(key, args, call_kwargs, None)
         return self.store.submit(self.fn, *args, **opts, **fn_kwargs)
 
