@@ -174,8 +174,10 @@ class Store:
     ) -> list[Job]:
         """One job per item, like `Executor.map` but durable; returns the jobs in input order.
 
-        Job i calls `fn(*items_i, **kwargs)`, the iterables zipped as by the builtin `map`
-        (it stops at the shortest). The iterables are read into a list first. The options
+        Job i calls `fn(*items_i, **kwargs)`: item i of each iterable, which must all have
+        the same length (read in step before anything is stored; a mismatch raises
+        `InvalidArgument` naming the lengths, and an endless iterable beside a finite one is
+        refused once the finite one ends). The options
         mean what they mean for `submit` and apply to every job. The function and the
         keyword arguments are shared: they are pickled and stored once for the whole map,
         and each job's payload holds only its own item(s), so 1,000 items sharing a 100 MB
@@ -183,8 +185,9 @@ class Store:
 
         `key`: None (no keys); `nbjobs.auto` (each job's key derived from the function and
         its arguments); a str prefix P (keys `"P/0"`, `"P/1"`, ... by position, so running
-        the same cell again returns the same jobs); or a callable that takes the item(s) and
-        returns the job's key.
+        the same cell again returns the same jobs); or a callable called with the job's
+        arguments as the function gets them (its item(s) and the shared keyword arguments)
+        that returns the job's key.
 
         All or nothing: every item is checked (its key computed, its arguments pickled when
         the executor needs it) before the first job is written; a bad one raises, naming

@@ -88,12 +88,13 @@ def options(
 
 
 #: What `map(..., key=...)` accepts: no keys, automatic keys, a prefix, or a function of
-#: the item(s) that returns the key.
+#: the job's arguments (as the function gets them) that returns the key.
 MapKey = str | AutoKey | Callable[..., str] | None
 
 _MAP_KEY_FORMS = (
     "None, nbjobs.auto, a str prefix P (keys 'P/0', 'P/1', ... in input order) or a "
-    "callable that takes an item and returns its key (a str)"
+    "callable that takes a job's arguments (its item and the shared keyword arguments) and "
+    "returns its key (a str)"
 )
 
 
@@ -122,7 +123,7 @@ def map_keys(
         if isinstance(key, AutoKey):
             out.append(digests.key(args, f"item {i}"))
         else:
-            name = f"{key}/{i}" if isinstance(key, str) else called_key(key, args, {}, i)
+            name = f"{key}/{i}" if isinstance(key, str) else called_key(key, args, shared, i)
             out.append((name, digests.arguments(args)))
     return out
 

@@ -85,7 +85,8 @@ def map_jobs(fn: Callable[..., Any], /, *iterables: Iterable[Any], **options: An
 
     Job i runs `fn(*items_i, **kwargs)`; the function and the keyword arguments are stored
     once for all the jobs. Options (keywords) are those of `submit`; `key` is None,
-    `nbjobs.auto`, a str prefix (keys "P/0", "P/1", ...) or a function of the item.
+    `nbjobs.auto`, a str prefix (keys "P/0", "P/1", ...) or a function of the job's
+    arguments (the item and the shared keyword arguments). The iterables must have one length.
 
     >>> jobs = nbjobs.map(fit, [0.1, 0.2, 0.5], data=df, key="fit")   # doctest: +SKIP
     >>> [job.result() for job in jobs]                                  # doctest: +SKIP

@@ -97,14 +97,16 @@ def test_results_come_back_in_input_order(store: nbjobs.Store, executor: str) ->
     assert {job.record().executor for job in jobs} == {executor}
 
 
-def test_iterables_are_zipped_and_stop_at_the_shortest(store: nbjobs.Store) -> None:
-    jobs = store.map(add, [1, 2, 3], iter([10, 20]))
+def test_iterables_are_zipped_and_must_have_one_length(store: nbjobs.Store) -> None:
+    jobs = store.map(add, [1, 2], iter([10, 20]))
     assert [job.result(timeout=30) for job in jobs] == [11, 22]
+    with pytest.raises(nbjobs.InvalidArgument, match="same length"):
+        store.map(add, [1, 2, 3], iter([10, 20]))
 
 
 def test_empty_input_gives_no_jobs(store: nbjobs.Store) -> None:
     assert store.map(add, []) == []
-    assert store.map(add, [1, 2], [], key="empty") == []
+    assert store.map(add, [], [], key="empty") == []
     assert nothing_written(store)
 
 
