@@ -6,7 +6,6 @@ start jobs, `lifecycle` for this process's running jobs, `store`, the executors)
 
 from __future__ import annotations
 
-import datetime
 import functools
 import os
 import weakref
@@ -38,6 +37,7 @@ from .recurring import Schedule
 from .retrying import Retry
 from .store import Storage
 from .submitting import Submitter
+from .validate import Duration
 from .writer import Sql
 
 
@@ -95,9 +95,9 @@ class Store:
         tags: str | list[str] | tuple[str, ...] | None = None,
         retries: int | Retry | Any = 0,
         retry_on: type[BaseException] | tuple[type[BaseException], ...] | Any = None,
-        backoff: float | Any = None,
-        timeout: float | None = None,
-        soft_timeout: float | None = None,
+        backoff: Duration | Any = None,
+        timeout: Duration | None = None,
+        soft_timeout: Duration | None = None,
         executor: str | Any = None,
         force: bool = False,
         kwargs: dict[str, Any] | None = None,
@@ -114,8 +114,10 @@ class Store:
         Retries: `retries=n` allows n retries after the first attempt (or a tenacity stop
         strategy, or `nbjobs.Retry(...)`); `retry_on` the exception types (or a tenacity
         retry strategy) worth retrying, others fail at once; `backoff` a tenacity wait
-        strategy or seconds (default: exponential with full jitter). `timeout` is the hard
-        time limit in seconds; `soft_timeout` raises `nbjobs.SoftTimeout` inside the job first.
+        strategy or a fixed wait (default: exponential with full jitter). `timeout` is the
+        hard time limit; `soft_timeout` raises `nbjobs.SoftTimeout` inside the job first.
+        Durations (`backoff`, `timeout`, `soft_timeout`) are seconds, a `timedelta`, or a
+        str such as "30s", "5m", "1h30m", "7d".
 
         >>> job = store.submit(fit, df, alpha=0.1, key="fit-a0.1")   # doctest: +SKIP
         >>> job = store.submit(fetch, url, retries=5, retry_on=ConnectionError)  # doctest: +SKIP
@@ -164,9 +166,9 @@ class Store:
         tags: str | list[str] | tuple[str, ...] | None = None,
         retries: int | Retry | Any = 0,
         retry_on: type[BaseException] | tuple[type[BaseException], ...] | Any = None,
-        backoff: float | Any = None,
-        timeout: float | None = None,
-        soft_timeout: float | None = None,
+        backoff: Duration | Any = None,
+        timeout: Duration | None = None,
+        soft_timeout: Duration | None = None,
         executor: str | Any = None,
         force: bool = False,
         kwargs: dict[str, Any] | None = None,
@@ -317,7 +319,7 @@ class Store:
 
     def purge(
         self,
-        older_than: float | datetime.timedelta | str | None = None,
+        older_than: Duration | None = None,
         status: str | list[str] | tuple[str, ...] | None = None,
     ) -> int:
         """Remove finished jobs and everything stored for them; returns how many.
@@ -414,7 +416,7 @@ class Store:
     def start_worker(
         self,
         workers: int | None = None,
-        idle_timeout: float | None = 600,
+        idle_timeout: Duration | None = 600,
         *,
         lease: float = 30.0,
         new: bool = False,
@@ -424,9 +426,10 @@ class Store:
 
         A new worker runs up to `workers` jobs at once (default: the number of CPUs), each in
         a child process, with this kernel's working directory and `sys.path`; it survives
-        kernel restarts and exits after `idle_timeout` seconds with nothing to do (None: only
-        when stopped). `lease`: seconds a job stays claimed by a worker that stopped
-        heartbeating before another worker takes it over.
+        kernel restarts and exits after `idle_timeout` (seconds, a `timedelta`, or "10m",
+        "1h30m", ...) with nothing to do (None: only when stopped). `lease`: seconds a job
+        stays claimed by a worker that stopped heartbeating before another worker takes it
+        over.
 
         Re-running the cell is idempotent: while a worker of this store is serving (not
         stopping, not dead), it is returned instead of starting another, and it serves at
@@ -506,7 +509,7 @@ class Store:
         self,
         fn: Callable[..., Any],
         *,
-        every: float | datetime.timedelta | str | None = None,
+        every: Duration | None = None,
         cron: str | None = None,
         name: str | None = None,
         args: tuple[Any, ...] | list[Any] = (),
@@ -516,9 +519,9 @@ class Store:
         tags: str | list[str] | tuple[str, ...] | None = None,
         retries: int | Retry | Any = 0,
         retry_on: type[BaseException] | tuple[type[BaseException], ...] | Any = None,
-        backoff: float | Any = None,
-        timeout: float | None = None,
-        soft_timeout: float | None = None,
+        backoff: Duration | Any = None,
+        timeout: Duration | None = None,
+        soft_timeout: Duration | None = None,
     ) -> Schedule:
         """Run `fn(*args, **kwargs)` on a schedule, as a detached-worker job per firing.
 

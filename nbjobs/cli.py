@@ -33,7 +33,7 @@ from .folder import FORMAT_FILE
 from .job import Job
 from .records import CORRUPT, JobRecord
 from .worker import add_options as worker_options
-from .worker import serve
+from .worker import duration_argument, serve
 
 _FINISHED = sorted(states.FINISHED)
 _POLL = 0.5  # seconds between progress lines of re-run jobs
@@ -378,15 +378,6 @@ def _open(path: str | None) -> Store:
     return Store(folder)
 
 
-def _duration(text: str) -> float:
-    try:
-        return validate.duration(text, "--older-than")
-    except InvalidArgument:
-        raise argparse.ArgumentTypeError(
-            f"must be seconds > 0 or a duration such as 30s, 5m, 1h30m, 7d, 2w; not {text!r}"
-        ) from None
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nbjobs",
@@ -420,7 +411,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     purge.add_argument(
         "--older-than",
-        type=_duration,
+        type=duration_argument,
         metavar="AGE",
         help="only jobs finished longer ago: seconds, or 30s, 5m, 1h30m, 7d, 2w",
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import datetime
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -15,6 +14,7 @@ from .api import STORES, Store
 from .executors.worker import STOP_GRACE, WorkerInfo
 from .job import Job
 from .recurring import Schedule
+from .validate import Duration
 
 if TYPE_CHECKING:
     from .widgets import Panel
@@ -120,7 +120,7 @@ def forget(key: str) -> bool:
 
 
 def purge(
-    older_than: float | datetime.timedelta | str | None = None,
+    older_than: Duration | None = None,
     status: str | list[str] | tuple[str, ...] | None = None,
 ) -> int:
     """Remove finished jobs of the default store; returns how many. See `Store.purge`.
@@ -148,7 +148,7 @@ def dead_letters(limit: int = 100) -> list[Job]:
 
 def start_worker(
     workers: int | None = None,
-    idle_timeout: float | None = 600,
+    idle_timeout: Duration | None = 600,
     store: str | os.PathLike[str] | Store | None = None,
     *,
     lease: float = 30.0,

@@ -9,12 +9,13 @@ returns the seconds to wait or None. Times come from our clock, never tenacity's
 
 from __future__ import annotations
 
-import math
+import datetime
 import numbers
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from . import validate
 from .errors import InvalidArgument, InvalidArgumentType, JobCancelled
 
 
@@ -75,9 +76,9 @@ class Retry:
     >>> nbjobs.submit(fetch, url, retries=policy)           # doctest: +SKIP
 
     `times` retries after the first attempt; `on` the exception types worth retrying
-    (default: any `Exception`); waits grow exponentially from `delay` seconds with full
-    jitter, capped at `max_delay` (`jitter=False` for plain exponential, `backoff="fixed"`
-    for a constant `delay`).
+    (default: any `Exception`); waits grow exponentially from `delay` (seconds, a
+    `timedelta` or a str such as "2s") with full jitter, capped at `max_delay`
+    (`jitter=False` for plain exponential, `backoff="fixed"` for a constant `delay`).
     """
 
     def __init__(
@@ -85,20 +86,18 @@ class Retry:
         times: int = 3,
         *,
         on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
-        delay: float = 1.0,
-        max_delay: float = DEFAULT_MAX_WAIT,
+        delay: float | datetime.timedelta | str = 1.0,
+        max_delay: float | datetime.timedelta | str = DEFAULT_MAX_WAIT,
         backoff: str = "exponential",
         jitter: bool = True,
     ) -> None:
         _check_count(times, "times")
-        _check_seconds(delay, "delay")
-        _check_seconds(max_delay, "max_delay")
+        self.delay = validate.delay(delay, "delay")
+        self.max_delay = validate.delay(max_delay, "max_delay")
         if backoff not in ("exponential", "fixed"):
             raise InvalidArgument(f"backoff must be 'exponential' or 'fixed', not {backoff!r}")
         self.times = int(times)
         self.on = _exception_types(on, "on")
-        self.delay = float(delay)
-        self.max_delay = float(max_delay)
         self.backoff = backoff
         self.jitter = jitter
 
@@ -127,8 +126,9 @@ def policy(retries: Any, retry_on: Any, backoff: Any) -> Policy | None:
 
     `retries`: an int (retries after the first attempt), a tenacity stop strategy, or a
     `Retry`. `retry_on`: exception types or a tenacity retry strategy (default: any
-    `Exception`). `backoff`: a tenacity wait strategy or seconds (default: exponential
-    with full jitter, capped at a few minutes).
+    `Exception`). `backoff`: a tenacity wait strategy or a fixed wait (seconds, a
+    `timedelta` or a str such as "30s"; default: exponential with full jitter, capped at a
+    few minutes).
     """
     if isinstance(retries, Retry):
         if retry_on is not None or backoff is not None:
@@ -157,13 +157,13 @@ def _wait(backoff: Any) -> Any:
         return tenacity.wait_random_exponential(multiplier=1, max=DEFAULT_MAX_WAIT)
     if isinstance(backoff, tenacity.wait.wait_base):
         return backoff
-    if isinstance(backoff, numbers.Real) and not isinstance(backoff, bool) and float(backoff) >= 0:
-        _check_seconds(backoff, "backoff")
-        return tenacity.wait_fixed(float(backoff))
-    raise InvalidArgumentType(
-        "backoff must be a tenacity wait strategy (e.g. tenacity.wait_exponential(max=60)) or "
-        f"a finite number of seconds >= 0, not {backoff!r}"
-    )
+    try:
+        seconds = validate.delay(backoff, "backoff")
+    except InvalidArgument as exc:
+        raise type(exc)(
+            f"{exc}; or a tenacity wait strategy (such as tenacity.wait_exponential(max=60))"
+        ) from None
+    return tenacity.wait_fixed(seconds)
 
 
 def _retry(retry_on: Any) -> Any:
@@ -193,13 +193,3 @@ def _check_count(value: Any, name: str) -> None:
         )
     if value < 0:
         raise InvalidArgument(f"{name} must be >= 0, not {value}")
-
-
-def _check_seconds(value: Any, name: str) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise InvalidArgument(f"{name} must be a finite number of seconds >= 0, not {value!r}")

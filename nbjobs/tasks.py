@@ -18,6 +18,7 @@ from .calls import RESERVED, called_key, fn_name, merge_kwargs, options
 from .defaults import default_store
 from .errors import InvalidArgumentType
 from .job import Job
+from .validate import Duration
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -132,9 +133,9 @@ def task(
     tags: str | list[str] | tuple[str, ...] | None = None,
     retries: int | Any = 0,
     retry_on: type[BaseException] | tuple[type[BaseException], ...] | Any = None,
-    backoff: float | Any = None,
-    timeout: float | None = None,
-    soft_timeout: float | None = None,
+    backoff: Duration | Any = None,
+    timeout: Duration | None = None,
+    soft_timeout: Duration | None = None,
     executor: str | Any = None,
     force: bool = False,
     store: Store | None = None,

@@ -22,71 +22,86 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def timeout(value: Any, name: str = "timeout") -> float | None:
-    """None (wait for ever) or a number of seconds >= 0."""
-    return _seconds(value, name, zero=True)
-
-
-def limit(value: Any, name: str) -> float | None:
-    """None (no limit) or a number of seconds > 0."""
-    return _seconds(value, name, zero=False)
-
-
-def _seconds(value: Any, name: str, zero: bool) -> float | None:
-    if value is None:
-        return None
-    # A wait may be endless; a job's limit may not (None is "no limit"; its record stays JSON).
-    accepted = (
-        "a number of seconds >= 0 or None" if zero else "a finite number of seconds > 0 or None"
-    )
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # NumPy's too
-        raise InvalidArgumentType(
-            f"{name} must be {accepted}, not {type(value).__name__} {_show(value)}"
-        )
-    seconds = float(value)
-    if math.isnan(seconds) or seconds < 0 or (not zero and seconds in (0, math.inf)):
-        raise InvalidArgument(f"{name} must be {accepted}, not {value!r}")
-    return seconds
-
-
+#: A length of time as users may give it: seconds, a `timedelta`, or a str such as "5m".
+Duration = float | datetime.timedelta | str
+#: The forms every duration option takes (timeout, soft_timeout, backoff, idle_timeout,
+#: older_than, every, and the timeouts of waits), read by one parser, `seconds`.
+DURATION_FORMS = "seconds, a datetime.timedelta, or a str such as '30s', '5m', '1h30m', '7d'"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"(?:(\d+(?:\.\d*)?)([smhdw]))", re.ASCII)
 LONGEST = 1000 * 365.25 * 86400  # seconds
-DURATION_FORMS = (
-    "seconds (a number > 0), a datetime.timedelta, or a str such as '30s', '5m', '1h30m', '7d'"
-)
+
+
+def timeout(value: Any, name: str = "timeout") -> float | None:
+    """How long a wait may last: None (for ever) or a duration >= 0 (0 polls once)."""
+    return None if value is None else seconds(value, name, zero=True, endless=True, none=True)
+
+
+def limit(value: Any, name: str) -> float | None:
+    """A time limit: None (no limit) or a duration > 0.
+
+    >>> limit("5m", "timeout")
+    300.0
+    """
+    return None if value is None else seconds(value, name, none=True)
 
 
 def duration(value: Any, name: str) -> float:
-    """A length of time in seconds > 0: seconds, a `timedelta`, or "30s", "5m", "1h30m",
-    "7d", "2w" (units s, m, h, d, w; a bare number is seconds).
+    """A length of time > 0 (a schedule's interval, a purge's age).
 
     >>> duration("1h30m", "every")
     5400.0
     """
+    return seconds(value, name)
+
+
+def delay(value: Any, name: str) -> float:
+    """A wait between attempts: a duration >= 0."""
+    return seconds(value, name, zero=True)
+
+
+def seconds(
+    value: Any, name: str, *, zero: bool = False, endless: bool = False, none: bool = False
+) -> float:
+    """The one reader of durations: seconds (int or float), a `timedelta`, or a str of a
+    number of seconds or of amounts with units s, m, h, d, w ("30s", "5m", "1h30m", "7d",
+    "2w"). It must be > 0 (>= 0 with `zero`) and finite (unless `endless`), and at most 1000
+    years; errors name `name`, the value and the accepted forms (`none`: None too).
+
+    >>> seconds(datetime.timedelta(minutes=2), "backoff")
+    120.0
+    """
     if isinstance(value, datetime.timedelta):
-        seconds = value.total_seconds()
+        amount = value.total_seconds()
     elif isinstance(value, str):
-        seconds = _parse_duration(value.strip().lower(), name)
-    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
-        seconds = float(value)
+        amount = _parse_duration(value.strip().lower())
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):  # NumPy's too
+        amount = float(value)
     else:
         raise InvalidArgumentType(
-            f"{name} must be {DURATION_FORMS}, not {type(value).__name__} {_show(value)}"
+            f"{name} must be {_forms(zero, none)}, not {type(value).__name__} {_show(value)}"
         )
-    if math.isnan(seconds) or math.isinf(seconds) or seconds <= 0:
-        raise InvalidArgument(f"{name} must be {DURATION_FORMS}, not {_show(value)}")
-    if seconds > LONGEST:  # past it, a date after it cannot be shown (datetime's year 9999)
+    if math.isnan(amount) or amount < 0 or (amount == 0 and not zero):
+        raise InvalidArgument(f"{name} must be {_forms(zero, none)}, not {_show(value)}")
+    if math.isinf(amount) and endless:
+        return amount
+    if amount > LONGEST:  # past it, a date after it cannot be shown (datetime's year 9999)
         raise InvalidArgument(f"{name} must be at most 1000 years, not {_show(value)}")
-    return seconds
+    return amount
 
 
-def _parse_duration(text: str, name: str) -> float:
+def _forms(zero: bool, none: bool) -> str:
+    text = f"a duration {'>= 0' if zero else '> 0'}: {DURATION_FORMS}"
+    return text + " (or None)" if none else text
+
+
+def _parse_duration(text: str) -> float:
+    """The seconds in `text`; NaN when it is not a duration (the caller says what is)."""
     with contextlib.suppress(ValueError):
         return float(text)
     parts = _DURATION.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
-        raise InvalidArgument(f"{name} must be {DURATION_FORMS}, not {_show(text)}")
+        return math.nan
     return sum(float(n) * _UNITS[u] for n, u in parts)
 
 

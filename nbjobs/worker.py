@@ -28,9 +28,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import codec, recurring, refs, states, wakeups
+from . import codec, recurring, refs, states, validate, wakeups
 from .calls import new_id
-from .errors import DependencyFailed, IllegalTransition, JobCrashed, PayloadLoadError
+from .errors import (
+    DependencyFailed,
+    IllegalTransition,
+    InvalidArgument,
+    JobCrashed,
+    PayloadLoadError,
+)
 from .executors import worker as registry
 from .executors.processes import ProcessExecutor
 from .owners import owner_alive, owner_token
@@ -434,14 +440,25 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         help="jobs run at once, each in its own process (default: the number of CPUs)",
     )  # fmt: skip
     parser.add_argument(
-        "--idle-timeout", type=_positive(float), default=None, metavar="S",
-        help="exit after S seconds with nothing to do (default: run until stopped)",
+        "--idle-timeout", type=duration_argument, default=None, metavar="S",
+        help="exit after S (seconds, or 30s, 10m, 1h30m) with nothing to do (default: run "
+        "until stopped)",
     )  # fmt: skip
     parser.add_argument(
         "--lease", type=_positive(float), default=LEASE, metavar="S",
         help=f"seconds a job stays claimed without a heartbeat (default {LEASE:g})",
     )  # fmt: skip
     parser.add_argument("--id", default=None, help=argparse.SUPPRESS)
+
+
+def duration_argument(text: str) -> float:
+    """A duration on the command line (`validate.seconds`'s forms): "600", "10m", "1h30m"."""
+    try:
+        return validate.duration(text, "it")
+    except InvalidArgument:
+        raise argparse.ArgumentTypeError(
+            f"must be seconds > 0 or a duration such as 30s, 5m, 1h30m, 7d, 2w; not {text!r}"
+        ) from None
 
 
 def _positive(cast: Callable[[str], float]) -> Callable[[str], Any]:

@@ -93,7 +93,7 @@ BAD_TIMEOUTS = [
     pytest.param(-1, nbjobs.InvalidArgument, id="negative"),
     pytest.param(-0.5, nbjobs.InvalidArgument, id="negative-float"),
     pytest.param(float("nan"), nbjobs.InvalidArgument, id="nan"),
-    pytest.param("5", nbjobs.InvalidArgumentType, id="str"),
+    pytest.param("soon", nbjobs.InvalidArgument, id="str"),
     pytest.param(True, nbjobs.InvalidArgumentType, id="bool"),
     pytest.param([5], nbjobs.InvalidArgumentType, id="list"),
 ]

@@ -220,7 +220,7 @@ def test_a_key_function_gets_the_shared_keyword_arguments_in_map(store: nbjobs.S
     def scaled(x: int, factor: int = 1) -> int:
         return x * factor
 
-    assert scaled.submit(1, factor=4).key == "t-1-4"
+    assert scaled.submit(3, factor=4).key == "t-3-4"
     assert [j.key for j in scaled.map([1, 2], factor=4)] == ["t-1-4", "t-2-4"]
 
 

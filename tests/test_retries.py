@@ -231,7 +231,7 @@ def test_an_nbjobs_retry_policy(
         ({"retries": 2, "backoff": -1}, "backoff"),
         ({"timeout": 0}, "timeout"),
         ({"timeout": -1}, "timeout"),
-        ({"timeout": "10"}, "timeout"),
+        ({"timeout": "ten"}, "timeout"),
         ({"soft_timeout": 0}, "soft_timeout"),
         ({"timeout": 5, "soft_timeout": 5}, "soft_timeout"),
         ({"timeout": 5, "soft_timeout": 10}, "soft_timeout"),
