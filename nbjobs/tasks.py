@@ -166,9 +166,11 @@ def task(
     """
     unknown = sorted(set(settings) - set(DEFAULTS))
     if unknown:
+        meant = arguments.closest(unknown[0], ("store", *DEFAULTS))
         raise TypeError(
             f"nbjobs.task() got unknown option(s) {unknown}; it takes "
             f"{', '.join(['store', *DEFAULTS])}"
+            + ("" if meant is None else f" (did you mean {meant}=?)")
         )
     if not (key is None or key is auto or callable(key)):
         raise InvalidArgumentType(

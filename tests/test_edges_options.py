@@ -180,6 +180,11 @@ def test_a_task_refuses_before_its_key_function_runs(empty: nbjobs.Store) -> Non
     assert keyed == []
 
 
+def test_a_misspelt_task_option_is_named_with_a_hint() -> None:
+    with pytest.raises(TypeError, match=r"\['retires'\].*did you mean retries=\?"):
+        nbjobs.task(retires=3)
+
+
 def test_a_schedule_refuses_arguments_its_function_cannot_take(store: nbjobs.Store) -> None:
     with pytest.raises(nbjobs.InvalidArgumentType, match="did you mean alpha="):
         store.schedule(fit, every="5m", args=(10,), kwargs={"alpah": 1}, name="s")
