@@ -172,13 +172,19 @@ def check(
     ...
     nbjobs.errors.InvalidArgumentType: <lambda>() takes no keyword argument 'alpah' ...
     """
-    facts = params(fn)
+    try:
+        facts = _FACTS[fn]  # inline: the usual submit pays one lookup, no more calls
+    except (KeyError, TypeError):
+        facts = params(fn)
     if facts is None:
         return
     if not kwargs and facts.least <= nargs <= facts.most and not facts.keyword_required:
         return  # the usual call: positional arguments that fit
+    fits = _fits(facts, nargs, kwargs)
+    if fits and not (warn and facts.varkw):
+        return
     direct, names = tuple(loose), tuple(options)
-    if not _fits(facts, nargs, kwargs):
+    if not fits:
         problem = _problem(facts, nargs, kwargs, direct, names)
         if problem:
             raise InvalidArgumentType(f"{problem}; nothing was stored")
@@ -200,8 +206,7 @@ def _fits(facts: Params, nargs: int, kwargs: Mapping[str, Any]) -> bool:
         return False
     if not (facts.varkw or facts.named.issuperset(kwargs)):
         return False
-    taken = facts.positional[:nargs]
-    return not any(word in taken for word in kwargs)
+    return kwargs.keys().isdisjoint(facts.positional[:nargs])
 
 
 def _problem(
