@@ -7,6 +7,7 @@ without an extra copy in memory.
 
 from __future__ import annotations
 
+import builtins
 import collections
 import contextlib
 import hashlib
@@ -147,7 +148,7 @@ def _read_exactly(stream: Readable, n: int) -> bytes:
 
 
 # --------------------------------------------------------------------------- functions
-_FN_CACHE: weakref.WeakKeyDictionary[Callable[..., Any], tuple[str, bytes]] = (
+_FN_CACHE: weakref.WeakKeyDictionary[Callable[..., Any], tuple[str, bytes, tuple[str, ...]]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -155,17 +156,62 @@ _FN_CACHE: weakref.WeakKeyDictionary[Callable[..., Any], tuple[str, bytes]] = (
 def dump_function(fn: Callable[..., Any]) -> tuple[str, bytes]:
     """Cloudpickle `fn` once per function object; returns (digest, bytes).
 
-    Globals the function uses are captured at its first submit.
+    Globals the function uses are captured at its first submit. A global it uses that did
+    not exist then (defined in a later cell) makes the next submit pickle it again:
+    otherwise the job would fail with a `NameError` however often it is submitted.
     """
     try:
-        return _FN_CACHE[fn]
+        digest_, data, missing = _FN_CACHE[fn]
     except (KeyError, TypeError):
         pass
+    else:
+        if not missing or not _any_defined(fn, missing):
+            return digest_, data
     data = cloudpickle.dumps(fn, PROTOCOL)
     out = (hashlib.blake2b(data, digest_size=16).hexdigest(), data)
     with contextlib.suppress(TypeError):  # not weak-referenceable: pickled again next time
-        _FN_CACHE[fn] = out
+        _FN_CACHE[fn] = (*out, missing_globals(fn))
     return out
+
+
+def _any_defined(fn: Callable[..., Any], names: tuple[str, ...]) -> bool:
+    found: dict[str, Any] = getattr(fn, "__globals__", {})
+    return any(name in found for name in names)
+
+
+def missing_globals(fn: Callable[..., Any]) -> tuple[str, ...]:
+    """Global names the code of `fn` (and of the functions of its module it calls) reads
+    that are neither defined in its module nor builtins; () for other callables."""
+    code = getattr(fn, "__code__", None)
+    if code is None or not isinstance(getattr(fn, "__globals__", None), dict):
+        return ()
+    import dis  # only when a function is first pickled
+
+    found: dict[str, Any] = fn.__globals__
+    missing: set[str] = set()
+    seen: set[int] = set()
+    codes = [code]
+    while codes:
+        code = codes.pop()
+        if id(code) in seen:
+            continue
+        seen.add(id(code))
+        codes += [c for c in code.co_consts if hasattr(c, "co_code")]
+        for ins in dis.get_instructions(code):
+            if ins.opname not in _GLOBAL_OPS:
+                continue
+            value = found.get(ins.argval, _ABSENT)
+            if value is _ABSENT:
+                if ins.argval not in _BUILTINS:
+                    missing.add(ins.argval)
+            elif getattr(value, "__globals__", None) is found and hasattr(value, "__code__"):
+                codes.append(value.__code__)  # a function of the same module: its globals too
+    return tuple(sorted(missing))
+
+
+_GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL"})
+_ABSENT = object()
+_BUILTINS = frozenset(dir(builtins))
 
 
 def dump_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
