@@ -267,7 +267,16 @@ class Job:
         return self.result()
 
     def cancel(self) -> bool:
-        """Cancel a pending job: True if it is now cancelled, False if it had already started."""
+        """Cancel the job: True if it is now cancelled, False if it had already finished.
+
+        A pending, retrying or running job is `cancelled` at once. A running process or
+        worker job's process is killed. A running thread job's thread cannot be stopped:
+        it runs on until its next `nbjobs.progress()`/`track()` call or its end (a warning
+        says so), its result is dropped and its slot goes to the next job.
+
+        >>> job.cancel()       # doctest: +SKIP
+        True
+        """
         return self._store._jobs.cancel(self.id)
 
     def to_dict(self) -> dict[str, Any]:

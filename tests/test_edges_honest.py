@@ -1,0 +1,95 @@
+"""Honest at the edges (issue #16): the mistakes notebook users make get clear answers.
+
+- `cancel()` of a running thread job that never reaches a cooperative point: `cancelled` in
+  the store at once, its slot refilled, its late result dropped, and a warning that says the
+  thread runs on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gates import wait_for_file
+
+import nbjobs
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def marks(tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "marks"
+    folder.mkdir()
+    yield folder
+    (folder / "ALL.open").touch()  # no test leaves a job blocked
+
+
+def held(folder: str, name: str) -> str:
+    """Write `<name>.started` (our thread id), block until `<name>.open`, write `<name>.ended`.
+    Never calls `nbjobs.progress()`: no cooperative point."""
+    base = Path(folder)
+    (base / f"{name}.tmp").write_text(str(threading.get_ident()))
+    (base / f"{name}.tmp").rename(base / f"{name}.started")
+    wait_for_file(base / f"{name}.open", base / "ALL.open")
+    (base / f"{name}.ended").touch()
+    return f"{name} finished late"
+
+
+def thread_of(folder: Path, name: str) -> int:
+    return int((folder / f"{name}.started").read_text())
+
+
+def thread_gone(ident: int) -> bool:
+    return all(t.ident != ident for t in threading.enumerate())
+
+
+# ------------------------------------------------------------------ cancel of a running thread job
+def test_cancel_of_a_running_thread_job_is_true_to_its_word(
+    tmp_path: Path, marks: Path, wait_for: Any
+) -> None:
+    path = tmp_path / "store"
+    with nbjobs.Store(path, workers=1) as store, nbjobs.Store(path) as other:
+        job = store.submit(held, str(marks), "stuck")
+        wait_for(lambda: (marks / "stuck.started").exists(), timeout=60)
+        stuck = thread_of(marks, "stuck")
+
+        with pytest.warns(UserWarning, match=r"cannot stop.*runs on.*progress\(\)"):
+            assert job.cancel() is True
+        # At once, in this kernel and in the store (another process would see it too).
+        assert job.status == "cancelled"
+        assert other.get(job.id).status == "cancelled"
+        with pytest.raises(nbjobs.JobCancelled):
+            job.result(timeout=0)
+
+        # workers=1: the slot went to a new thread, while the old one is still blocked.
+        after = store.submit(pow, 2, 10)
+        assert after.result(timeout=60) == 1024
+        assert not thread_gone(stuck) and not (marks / "stuck.ended").exists()
+
+        # The gate opens: the late result is dropped, the job stays cancelled.
+        (marks / "stuck.open").touch()
+        wait_for(lambda: thread_gone(stuck), timeout=60)
+        store.flush()
+        assert job.status == "cancelled"
+        assert other.get(job.id).status == "cancelled"
+        with pytest.raises(nbjobs.JobCancelled):
+            job.result(timeout=0)
+        assert job.attempt_history()[-1]["cancelled"] is True
+
+
+def test_a_cancelled_thread_job_stays_cancelled_when_its_kernel_ends(
+    tmp_path: Path, marks: Path, wait_for: Any
+) -> None:
+    path = tmp_path / "store"
+    store = nbjobs.Store(path, workers=1)
+    job = store.submit(held, str(marks), "stuck")
+    wait_for(lambda: (marks / "stuck.started").exists(), timeout=60)
+    with pytest.warns(UserWarning):
+        assert job.cancel() is True
+    store.close()  # the thread is still blocked: what a kernel restart leaves behind
+    with nbjobs.Store(path) as after:
+        assert after.get(job.id).status == "cancelled"
