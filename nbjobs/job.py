@@ -151,7 +151,10 @@ class Job:
         return None if rec.status == states.SUCCEEDED else self._error(rec)
 
     def traceback(self) -> str | None:
-        """The traceback text of a failed job, as it was inside the job."""
+        """The traceback text of a failed job, as it was inside the job (None if it has
+        no error: those of earlier attempts are in `attempt_history()`)."""
+        if self.record().error is None:
+            return None
         blob = self._store.storage.blob(f"e:{self.id}")
         return codec.error_traceback(blob) if blob is not None else None
 

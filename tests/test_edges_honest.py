@@ -3,10 +3,15 @@
 - `cancel()` of a running thread job that never reaches a cooperative point: `cancelled` in
   the store at once, its slot refilled, its late result dropped, and a warning that says the
   thread runs on.
+- A job that succeeded after retries looks succeeded everywhere (repr, to_dict, exception,
+  traceback, the CLI, the widgets); its earlier errors are in its attempt history.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,3 +98,68 @@ def test_a_cancelled_thread_job_stays_cancelled_when_its_kernel_ends(
     store.close()  # the thread is still blocked: what a kernel restart leaves behind
     with nbjobs.Store(path) as after:
         assert after.get(job.id).status == "cancelled"
+
+
+# ------------------------------------------------------------------ success after retries
+def flaky_once(flag: str) -> str:
+    if not os.path.exists(flag):
+        Path(flag).write_text("failed once")
+        raise ConnectionError("the service hung up")
+    return "fetched"
+
+
+def cli(store: nbjobs.Store, *args: str) -> str:
+    """`nbjobs --store PATH ARGS...` in a terminal of its own; its stdout."""
+    root = str(Path(nbjobs.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root}
+    done = subprocess.run(
+        [sys.executable, "-m", "nbjobs", "--store", str(store.path), *args],
+        capture_output=True, text=True, timeout=120, env=env, check=True,
+    )  # fmt: skip
+    return done.stdout
+
+
+def test_a_job_that_succeeded_after_a_retry_looks_succeeded_everywhere(
+    store: nbjobs.Store, tmp_path: Path
+) -> None:
+    job = store.submit(
+        flaky_once, str(tmp_path / "flag"), retries=2, retry_on=ConnectionError, backoff=0
+    )
+    assert job.result(timeout=60) == "fetched"
+    store.flush()
+    assert job.attempts == 2
+
+    assert "error" not in repr(job) and "ConnectionError" not in repr(job)
+    assert job.error is None and job.to_dict()["error"] is None
+    assert job.exception(timeout=0) is None
+    assert job.traceback() is None
+    assert "ConnectionError" not in job._repr_html_()
+    # The earlier attempt's error is kept where history is shown.
+    first, last = job.attempt_history()
+    assert first["error"]["type"] == "ConnectionError" and last["ok"] is True
+
+    listed = [line for line in cli(store, "ls").splitlines() if line.startswith(job.id)]
+    assert len(listed) == 1 and "succeeded" in listed[0]
+    assert "ConnectionError" not in listed[0]
+    shown = cli(store, "show", job.id)
+    assert "Traceback inside the job" not in shown
+    attempts = shown.split("Attempts:")[1]
+    assert "ConnectionError: the service hung up" in attempts
+    assert "error " not in shown.split("Attempts:")[0]
+
+    pytest.importorskip("ipywidgets")
+    from nbjobs.widgets import JobView, Panel, details_html
+
+    panel = Panel(store)
+    panel.refresh()
+    row = next(row for row in panel.rows if row.job_id == job.id)
+    assert "fetched" in row.right.value and "ConnectionError" not in row.right.value
+    details = details_html(store, job.record())
+    assert "ConnectionError" in details  # in the attempt history only
+    assert ">traceback<" not in details
+    view = JobView(job)
+    view.tick()
+    assert "ConnectionError" not in view.outcome.value
+    assert view.tb_button.layout.display == "none"
+    view.close()
+    panel.close()
