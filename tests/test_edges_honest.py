@@ -5,6 +5,9 @@
   thread runs on.
 - A job that succeeded after retries looks succeeded everywhere (repr, to_dict, exception,
   traceback, the CLI, the widgets); its earlier errors are in its attempt history.
+- A job's traceback starts at the user's function (thread, process and worker jobs), in
+  `result()`'s note, `traceback()`, the CLI and the panel; nbjobs frames are kept only when
+  no frame of user code is in it.
 """
 
 from __future__ import annotations
@@ -163,3 +166,71 @@ def test_a_job_that_succeeded_after_a_retry_looks_succeeded_everywhere(
     assert view.tb_button.layout.display == "none"
     view.close()
     panel.close()
+
+
+# ------------------------------------------------------------------ tracebacks start at user code
+def fails_deep(x: int) -> None:
+    check(x)
+
+
+def check(x: int) -> None:
+    raise ValueError(f"bad input {x}")
+
+
+async def fails_async(x: int) -> None:
+    check(x)
+
+
+def frames(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip().startswith('File "')]
+
+
+def from_user_code(text: str, first: str) -> bool:
+    shown = frames(text)
+    ours = f"{os.sep}nbjobs{os.sep}"
+    return bool(shown) and shown[0].endswith(f"in {first}") and not any(ours in f for f in shown)
+
+
+@pytest.mark.parametrize("executor", ["thread", "process", "worker"])
+def test_a_jobs_traceback_starts_at_its_function(store: nbjobs.Store, executor: str) -> None:
+    if executor == "worker":
+        store.start_worker(workers=1, idle_timeout=120)
+    try:
+        job = store.submit(fails_deep, 3, executor=executor)
+        with pytest.raises(ValueError, match="bad input 3") as caught:
+            job.result(timeout=120)
+    finally:
+        if executor == "worker":
+            store.stop_worker(wait=True, timeout=30, grace=0)
+    note = caught.value.__notes__[-1]
+    assert from_user_code(note, "fails_deep"), note
+    assert frames(note)[-1].endswith("in check")
+    tb = job.traceback()
+    assert tb is not None and from_user_code(tb, "fails_deep"), tb
+    assert from_user_code(job.attempt_history()[-1]["error"]["traceback"], "fails_deep")
+    if executor != "thread":
+        return
+    shown = cli(store, "show", job.id).split("Traceback inside the job:")[1]
+    assert from_user_code(shown, "fails_deep"), shown
+    pytest.importorskip("ipywidgets")
+    from nbjobs.widgets import details_html
+
+    details = details_html(store, job.record()).split(">traceback<")[1]
+    assert "in fails_deep" in details and "in invoke" not in details and "call_job" not in details
+
+
+def test_an_async_jobs_traceback_starts_at_its_coroutine(store: nbjobs.Store) -> None:
+    job = store.submit(fails_async, 4)
+    with pytest.raises(ValueError):
+        job.result(timeout=60)
+    tb = job.traceback()
+    assert tb is not None and from_user_code(tb, "fails_async"), tb
+    assert "asyncio" not in tb
+
+
+def test_without_user_code_in_it_a_traceback_keeps_the_nbjobs_frames(store: nbjobs.Store) -> None:
+    job = store.submit(pow, "a", 2)  # a builtin fails: no Python frame of the user's
+    with pytest.raises(TypeError):
+        job.result(timeout=60)
+    tb = job.traceback()
+    assert tb is not None and frames(tb) and frames(tb)[-1].endswith("in invoke"), tb
