@@ -138,7 +138,8 @@ class Job:
 
         Raises the job's own exception when it failed (its traceback inside the job is
         attached as a note), `JobFailed` when that exception cannot be re-created here,
-        `JobCancelled`, `JobInterrupted`, or `WaitTimeout`.
+        `JobCancelled`, `JobInterrupted`, or `WaitTimeout`. Interrupting the kernel stops
+        the wait with a `KeyboardInterrupt` that says so; the job keeps running.
         """
         rec = self._wait(validate.timeout(timeout))
         if rec.status == states.SUCCEEDED:
@@ -288,7 +289,15 @@ class Job:
 
     # ---- internals
     def _wait(self, timeout: float | None) -> JobRecord:
-        rec = self._store._jobs.wait(self.id, timeout)
+        try:
+            rec = self._store._jobs.wait(self.id, timeout)
+        except KeyboardInterrupt:
+            # The stop button interrupts the wait, never the job: say so, without the
+            # frames of the wait's internals.
+            raise KeyboardInterrupt(
+                f"stopped waiting for job {self.id} ({self.name}); the job keeps running "
+                "(job.cancel() stops it)"
+            ) from None
         if rec is None:
             now = self.record()
             hint = "it keeps running: call result() again later"

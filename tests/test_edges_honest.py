@@ -8,11 +8,14 @@
 - A job's traceback starts at the user's function (thread, process and worker jobs), in
   `result()`'s note, `traceback()`, the CLI and the panel; nbjobs frames are kept only when
   no frame of user code is in it.
+- Ctrl-C (the kernel's stop button) during `result()`/`wait()` says plainly that only the wait
+  stopped, that the job keeps running and that `job.cancel()` stops it, with a short traceback.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -21,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gates import wait_for_file
+from gates import poll, wait_for_file
+from kernel_helpers import Kernel
 
 import nbjobs
 
@@ -234,3 +238,133 @@ def test_without_user_code_in_it_a_traceback_keeps_the_nbjobs_frames(store: nbjo
         job.result(timeout=60)
     tb = job.traceback()
     assert tb is not None and frames(tb) and frames(tb)[-1].endswith("in invoke"), tb
+
+
+# ------------------------------------------------------------------ Ctrl-C while waiting
+LONG_JOB = """\
+import os, sys, threading, time, nbjobs
+
+def long_job(gate):
+    deadline = time.monotonic() + 120
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return "done"
+
+def say_when_waiting():
+    # Printed once the main thread is inside result(): the interrupt lands in the wait.
+    main = threading.main_thread().ident
+    def look():
+        while True:
+            frame, names = sys._current_frames().get(main), set()
+            while frame is not None:
+                names.add(frame.f_code.co_name)
+                frame = frame.f_back
+            if "result" in names and "_wait" in names:
+                print("waiting in result()", flush=True)
+                return
+            time.sleep(0.005)
+    threading.Thread(target=look, daemon=True).start()
+
+job = nbjobs.submit(long_job, os.environ["NBJOBS_TEST_GATE"], name="long_job")
+print(job.id)
+"""
+
+
+def interrupted_cell(kernel: Kernel, code: str) -> dict[str, Any]:
+    """Run `code`, press the stop button once it says it is waiting; the cell's error."""
+    msg_id = kernel.client.execute(code)
+    error: dict[str, Any] = {}
+    idle = False
+    while not idle:
+        msg = kernel.client.get_iopub_msg(timeout=60)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        content = msg["content"]
+        if msg["msg_type"] == "stream" and "waiting in result()" in content["text"]:
+            kernel.manager.interrupt_kernel()
+        elif msg["msg_type"] == "error":
+            error = content
+        idle = msg["msg_type"] == "status" and content["execution_state"] == "idle"
+    return error
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_result_says_the_job_keeps_running(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "NBJOBS_STORE": str(tmp_path / "store"),
+        "NBJOBS_TEST_GATE": str(tmp_path / "gate"),
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    }
+    (tmp_path / "notebook").mkdir()
+    kernel = Kernel(tmp_path / "notebook", env)
+    try:
+        job_id = kernel.run(LONG_JOB).strip()
+        error = interrupted_cell(kernel, "say_when_waiting()\njob.result()")
+        assert error["ename"] == "KeyboardInterrupt"
+        message = error["evalue"]
+        assert job_id in message and "long_job" in message
+        assert "keeps running" in message and "job.cancel()" in message
+        shown = "\n".join(error["traceback"])
+        for internal in ("lifecycle.py", "runner.py", "acquire"):
+            assert internal not in shown, shown
+        entries = [entry for entry in error["traceback"] if "Cell" in entry or "File" in entry]
+        assert len(entries) <= 3, shown  # the cell, result() and where the message is raised
+        assert kernel.run("print(job.status)").strip() == "running"
+        (tmp_path / "gate").touch()
+        assert kernel.run("print(job.result(timeout=60))").strip() == "done"
+    finally:
+        (tmp_path / "gate").touch()
+        kernel.stop()
+
+
+def interrupt_when_waiting_in(name: str) -> threading.Thread:
+    """Send SIGINT to the main thread once it blocks (in a `wait`) inside nbjobs's function
+    called `name`."""
+    main = threading.main_thread().ident
+    assert main is not None
+    package = os.path.dirname(nbjobs.__file__)
+
+    def inside() -> bool:
+        frame = sys._current_frames().get(main)
+        if frame is None or frame.f_code.co_name != "wait":
+            return False
+        while frame is not None:
+            code = frame.f_code
+            if code.co_name == name and code.co_filename.startswith(package):
+                return True
+            frame = frame.f_back
+        return False
+
+    def look() -> None:
+        if poll(inside):
+            signal.pthread_kill(main, signal.SIGINT)
+
+    thread = threading.Thread(target=look, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        ("_wait", lambda job: job.wait()),
+        ("wait", lambda job: nbjobs.wait([job])),
+        ("_completed", lambda job: list(nbjobs.as_completed([job]))),
+    ],
+    ids=["job.wait", "nbjobs.wait", "nbjobs.as_completed"],
+)
+def test_ctrl_c_during_a_wait_stops_the_wait_not_the_job(
+    store: nbjobs.Store, marks: Path, wait_for: Any, how: Any
+) -> None:
+    where, wait = how
+    job = store.submit(held, str(marks), "waited")
+    wait_for(lambda: (marks / "waited.started").exists(), timeout=60)
+    looking = interrupt_when_waiting_in(where)
+    with pytest.raises(KeyboardInterrupt, match=r"keeps? running \(job.cancel\(\) stops") as caught:
+        wait(job)
+    looking.join(timeout=60)
+    assert caught.value.__suppress_context__
+    assert job.status == "running"
+    (marks / "waited.open").touch()
+    assert job.result(timeout=60) == "waited finished late"
