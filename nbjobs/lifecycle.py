@@ -15,13 +15,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import codec, refs, states, validate
+from . import codec, refs, states
 from .errors import DependencyFailed, JobNotFound
 from .executors import Backend
 from .owners import owner_alive
 from .records import JobRecord, transition
 from .runner import LocalJob, Runner
 from .store import Storage
+from .validate import warn
 from .waiting import Watcher
 from .writer import Call, Cas, Sql
 
@@ -183,7 +184,7 @@ class LocalJobs:
         the store says so before `cancel()` returns, and a warning says what runs on."""
         self.storage.writer.flush()
         rec = local.rec
-        validate.warn(
+        warn(
             f"job {rec.id} ({rec.name}) is cancelled, but Python cannot stop the thread "
             "running it: its code runs on until its next nbjobs.progress()/track() call "
             "(which stops it) or its end, and whatever it returns is dropped. Its slot is "
