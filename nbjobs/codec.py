@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import io
 import mmap
+import os
 import pickle
 import platform
 import struct
@@ -20,6 +21,7 @@ import traceback
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Protocol
 
 import cloudpickle
@@ -315,7 +317,7 @@ def encode_error(exc: BaseException) -> tuple[str, str, bytes]:
         message = str(exc)
     except Exception as broken:  # its own __str__ fails: keep what can be kept
         message = f"<its str() raised {type(broken).__name__}: {broken}>"
-    tb = "".join(traceback.format_exception(exc))
+    tb = "".join(traceback.format_exception(type(exc), exc, _from_user_code(exc.__traceback__)))
     pickled: bytes | None
     try:
         pickled = cloudpickle.dumps(exc, PROTOCOL)
@@ -326,6 +328,24 @@ def encode_error(exc: BaseException) -> tuple[str, str, bytes]:
         {"type": type_name, "message": message, "traceback": tb, "exc": pickled}, PROTOCOL
     )
     return type_name, message, blob
+
+
+_NBJOBS_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_ASYNCIO_DIR = os.path.join(os.path.dirname(os.__file__), "asyncio") + os.sep
+
+
+def _from_user_code(tb: TracebackType | None) -> TracebackType | None:
+    """`tb` from the first frame of the job's own code: the nbjobs frames that called it
+    (and asyncio's, for an `async def` job) say nothing to its author. Kept whole when no
+    frame of other code follows them (the error is in nbjobs, or in a builtin it called)."""
+    first = tb
+    while first is not None and first.tb_frame.f_code.co_filename.startswith(_NBJOBS_DIR):
+        first = first.tb_next
+    if first is tb:
+        return tb
+    while first is not None and first.tb_frame.f_code.co_filename.startswith(_ASYNCIO_DIR):
+        first = first.tb_next
+    return tb if first is None else first
 
 
 def decode_error(blob: bytes) -> BaseException:

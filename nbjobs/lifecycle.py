@@ -22,6 +22,7 @@ from .owners import owner_alive
 from .records import JobRecord, transition
 from .runner import LocalJob, Runner
 from .store import Storage
+from .validate import warn
 from .waiting import Watcher
 from .writer import Call, Cas, Sql
 
@@ -129,21 +130,29 @@ class LocalJobs:
             if status in WAITING:  # never starts: it takes the stored (cancelled) record
                 local.cancel_requested = True
                 local.rec = stored
-        if status == states.RUNNING:
-            self.backend_of(local).cancel_running(local)
-        elif status in WAITING:
+            elif local.still_running:
+                self.backend_of(local).cancel_running(local)
+        if status in WAITING:
             self.finished(local, None)
 
     def cancel(self, job_id: str) -> bool:
         """Cancel a job: at once if it is waiting, at its executor's next chance if running."""
         local = self.active.get(job_id)
         if local is not None:
+            stopped = ended = False
             with local.lock:
-                if local.rec.status == states.RUNNING:  # (False if it has just returned)
-                    return local.still_running and self.backend_of(local).cancel_running(local)
-                if local.rec.status not in WAITING:
-                    return False
-                local.cancel_requested = True
+                status = local.rec.status
+                if status in WAITING:
+                    local.cancel_requested = True
+                elif status == states.RUNNING:  # (not stopped if it has just returned)
+                    stopped = local.still_running and self.backend_of(local).cancel_running(local)
+                    ended = local.rec.status == states.CANCELLED
+            if status == states.RUNNING:
+                if stopped and ended:
+                    self._ended_while_running(local)
+                return stopped
+            if status not in WAITING:
+                return False
         storage = self.storage
         now = storage.clock.now()
         # A job of another kernel is marked cancelled here, and asked to stop: that kernel
@@ -169,6 +178,19 @@ class LocalJobs:
             else:
                 local.cancel_requested = False
         return done is not None
+
+    def _ended_while_running(self, local: LocalJob) -> None:
+        """A running job its executor ended at once, while its code runs on (a thread):
+        the store says so before `cancel()` returns, and a warning says what runs on."""
+        self.storage.writer.flush()
+        rec = local.rec
+        warn(
+            f"job {rec.id} ({rec.name}) is cancelled, but Python cannot stop the thread "
+            "running it: its code runs on until its next nbjobs.progress()/track() call "
+            "(which stops it) or its end, and whatever it returns is dropped. Its slot is "
+            "already given to the next job. To stop such work at once, run it with "
+            'executor="process"'
+        )
 
     # ------------------------------------------------------------------ reads and waits
     def current(self, job_id: str) -> JobRecord | None:

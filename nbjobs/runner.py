@@ -413,6 +413,13 @@ class Runner:
                 local.log_state = outcome.log
             self._move(local, rec, states.RUNNING, blobs, self._after(local, rec))
 
+    def end_held(self, local: LocalJob, outcome: Outcome) -> None:
+        """End the running attempt of `local` with `outcome` now, for a caller that holds
+        `local.lock` (a cancelled thread job, which Python cannot stop: whatever its thread
+        does later is dropped, as the attempt is over)."""
+        rec, blobs = ending(local.rec, outcome, self.storage.clock.now(), local.policy)
+        self._move(local, rec, states.RUNNING, blobs, self._after(local, rec))
+
     def adopt(self, local: LocalJob, attempt: int) -> bool:
         """Take the end of attempt `attempt` from the store, where the code that ran it wrote
         it itself (a Dask task that reaches the store folder); False if it is not there."""
