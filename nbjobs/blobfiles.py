@@ -43,7 +43,11 @@ def _new_file(blob_dir: Path, key: str, chunks: Iterable[bytes | memoryview], si
 
 
 def describe(key: str, size: int) -> str:
-    """What the value stored under `key` is, for a message (`StoreFull`)."""
+    """What the value stored under `key` is, for a message (`StoreFull`).
+
+    >>> describe("r:0922bdf31836b804", 2_000_000)
+    'the result of job 0922bdf31836b804 (2,000,000 bytes)'
+    """
     kind, _, rest = key.partition(":")
     what = {"r": f"the result of job {rest}", "f": "a job's function"}.get(kind, repr(key))
     return f"{what} ({size:,} bytes)"

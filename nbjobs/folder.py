@@ -71,7 +71,11 @@ def folder_identity(path: Path) -> tuple[int, int] | None:
 
 def disk_full(exc: BaseException) -> bool:
     """Whether `exc` says the disk is full: SQLite's SQLITE_FULL, ENOSPC or EDQUOT from a
-    file write, or a `StoreFull` raised already."""
+    file write, or a `StoreFull` raised already.
+
+    >>> disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    True
+    """
     if isinstance(exc, sqlite3.Error):
         return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL
     return isinstance(exc, StoreFull) or (

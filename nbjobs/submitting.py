@@ -176,10 +176,8 @@ class Submitter:
     def _write(self, rec: JobRecord, local: LocalJob, blobs: Payload, force: bool) -> JobRecord:
         """Store a prepared job and start it: a keyless one is queued for the writer, a keyed
         one claims its key first (and may return the job that holds it)."""
-        if self.storage.writer.full is not None:
-            # The writer holds writes that found the disk full: try them again now, and
-            # take no new job (StoreFull) while there is still no room.
-            self.storage.writer.flush()
+        if self.storage.writer.full is not None:  # the disk was full: is there room now?
+            self.storage.writer.check_room()  # (StoreFull if not: no new job is taken)
         if rec.key is None:
             return self._enqueue(rec, local, blobs)
         return self._claim(rec, local, blobs, force)

@@ -179,6 +179,16 @@ class Writer:
         if self._running():
             self.call(lambda sql: None)
 
+    def check_room(self) -> None:
+        """While writes are held (a full disk), try them again now: raises `StoreFull` if
+        there is still no room (at once in the writer thread, which cannot wait for itself)."""
+        full = self.full
+        if full is None:
+            return
+        if threading.current_thread() is self._thread:
+            raise full
+        self.flush()
+
     def stop(self) -> None:
         if self._running():
             self._queue.put(None)
