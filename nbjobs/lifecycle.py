@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import codec, refs, states
-from .errors import DependencyFailed, JobNotFound
+from .errors import DependencyFailed, JobNotFound, StoreFull
 from .executors import Backend
 from .owners import owner_alive
 from .records import JobRecord, transition
@@ -225,6 +225,7 @@ class LocalJobs:
         local = self.active.get(job_id)
         if local is not None:
             while not local.done.wait(_slice(deadline, clock.monotonic(), 0.2)):
+                self._check_end_written(local)
                 if deadline is not None and clock.monotonic() >= deadline:
                     return None
             return local.rec
@@ -249,6 +250,17 @@ class LocalJobs:
                 ended.clear()  # the watcher's callback is spent: ask again if need be
                 watching = False
             delay = min(delay * 1.5, _LOOK_MAX_S)
+
+    def _check_end_written(self, local: LocalJob) -> None:
+        """Raise `StoreFull` if `local` has ended here but the disk has no room to record
+        that (the writer holds it): a wait for it would last until space is freed."""
+        full = self.storage.writer.full
+        rec = local.rec
+        if full is not None and rec.status in states.FINISHED:
+            raise StoreFull(
+                f"job {rec.id} ({rec.name}) ended ({rec.status}), but that cannot be stored "
+                f"yet: {full}"
+            )
 
     def log_state(self, job_id: str) -> dict[str, Any] | None:
         """The job's captured output so far: live while it runs here, else as stored."""
