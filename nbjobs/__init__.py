@@ -54,6 +54,7 @@ from .errors import (
     SoftTimeout,
     StoreError,
     StoreFormatError,
+    StoreFull,
     StoreNotWritable,
     WaitTimeout,
 )
@@ -105,6 +106,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreFormatError",
+    "StoreFull",
     "StoreNotWritable",
     "Task",
     "WaitTimeout",

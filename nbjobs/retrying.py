@@ -191,5 +191,8 @@ def _check_count(value: Any, name: str) -> None:
             f"{name} must be an int >= 0 (retries after the first attempt), a tenacity stop "
             f"strategy or nbjobs.Retry(...), not {value!r}"
         )
-    if value < 0:
-        raise InvalidArgument(f"{name} must be >= 0, not {value}")
+    if not 0 <= int(value) <= _COUNT_MAX:
+        raise InvalidArgument(f"{name} must be an int from 0 to 2**63 - 1, not {value!r:.60}")
+
+
+_COUNT_MAX = 2**63 - 1  # the largest int SQLite stores

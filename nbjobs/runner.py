@@ -8,6 +8,7 @@ process executor. `Runner` owns the state changes of this process's jobs.
 from __future__ import annotations
 
 import pickle
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,6 +75,8 @@ def call_job(
         value = invoke(fn, args, kwargs)
         outcome = _store_result(value, blob_dir, ctx.info.id)
     except BaseException as exc:
+        if isinstance(exc, NameError):
+            _explain_missing_global(fn, exc)
         outcome = failure(exc)
     finally:
         reporting.leave(token)
@@ -83,6 +86,23 @@ def call_job(
     o = outcome  # (dataclasses.replace costs ~10 µs: it was 5% of a trivial job's CPU)
     return Outcome(
         o.ok, o.data, o.file, o.error_type, o.error_message, o.cancelled, ctx.latest, log
+    )
+
+
+def _explain_missing_global(fn: Callable[..., Any], exc: NameError) -> None:
+    """A function pickled by value (defined in the notebook) carries the globals it saw at
+    its first submit: a global defined in a later cell is missing where it runs."""
+    home = sys.modules.get(getattr(fn, "__module__", None) or "")
+    if getattr(fn, "__globals__", None) is getattr(home, "__dict__", None):
+        return  # imported from its module here: a NameError of its own
+    name = getattr(fn, "__qualname__", "the job's function")
+    exc.add_note(
+        f"nbjobs: {name} was pickled with the globals it could see when it was first "
+        f"submitted, and {exc.name!r} was not among them. If it is defined in a later cell, "
+        "submit the job again (nbjobs pickles the function again once the missing global "
+        "exists; a failed keyed job re-runs when its key is submitted again, a finished one "
+        "with force=True). job.retry() re-runs the call as it was stored and fails the same "
+        "way."
     )
 
 
@@ -392,6 +412,13 @@ class Runner:
             if outcome.log is not None:
                 local.log_state = outcome.log
             self._move(local, rec, states.RUNNING, blobs, self._after(local, rec))
+
+    def end_held(self, local: LocalJob, outcome: Outcome) -> None:
+        """End the running attempt of `local` with `outcome` now, for a caller that holds
+        `local.lock` (a cancelled thread job, which Python cannot stop: whatever its thread
+        does later is dropped, as the attempt is over)."""
+        rec, blobs = ending(local.rec, outcome, self.storage.clock.now(), local.policy)
+        self._move(local, rec, states.RUNNING, blobs, self._after(local, rec))
 
     def adopt(self, local: LocalJob, attempt: int) -> bool:
         """Take the end of attempt `attempt` from the store, where the code that ran it wrote
