@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import sys
@@ -248,12 +249,18 @@ class Job:
     def add_done_callback(self, fn: Callable[[Job], object]) -> None:
         """Call `fn(job)` once the job is finished (at once, here, if it already is).
 
-        Callbacks of jobs run by this process run in the writer thread; others in a
-        watcher thread. Keep them short.
+        Callbacks run one after the other in the store's callback thread, so `fn` may call
+        any nbjobs function (`nbjobs.stats()`, `submit()`, ...); a slow one delays the ones
+        after it. An exception it raises is logged (logger "nbjobs").
+
+        >>> job.add_done_callback(lambda j: print(j.name, j.status))   # doctest: +SKIP
         """
         if not callable(fn):
             raise InvalidArgumentType(f"fn must be callable, not {type(fn).__name__}")
-        self._store._jobs.on_done(self.id, lambda: _call_quietly(fn, self))
+        jobs = self._store._jobs
+        call = functools.partial(_call_quietly, fn, self)
+        if not jobs.add_done(self.id, functools.partial(jobs.callbacks.run, call)):
+            call()
 
     def __await__(self) -> Generator[Any, None, Any]:
         """`await job` in a notebook cell: waits without blocking the kernel's event loop."""

@@ -1,11 +1,13 @@
 """Waiting on many jobs: done callbacks, `wait`, `as_completed`.
 
 Jobs run by this process signal their end directly; jobs run elsewhere (another
-kernel, a worker) are watched by one polling thread per store.
+kernel, a worker) are watched by one polling thread per store. The done callbacks users
+add run in one callback thread per store.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
@@ -19,6 +21,57 @@ from .store import Storage
 
 _POLL_MIN = 0.02
 _POLL_MAX = 0.25
+
+
+class CallbackThread:
+    """Runs the done callbacks users add (`Job.add_done_callback`) one after the other, in
+    one thread per store: started by the first, stopped by `Store.close()`.
+
+    Never in the writer thread, whose commit hands them their job's end: a callback may call
+    any nbjobs function, and one that reads the store there would wait for itself. Nor in
+    the watcher's, so a slow callback delays no other job's end.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def run(self, callback: Callable[[], object]) -> None:
+        """Queue `callback()` for the callback thread (after `stop()`: call it here)."""
+        with self._lock:
+            if not self._closed:
+                if self._thread is None or not self._thread.is_alive():  # first, or forked
+                    self._queue = queue.SimpleQueue()
+                    self._thread = threading.Thread(
+                        target=self._loop,
+                        args=(self._queue,),
+                        name="nbjobs-callbacks",
+                        daemon=True,
+                    )
+                    self._thread.start()
+                self._queue.put(callback)
+                return
+        callback()
+
+    def stop(self) -> None:
+        """Run the callbacks queued so far, then end the thread (not waited for from a
+        callback, which may close its own store)."""
+        with self._lock:
+            self._closed = True
+            thread, self._thread = self._thread, None
+            if thread is None or not thread.is_alive():
+                return
+            self._queue.put(None)
+        if thread is not threading.current_thread():
+            thread.join(timeout=30)
+
+    @staticmethod
+    def _loop(calls: queue.SimpleQueue[Callable[[], object] | None]) -> None:
+        while (callback := calls.get()) is not None:
+            callback()
+            del callback  # waiting for the next, keep this one's job and closure unreferenced
 
 
 class Watcher:
