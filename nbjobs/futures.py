@@ -107,7 +107,7 @@ class Executor(concurrent.futures.Executor):
             fut.job = job  # type: ignore[attr-defined]
             self._futures.add(fut)
         fut.add_done_callback(lambda f: self._settled(f, job, started))
-        job.add_done_callback(lambda j: self._deliveries.put((fut, j)))
+        job._when_done(lambda: self._deliveries.put((fut, job)))
         return fut
 
     def _settled(self, fut: concurrent.futures.Future[Any], job: Job, started: _Started) -> None:

@@ -262,6 +262,15 @@ class Job:
         if not jobs.add_done(self.id, functools.partial(jobs.callbacks.run, call)):
             call()
 
+    def _when_done(self, hook: Callable[[], None]) -> None:
+        """nbjobs' own done hook: `hook()` runs at once if the job is finished, else in the
+        thread that sees it end (the writer's, the watcher's), so it must be quick and must
+        not wait for the store. `_forget_done(hook)` drops it if it has not run."""
+        self._store._jobs.on_done(self.id, hook)
+
+    def _forget_done(self, hook: Callable[[], None]) -> None:
+        self._store._jobs.remove_done(self.id, hook)
+
     def __await__(self) -> Generator[Any, None, Any]:
         """`await job` in a notebook cell: waits without blocking the kernel's event loop."""
         import asyncio  # here: importing it costs every worker ~30 ms at start
@@ -273,8 +282,14 @@ class Job:
             if not finished.done():
                 finished.set_result(None)
 
-        self.add_done_callback(lambda _job: loop.call_soon_threadsafe(wake))
-        yield from finished.__await__()
+        def ended() -> None:
+            loop.call_soon_threadsafe(wake)
+
+        self._when_done(ended)
+        try:
+            yield from finished.__await__()
+        finally:  # a cancelled await leaves no hook behind
+            self._forget_done(ended)
         return self.result()
 
     def cancel(self) -> bool:

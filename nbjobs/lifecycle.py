@@ -236,21 +236,25 @@ class LocalJobs:
         ended = threading.Event()
         watching = False
         delay = 0.002
-        while True:
-            rec = self.current(job_id)
-            if rec is None:
-                raise JobNotFound(f"job {job_id} is no longer in the store")
-            if rec.status in states.FINISHED and job_id not in self.active:
-                return rec
-            if deadline is not None and clock.monotonic() >= deadline:
-                return None
-            if delay >= _WATCH_AFTER_S and not watching:
-                self._watcher.add(job_id, ended.set)
-                watching = True
-            if ended.wait(_slice(deadline, clock.monotonic(), delay)):
-                ended.clear()  # the watcher's callback is spent: ask again if need be
-                watching = False
-            delay = min(delay * 1.5, _LOOK_MAX_S)
+        try:
+            while True:
+                rec = self.current(job_id)
+                if rec is None:
+                    raise JobNotFound(f"job {job_id} is no longer in the store")
+                if rec.status in states.FINISHED and job_id not in self.active:
+                    return rec
+                if deadline is not None and clock.monotonic() >= deadline:
+                    return None
+                if delay >= _WATCH_AFTER_S and not watching:
+                    self._watcher.add(job_id, ended.set)
+                    watching = True
+                if ended.wait(_slice(deadline, clock.monotonic(), delay)):
+                    ended.clear()  # the watcher's callback is spent: ask again if need be
+                    watching = False
+                delay = min(delay * 1.5, _LOOK_MAX_S)
+        finally:
+            if watching:  # a wait that timed out (or read the end itself) leaves no callback
+                self._watcher.remove(job_id, ended.set)
 
     def _check_end_written(self, local: LocalJob) -> None:
         """Raise `StoreFull` if `local` has ended here but the disk has no room to record
@@ -322,6 +326,17 @@ class LocalJobs:
             return False
         self._watcher.add(job_id, callback)
         return True
+
+    def remove_done(self, job_id: str, callback: Callable[[], None]) -> None:
+        """Drop `callback` (added with `on_done`) if it was not called yet: a wait that gave
+        up must not leave it behind, one per wait."""
+        local = self.active.get(job_id)
+        if local is not None:
+            with local.lock:
+                if callback in local.on_done:
+                    local.on_done.remove(callback)
+                    return
+        self._watcher.remove(job_id, callback)
 
     # ------------------------------------------------------------------ interruption
     def reap_dead_owners(self) -> None:

@@ -7,6 +7,7 @@ add run in one callback thread per store.
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -94,6 +95,15 @@ class Watcher:
     def add(self, job_id: str, callback: Callable[[], None]) -> None:
         """Call `callback()` once the job is finished or gone."""
         self._watch(self._waiting, job_id, callback)
+
+    def remove(self, job_id: str, callback: Callable[[], None]) -> None:
+        """Stop watching for `callback` (added with `add`) if it was not called yet."""
+        with self._lock:
+            callbacks = self._waiting.get(job_id)
+            if callbacks is not None and callback in callbacks:
+                callbacks.remove(callback)
+                if not callbacks:
+                    del self._waiting[job_id]
 
     def add_start(self, job_id: str, callback: Callable[[], object]) -> None:
         """Call `callback()` once the job has started (it is no longer pending); dropped
@@ -189,8 +199,7 @@ def wait(
             return bool(done)
         return return_when == FIRST_EXCEPTION and any(_failed(j) for j in done)
 
-    for job in list(pending):
-        job.add_done_callback(lambda j: _notify(cond, finished, j))
+    hooks = _notify_when_done(pending, cond, finished)
     deadline = None if limit is None else SYSTEM.monotonic() + limit
     try:
         with cond:
@@ -207,6 +216,8 @@ def wait(
                 cond.wait(0.25 if left is None else min(left, 0.25))
     except KeyboardInterrupt:
         raise _stopped(pending) from None
+    finally:
+        _forget(hooks)
     return DoneAndNotDone(done, pending)
 
 
@@ -236,23 +247,25 @@ def _completed(todo: set[Job], limit: float | None, timeout: object) -> Iterator
     deadline = None if limit is None else SYSTEM.monotonic() + limit
     cond = threading.Condition()
     finished: list[Job] = []
-    for job in list(todo):
-        job.add_done_callback(lambda j: _notify(cond, finished, j))
-    while todo:
-        with cond:
-            while not finished:
-                left = None if deadline is None else deadline - SYSTEM.monotonic()
-                if left is not None and left <= 0:
-                    raise WaitTimeout(f"{len(todo)} (of the jobs) unfinished after {timeout} s")
-                try:
-                    cond.wait(0.25 if left is None else min(left, 0.25))
-                except KeyboardInterrupt:
-                    raise _stopped(todo) from None
-            ready, finished[:] = list(finished), []
-        for job in ready:
-            if job in todo:
-                todo.discard(job)
-                yield job
+    hooks = _notify_when_done(todo, cond, finished)
+    try:
+        while todo:
+            with cond:
+                while not finished:
+                    left = None if deadline is None else deadline - SYSTEM.monotonic()
+                    if left is not None and left <= 0:
+                        raise WaitTimeout(f"{len(todo)} (of the jobs) unfinished after {timeout} s")
+                    try:
+                        cond.wait(0.25 if left is None else min(left, 0.25))
+                    except KeyboardInterrupt:
+                        raise _stopped(todo) from None
+                ready, finished[:] = list(finished), []
+            for job in ready:
+                if job in todo:
+                    todo.discard(job)
+                    yield job
+    finally:  # also when the caller stops iterating early
+        _forget(hooks)
 
 
 def _job_set(jobs: object) -> set[Job]:
@@ -271,6 +284,24 @@ def _job_set(jobs: object) -> set[Job]:
                 "(nbjobs.get(id_or_key) gives the job of an id or key)"
             )
     return out
+
+
+def _notify_when_done(
+    jobs: set[Job], cond: threading.Condition, finished: list[Job]
+) -> list[tuple[Job, Callable[[], None]]]:
+    """Have each job, once finished, join `finished` and wake `cond`; returns the hooks,
+    which the waiter removes when it stops waiting (done or not)."""
+    hooks: list[tuple[Job, Callable[[], None]]] = [
+        (job, functools.partial(_notify, cond, finished, job)) for job in jobs
+    ]
+    for job, hook in hooks:
+        job._when_done(hook)
+    return hooks
+
+
+def _forget(hooks: list[tuple[Job, Callable[[], None]]]) -> None:
+    for job, hook in hooks:
+        job._forget_done(hook)
 
 
 def _notify(cond: threading.Condition, finished: list[Job], job: Job) -> None:

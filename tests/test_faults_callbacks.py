@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gates import Gates, poll
+from gates import Gates, blocked, poll
 
 import nbjobs
 
@@ -161,3 +161,61 @@ def test_a_callback_may_close_its_store(tmp_path: Path, gates: Gates, wait_for: 
     gates.open("slow")
     assert closed.wait(60)
     assert store._jobs.closed
+
+
+# ------------------------------------------------------------------------ 4. unbounded growth
+def done_callbacks(store: nbjobs.Store, job_id: str) -> int:
+    """How many done callbacks wait on this job (held here, or by the store's watcher)."""
+    local = store._jobs.active.get(job_id)
+    if local is not None:
+        return len(local.on_done)
+    return len(store._jobs._watcher._waiting.get(job_id, []))
+
+
+@pytest.fixture(params=["thread", "worker"])
+def unfinished(request: Any, gates: Gates, wait_for: Any) -> nbjobs.Job:
+    """A job that stays unfinished: run here and blocked, or queued for a worker that
+    does not exist (watched by the store's watcher thread)."""
+    if request.param == "thread":
+        return gates.start(nbjobs.submit, "slow", "v", wait_for)
+    return nbjobs.submit(blocked, *gates.task("queued"), "v", executor="worker")
+
+
+def test_waits_that_time_out_leave_no_callback_behind(unfinished: nbjobs.Job) -> None:
+    store = unfinished.store
+    before = done_callbacks(store, unfinished.id)
+    for _ in range(2000):
+        assert nbjobs.wait([unfinished], timeout=0) == (set(), {unfinished})
+    assert done_callbacks(store, unfinished.id) == before
+
+
+def test_as_completed_that_times_out_leaves_no_callback_behind(unfinished: nbjobs.Job) -> None:
+    store = unfinished.store
+    before = done_callbacks(store, unfinished.id)
+    for _ in range(2000):
+        with pytest.raises(nbjobs.WaitTimeout):
+            list(nbjobs.as_completed([unfinished], timeout=0))
+    finished = nbjobs.submit(pow, 2, 3)
+    finished.wait(timeout=60)
+    for _ in range(100):  # left after its first job, and dropped
+        abandoned = nbjobs.as_completed([unfinished, finished], timeout=60)
+        assert next(abandoned) == finished
+        del abandoned
+    assert done_callbacks(store, unfinished.id) == before
+
+
+def test_job_waits_that_time_out_leave_no_watch_behind(gates: Gates) -> None:
+    queued = nbjobs.submit(blocked, *gates.task("queued"), "v", executor="worker")
+    for _ in range(20):
+        with pytest.raises(nbjobs.WaitTimeout):
+            queued.result(timeout=0.05)  # long enough to hand the wait to the watcher
+    assert done_callbacks(queued.store, queued.id) == 0
+
+
+def test_a_wait_that_returns_still_sees_the_job_finish(gates: Gates, wait_for: Any) -> None:
+    job = gates.start(nbjobs.submit, "slow", "v", wait_for)
+    for _ in range(100):
+        nbjobs.wait([job], timeout=0)
+    gates.open("slow")
+    assert nbjobs.wait([job], timeout=60) == ({job}, set())
+    assert list(nbjobs.as_completed([job], timeout=60)) == [job]
