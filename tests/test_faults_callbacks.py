@@ -9,11 +9,13 @@ fails the test instead of hanging pytest.
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 import textwrap
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -219,3 +221,32 @@ def test_a_wait_that_returns_still_sees_the_job_finish(gates: Gates, wait_for: A
     gates.open("slow")
     assert nbjobs.wait([job], timeout=60) == ({job}, set())
     assert list(nbjobs.as_completed([job], timeout=60)) == [job]
+
+
+# ------------------------------------------------------------------------ 13. Executor refs
+class Dummy:
+    """A result object a weak reference can watch."""
+
+
+def make_dummy(i: int) -> Dummy:
+    return Dummy()
+
+
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_executor_map_keeps_no_result_alive(tmp_path: Path, executor: str) -> None:
+    # CPython's test_free_reference (its generic executor tests), against nbjobs.Executor.
+    with nbjobs.Executor(max_workers=2, executor=executor, store=tmp_path / "s") as ex:
+        for obj in ex.map(make_dummy, range(10)):
+            ref = weakref.ref(obj)
+            del obj
+            gc.collect()
+            assert poll(lambda ref=ref: ref() is None, 30), "a result is still referenced"
+
+
+def test_executor_future_results_are_freed_with_the_future(tmp_path: Path) -> None:
+    with nbjobs.Executor(max_workers=2, store=tmp_path / "s") as ex:
+        fut = ex.submit(make_dummy, 1)
+        ref = weakref.ref(fut.result(timeout=60))
+        del fut
+        gc.collect()
+        assert poll(lambda: ref() is None, 30), "a result is still referenced"
