@@ -57,6 +57,7 @@ from .errors import (
     StoreFull,
     StoreNotWritable,
     WaitTimeout,
+    WouldDeadlock,
 )
 from .executors.worker import WorkerInfo
 from .futures import Executor
@@ -110,6 +111,7 @@ __all__ = [
     "StoreNotWritable",
     "Task",
     "WaitTimeout",
+    "WouldDeadlock",
     "WorkerInfo",
     "as_completed",
     "auto",

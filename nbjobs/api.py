@@ -599,6 +599,7 @@ class Store:
         self._jobs.closed = True
         self._jobs.interrupt_all()
         self._submitter.shutdown()
+        self._jobs.callbacks.stop()  # runs the callbacks already queued, while the store is open
         self.storage.close()
         STORES.discard(self)
 

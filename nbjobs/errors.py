@@ -115,5 +115,9 @@ class JobInterrupted(JobError):
     """The process that ran the job died; `resume()` or resubmitting its key runs it again."""
 
 
+class WouldDeadlock(NbjobsError, RuntimeError):
+    """A call would wait for the thread it runs on (the store's writer thread) forever."""
+
+
 class WaitTimeout(NbjobsError, TimeoutError):
     """`result()`/`wait()` gave up waiting; the job itself goes on."""

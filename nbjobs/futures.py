@@ -107,7 +107,7 @@ class Executor(concurrent.futures.Executor):
             fut.job = job  # type: ignore[attr-defined]
             self._futures.add(fut)
         fut.add_done_callback(lambda f: self._settled(f, job, started))
-        job.add_done_callback(lambda j: self._deliveries.put((fut, j)))
+        job._when_done(lambda: self._deliveries.put((fut, job)))
         return fut
 
     def _settled(self, fut: concurrent.futures.Future[Any], job: Job, started: _Started) -> None:
@@ -123,19 +123,25 @@ class Executor(concurrent.futures.Executor):
     def _deliver(self) -> None:
         # Results are loaded from disk here, never in the store's writer thread.
         while (item := self._deliveries.get()) is not None:
-            fut, job = item
-            if fut.done():
-                continue
-            exc = job.exception(timeout=0)
-            if isinstance(exc, concurrent.futures.CancelledError):
-                fut.cancel()
-                # A job cancelled elsewhere after it started: the future is running.
-                if not fut.cancelled():
-                    fut.set_exception(exc)
-            elif exc is not None:
+            self._settle(*item)
+            # Waiting for the next, keep nothing of this one: its caller may have dropped
+            # the future and its result (as `map` does as it yields them).
+            del item
+
+    @staticmethod
+    def _settle(fut: concurrent.futures.Future[Any], job: Job) -> None:
+        if fut.done():
+            return
+        exc = job.exception(timeout=0)
+        if isinstance(exc, concurrent.futures.CancelledError):
+            fut.cancel()
+            # A job cancelled elsewhere after it started: the future is running.
+            if not fut.cancelled():
                 fut.set_exception(exc)
-            else:
-                fut.set_result(job.result(timeout=0))
+        elif exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(job.result(timeout=0))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting work; optionally cancel what has not started; optionally wait."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import sys
@@ -248,12 +249,27 @@ class Job:
     def add_done_callback(self, fn: Callable[[Job], object]) -> None:
         """Call `fn(job)` once the job is finished (at once, here, if it already is).
 
-        Callbacks of jobs run by this process run in the writer thread; others in a
-        watcher thread. Keep them short.
+        Callbacks run one after the other in the store's callback thread, so `fn` may call
+        any nbjobs function (`nbjobs.stats()`, `submit()`, ...); a slow one delays the ones
+        after it. An exception it raises is logged (logger "nbjobs").
+
+        >>> job.add_done_callback(lambda j: print(j.name, j.status))   # doctest: +SKIP
         """
         if not callable(fn):
             raise InvalidArgumentType(f"fn must be callable, not {type(fn).__name__}")
-        self._store._jobs.on_done(self.id, lambda: _call_quietly(fn, self))
+        jobs = self._store._jobs
+        call = functools.partial(_call_quietly, fn, self)
+        if not jobs.add_done(self.id, functools.partial(jobs.callbacks.run, call)):
+            call()
+
+    def _when_done(self, hook: Callable[[], None]) -> None:
+        """nbjobs' own done hook: `hook()` runs at once if the job is finished, else in the
+        thread that sees it end (the writer's, the watcher's), so it must be quick and must
+        not wait for the store. `_forget_done(hook)` drops it if it has not run."""
+        self._store._jobs.on_done(self.id, hook)
+
+    def _forget_done(self, hook: Callable[[], None]) -> None:
+        self._store._jobs.remove_done(self.id, hook)
 
     def __await__(self) -> Generator[Any, None, Any]:
         """`await job` in a notebook cell: waits without blocking the kernel's event loop."""
@@ -266,8 +282,14 @@ class Job:
             if not finished.done():
                 finished.set_result(None)
 
-        self.add_done_callback(lambda _job: loop.call_soon_threadsafe(wake))
-        yield from finished.__await__()
+        def ended() -> None:
+            loop.call_soon_threadsafe(wake)
+
+        self._when_done(ended)
+        try:
+            yield from finished.__await__()
+        finally:  # a cancelled await leaves no hook behind
+            self._forget_done(ended)
         return self.result()
 
     def cancel(self) -> bool:

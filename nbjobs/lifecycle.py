@@ -23,7 +23,7 @@ from .records import JobRecord, transition
 from .runner import LocalJob, Runner
 from .store import Storage
 from .validate import warn
-from .waiting import Watcher
+from .waiting import CallbackThread, Watcher
 from .writer import Call, Cas, Sql
 
 log = logging.getLogger("nbjobs")
@@ -43,6 +43,7 @@ class LocalJobs:
         self.backends: dict[str, Backend] = {}  # filled by the store, which builds them
         self.closed = False
         self._watcher = Watcher(storage)
+        self.callbacks = CallbackThread()  # where users' done callbacks run
         self._cancel_poll = threading.Lock()  # held while a poll for cancels is scheduled
 
     # ------------------------------------------------------------------ starting
@@ -235,21 +236,25 @@ class LocalJobs:
         ended = threading.Event()
         watching = False
         delay = 0.002
-        while True:
-            rec = self.current(job_id)
-            if rec is None:
-                raise JobNotFound(f"job {job_id} is no longer in the store")
-            if rec.status in states.FINISHED and job_id not in self.active:
-                return rec
-            if deadline is not None and clock.monotonic() >= deadline:
-                return None
-            if delay >= _WATCH_AFTER_S and not watching:
-                self._watcher.add(job_id, ended.set)
-                watching = True
-            if ended.wait(_slice(deadline, clock.monotonic(), delay)):
-                ended.clear()  # the watcher's callback is spent: ask again if need be
-                watching = False
-            delay = min(delay * 1.5, _LOOK_MAX_S)
+        try:
+            while True:
+                rec = self.current(job_id)
+                if rec is None:
+                    raise JobNotFound(f"job {job_id} is no longer in the store")
+                if rec.status in states.FINISHED and job_id not in self.active:
+                    return rec
+                if deadline is not None and clock.monotonic() >= deadline:
+                    return None
+                if delay >= _WATCH_AFTER_S and not watching:
+                    self._watcher.add(job_id, ended.set)
+                    watching = True
+                if ended.wait(_slice(deadline, clock.monotonic(), delay)):
+                    ended.clear()  # the watcher's callback is spent: ask again if need be
+                    watching = False
+                delay = min(delay * 1.5, _LOOK_MAX_S)
+        finally:
+            if watching:  # a wait that timed out (or read the end itself) leaves no callback
+                self._watcher.remove(job_id, ended.set)
 
     def _check_end_written(self, local: LocalJob) -> None:
         """Raise `StoreFull` if `local` has ended here but the disk has no room to record
@@ -300,18 +305,38 @@ class LocalJobs:
             self._watcher.add_start(job_id, hook)
 
     def on_done(self, job_id: str, callback: Callable[[], None]) -> None:
-        """Call `callback()` once the job is finished (at once if it already is)."""
+        """Call `callback()` once the job is finished (at once if it already is).
+
+        It runs in the writer thread (this process's jobs, after their outcome is committed)
+        or the watcher's (other processes' jobs): it must be quick and must not wait for the
+        store (users' callbacks go through `callbacks`)."""
+        if not self.add_done(job_id, callback):
+            callback()
+
+    def add_done(self, job_id: str, callback: Callable[[], None]) -> bool:
+        """As `on_done`, but False (and `callback` not called) if the job is finished."""
         local = self.active.get(job_id)
         if local is not None:
             with local.lock:
                 if not local.done.is_set():
                     local.on_done.append(callback)
-                    return
+                    return True
         rec = self.stored(job_id)
         if rec is None or rec.status in states.FINISHED:
-            callback()
-        else:
-            self._watcher.add(job_id, callback)
+            return False
+        self._watcher.add(job_id, callback)
+        return True
+
+    def remove_done(self, job_id: str, callback: Callable[[], None]) -> None:
+        """Drop `callback` (added with `on_done`) if it was not called yet: a wait that gave
+        up must not leave it behind, one per wait."""
+        local = self.active.get(job_id)
+        if local is not None:
+            with local.lock:
+                if callback in local.on_done:
+                    local.on_done.remove(callback)
+                    return
+        self._watcher.remove(job_id, callback)
 
     # ------------------------------------------------------------------ interruption
     def reap_dead_owners(self) -> None:

@@ -1,11 +1,14 @@
 """Waiting on many jobs: done callbacks, `wait`, `as_completed`.
 
 Jobs run by this process signal their end directly; jobs run elsewhere (another
-kernel, a worker) are watched by one polling thread per store.
+kernel, a worker) are watched by one polling thread per store. The done callbacks users
+add run in one callback thread per store.
 """
 
 from __future__ import annotations
 
+import functools
+import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
@@ -19,6 +22,57 @@ from .store import Storage
 
 _POLL_MIN = 0.02
 _POLL_MAX = 0.25
+
+
+class CallbackThread:
+    """Runs the done callbacks users add (`Job.add_done_callback`) one after the other, in
+    one thread per store: started by the first, stopped by `Store.close()`.
+
+    Never in the writer thread, whose commit hands them their job's end: a callback may call
+    any nbjobs function, and one that reads the store there would wait for itself. Nor in
+    the watcher's, so a slow callback delays no other job's end.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def run(self, callback: Callable[[], object]) -> None:
+        """Queue `callback()` for the callback thread (after `stop()`: call it here)."""
+        with self._lock:
+            if not self._closed:
+                if self._thread is None or not self._thread.is_alive():  # first, or forked
+                    self._queue = queue.SimpleQueue()
+                    self._thread = threading.Thread(
+                        target=self._loop,
+                        args=(self._queue,),
+                        name="nbjobs-callbacks",
+                        daemon=True,
+                    )
+                    self._thread.start()
+                self._queue.put(callback)
+                return
+        callback()
+
+    def stop(self) -> None:
+        """Run the callbacks queued so far, then end the thread (not waited for from a
+        callback, which may close its own store)."""
+        with self._lock:
+            self._closed = True
+            thread, self._thread = self._thread, None
+            if thread is None or not thread.is_alive():
+                return
+            self._queue.put(None)
+        if thread is not threading.current_thread():
+            thread.join(timeout=30)
+
+    @staticmethod
+    def _loop(calls: queue.SimpleQueue[Callable[[], object] | None]) -> None:
+        while (callback := calls.get()) is not None:
+            callback()
+            del callback  # waiting for the next, keep this one's job and closure unreferenced
 
 
 class Watcher:
@@ -41,6 +95,15 @@ class Watcher:
     def add(self, job_id: str, callback: Callable[[], None]) -> None:
         """Call `callback()` once the job is finished or gone."""
         self._watch(self._waiting, job_id, callback)
+
+    def remove(self, job_id: str, callback: Callable[[], None]) -> None:
+        """Stop watching for `callback` (added with `add`) if it was not called yet."""
+        with self._lock:
+            callbacks = self._waiting.get(job_id)
+            if callbacks is not None and callback in callbacks:
+                callbacks.remove(callback)
+                if not callbacks:
+                    del self._waiting[job_id]
 
     def add_start(self, job_id: str, callback: Callable[[], object]) -> None:
         """Call `callback()` once the job has started (it is no longer pending); dropped
@@ -136,8 +199,7 @@ def wait(
             return bool(done)
         return return_when == FIRST_EXCEPTION and any(_failed(j) for j in done)
 
-    for job in list(pending):
-        job.add_done_callback(lambda j: _notify(cond, finished, j))
+    hooks = _notify_when_done(pending, cond, finished)
     deadline = None if limit is None else SYSTEM.monotonic() + limit
     try:
         with cond:
@@ -154,6 +216,8 @@ def wait(
                 cond.wait(0.25 if left is None else min(left, 0.25))
     except KeyboardInterrupt:
         raise _stopped(pending) from None
+    finally:
+        _forget(hooks)
     return DoneAndNotDone(done, pending)
 
 
@@ -183,23 +247,25 @@ def _completed(todo: set[Job], limit: float | None, timeout: object) -> Iterator
     deadline = None if limit is None else SYSTEM.monotonic() + limit
     cond = threading.Condition()
     finished: list[Job] = []
-    for job in list(todo):
-        job.add_done_callback(lambda j: _notify(cond, finished, j))
-    while todo:
-        with cond:
-            while not finished:
-                left = None if deadline is None else deadline - SYSTEM.monotonic()
-                if left is not None and left <= 0:
-                    raise WaitTimeout(f"{len(todo)} (of the jobs) unfinished after {timeout} s")
-                try:
-                    cond.wait(0.25 if left is None else min(left, 0.25))
-                except KeyboardInterrupt:
-                    raise _stopped(todo) from None
-            ready, finished[:] = list(finished), []
-        for job in ready:
-            if job in todo:
-                todo.discard(job)
-                yield job
+    hooks = _notify_when_done(todo, cond, finished)
+    try:
+        while todo:
+            with cond:
+                while not finished:
+                    left = None if deadline is None else deadline - SYSTEM.monotonic()
+                    if left is not None and left <= 0:
+                        raise WaitTimeout(f"{len(todo)} (of the jobs) unfinished after {timeout} s")
+                    try:
+                        cond.wait(0.25 if left is None else min(left, 0.25))
+                    except KeyboardInterrupt:
+                        raise _stopped(todo) from None
+                ready, finished[:] = list(finished), []
+            for job in ready:
+                if job in todo:
+                    todo.discard(job)
+                    yield job
+    finally:  # also when the caller stops iterating early
+        _forget(hooks)
 
 
 def _job_set(jobs: object) -> set[Job]:
@@ -218,6 +284,24 @@ def _job_set(jobs: object) -> set[Job]:
                 "(nbjobs.get(id_or_key) gives the job of an id or key)"
             )
     return out
+
+
+def _notify_when_done(
+    jobs: set[Job], cond: threading.Condition, finished: list[Job]
+) -> list[tuple[Job, Callable[[], None]]]:
+    """Have each job, once finished, join `finished` and wake `cond`; returns the hooks,
+    which the waiter removes when it stops waiting (done or not)."""
+    hooks: list[tuple[Job, Callable[[], None]]] = [
+        (job, functools.partial(_notify, cond, finished, job)) for job in jobs
+    ]
+    for job, hook in hooks:
+        job._when_done(hook)
+    return hooks
+
+
+def _forget(hooks: list[tuple[Job, Callable[[], None]]]) -> None:
+    for job, hook in hooks:
+        job._forget_done(hook)
 
 
 def _notify(cond: threading.Condition, finished: list[Job], job: Job) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .codec import CallParts
-from .errors import StoreFull
+from .errors import StoreFull, WouldDeadlock
 from .records import JobRecord
 
 log = logging.getLogger("nbjobs")
@@ -168,7 +168,16 @@ class Writer:
         self._queue.put(Later(fn))
 
     def call(self, fn: Callable[[Sql], Any]) -> Any:
-        """Run `fn(sql)` in the next batch and return its result once it is committed."""
+        """Run `fn(sql)` in the next batch and return its result once it is committed.
+
+        Raises `WouldDeadlock` in the writer thread itself, which would wait for itself."""
+        if threading.current_thread() is self._thread:
+            raise WouldDeadlock(
+                "this waits for the store's writer thread (nbjobs-writer) and runs on it, so "
+                "it would wait for itself forever: code run there (write callbacks, deferred "
+                "updates) must not flush, call or read the store through it; hand the work to "
+                "another thread (done callbacks of jobs run in the nbjobs-callbacks thread)"
+            )
         self._ensure_thread()
         fut: Future[Any] = Future()
         self._queue.put(_Item(Call(fn), fut, None))
