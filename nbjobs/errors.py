@@ -53,6 +53,10 @@ class StoreNotWritable(StoreError):
     """The store folder cannot be created or written."""
 
 
+class StoreClosed(StoreError):
+    """The store was closed (`Store.close()`); open it again to submit or change jobs."""
+
+
 class PayloadNotPicklable(NbjobsError):
     """A function or argument cannot be pickled for an executor that needs it."""
 

@@ -318,6 +318,14 @@ class LocalJobs:
         with contextlib.suppress(Exception):
             self.storage.writer.flush()
 
+    def close(self) -> None:
+        """This process is done with the store: its active jobs become `interrupted`, and
+        the alarms (retries, time limits, cancel polls) and the watcher stop."""
+        self.closed = True
+        self.interrupt_all()
+        self.runner.alarms.close()
+        self._watcher.close()
+
     def _interrupt(self, rec: JobRecord, now: float) -> None:
         if rec.status not in states.ACTIVE:
             return

@@ -37,6 +37,7 @@ class Watcher:
         self._lock = threading.Lock()
         self._wake: wakeups.Doorbell | None = None  # the running thread's (two sockets)
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     def add(self, job_id: str, callback: Callable[[], None]) -> None:
         """Call `callback()` once the job is finished or gone."""
@@ -54,6 +55,8 @@ class Watcher:
         callback: Callable[[], object],
     ) -> None:
         with self._lock:
+            if self._closed:
+                return  # the store is closed: nothing will be watched
             table.setdefault(job_id, []).append(callback)
             if self._thread is None or not self._thread.is_alive():
                 self._wake = wakeups.Doorbell()
@@ -65,12 +68,25 @@ class Watcher:
                 assert self._wake is not None
                 self._wake.set()
 
+    def close(self) -> None:
+        """Drop what is watched and end the thread (its socket with it); idempotent."""
+        with self._lock:
+            self._closed = True
+            self._waiting.clear()
+            self._starting.clear()
+            thread, bell = self._thread, self._wake
+        if bell is not None:
+            bell.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=30)
+
     def _loop(self, bell: wakeups.Doorbell) -> None:
         bell.listen(wakeups.watcher_address(self._storage.path))
         try:
             self._watch_until_done(bell)
         finally:
             bell.close()  # stops listening, removes its socket
+            self._storage.release_thread()
 
     def _watch_until_done(self, bell: wakeups.Doorbell) -> None:
         delay = _POLL_MIN

@@ -142,10 +142,23 @@ class ProcessExecutor(Pool[ChildProcess]):
         self, runner: Runner, workers: int, after_job: Callable[[], None] | None = None
     ) -> None:
         blob_dir = runner.storage.blob_dir
-        super().__init__("process", workers, lambda: ChildProcess(blob_dir), self._run_job)
+        super().__init__(
+            "process",
+            workers,
+            lambda: ChildProcess(blob_dir),
+            self._run_job,
+            runner.storage.release_thread,
+        )
         self._runner = runner
         self._running: dict[str, ChildProcess] = {}
         self._after_job = after_job  # called once a job's outcome is queued: a slot is free
+
+    def shutdown(self) -> None:
+        """Kill the processes of running jobs (the closing store marked them interrupted),
+        then stop the threads, each of which ends its child."""
+        for child in list(self._running.values()):
+            child.kill()
+        super().shutdown()
 
     def expire(self, job: LocalJob, attempt: int) -> None:
         """Time limit reached: kill the job's process (its slot starts a new one)."""
