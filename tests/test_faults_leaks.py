@@ -9,6 +9,8 @@ the child starts.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -132,3 +134,71 @@ def test_a_closed_store_refuses_new_jobs(tmp_path: Path) -> None:
         store.submit(_square, 3, key="k")
     assert done.status == "succeeded"  # reads still work
     assert set(threading.enumerate()) <= before, _threads()
+
+
+# --------------------------------------------------------------------------- orphans
+_HOLD_CHILD = """\
+import os, sys, time
+from pathlib import Path
+# At interpreter start-up, before any code of the child runs: hold a process-executor
+# child until the test opens the gate, so that its parent can die first.
+gates = os.environ.get("NBJOBS_TEST_HOLD_CHILD")
+if gates and "nbjobs._child" in " ".join(sys.orig_argv):
+    Path(gates, f"child-{os.getpid()}").touch()
+    deadline = time.monotonic() + 60
+    while not Path(gates, "open").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+"""
+
+_PARENT = """\
+import os, signal, sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+import nbjobs
+
+# The parent is killed right after it sent its child the job (its second message, after
+# the start-up one), while the child is still starting.
+sent = [0]
+send_bytes = Connection.send_bytes
+
+def send_then_die(self, buf, *args):
+    send_bytes(self, buf, *args)
+    sent[0] += 1
+    if sent[0] == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+Connection.send_bytes = send_then_die
+store = nbjobs.Store(sys.argv[1])
+store.submit(Path.touch, Path(sys.argv[2]), executor="process").wait(timeout=60)
+"""
+
+
+def _gone(pid: int) -> bool:
+    """Whether the process has ended (exited, or a zombie nobody reaps)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_child_whose_parent_died_while_it_started_never_runs_the_job(tmp_path: Path) -> None:
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    (hold / "sitecustomize.py").write_text(_HOLD_CHILD)
+    marker = tmp_path / "the-job-ran"
+    env = dict(os.environ, NBJOBS_TEST_HOLD_CHILD=str(hold))
+    env["PYTHONPATH"] = os.pathsep.join([str(hold), env.get("PYTHONPATH", "")])
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, str(tmp_path / "store"), str(marker)], env=env
+    )
+    try:
+        assert parent.wait(timeout=120) == -signal.SIGKILL
+        (child,) = poll(lambda: list(hold.glob("child-*")), 30.0)
+    finally:
+        (hold / "open").touch()
+        if parent.poll() is None:
+            parent.kill()
+    pid = int(child.name.split("-")[1])
+    assert poll(lambda: _gone(pid), 60.0), f"the orphaned child {pid} is still running"
+    assert not marker.exists(), "the orphaned child ran the job"
