@@ -58,6 +58,10 @@ class StoreFull(StoreError):
     names the store and the free space). The store works again as soon as space is freed."""
 
 
+class StoreClosed(StoreError):
+    """The store was closed (`Store.close()`); open it again to submit or change jobs."""
+
+
 class PayloadNotPicklable(NbjobsError):
     """A function or argument cannot be pickled for an executor that needs it."""
 

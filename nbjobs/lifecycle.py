@@ -43,7 +43,7 @@ class LocalJobs:
         self.backends: dict[str, Backend] = {}  # filled by the store, which builds them
         self.closed = False
         self._watcher = Watcher(storage)
-        self.callbacks = CallbackThread()  # where users' done callbacks run
+        self.callbacks = CallbackThread(storage.release_thread)  # where users' done callbacks run
         self._cancel_poll = threading.Lock()  # held while a poll for cancels is scheduled
 
     # ------------------------------------------------------------------ starting
@@ -376,6 +376,14 @@ class LocalJobs:
             self._interrupt(rec, now)
         with contextlib.suppress(Exception):
             self.storage.writer.flush()
+
+    def close(self) -> None:
+        """This process is done with the store: its active jobs become `interrupted`, and
+        the alarms (retries, time limits, cancel polls) and the watcher stop."""
+        self.closed = True
+        self.interrupt_all()
+        self.runner.alarms.close()
+        self._watcher.close()
 
     def _interrupt(self, rec: JobRecord, now: float) -> None:
         if rec.status not in states.ACTIVE:

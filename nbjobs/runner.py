@@ -260,7 +260,7 @@ class Runner:
         self.on_finished = on_finished
         self.restart = restart  # hand a job back to its executor (its next attempt)
         self.expire = expire  # end an attempt that passed its time limit
-        self.alarms = Alarms(storage.clock)
+        self.alarms = Alarms(storage.clock, storage.release_thread)
 
     def call_of(self, local: LocalJob) -> refs.Call:
         """The job's call, with the results of the jobs it depends on in place of them."""

@@ -84,7 +84,8 @@ class Storage:
             ) from exc
         self.fn_written: set[str] = set()
         self.db = Connections(self.cache, self.path)
-        self.writer = Writer(self.db, self)
+        self.writer = Writer(self.db, self, self.release_thread)
+        self._closed = False
         self.blob_dir.mkdir(mode=0o700, exist_ok=True)
         _OPEN.add(self)
 
@@ -92,10 +93,27 @@ class Storage:
         return f"Storage({str(self.path)!r})"
 
     def close(self) -> None:
+        """Commit queued writes, stop the writer and close this process's connections and
+        files of the store (idempotent). The threads of the store close their own
+        connections as they end (`release_thread`)."""
+        if self._closed:
+            return
+        self._closed = True
         self.writer.stop()
         self.db.close()
         self.cache.close()
         _OPEN.discard(self)
+
+    def release_thread(self) -> None:
+        """Close the calling thread's connection to the database, if it has one.
+
+        Every thread of ours that may read the store calls this as it ends. A thread's end
+        alone does not close its connection: a `sqlite3.Connection` is in a reference cycle
+        with its statement cache, so it stays open (3 file descriptors) until the garbage
+        collector happens to run. Reading again later simply opens a new one.
+        """
+        self.db.release_thread()
+        self.cache.close()
 
     # ---- reads (any thread; WAL readers never wait for the writer)
     @property
