@@ -9,6 +9,7 @@ space is freed, saying so.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 from collections.abc import Callable, Iterator
@@ -124,3 +125,62 @@ def test_a_worker_lives_through_a_full_disk_and_works_again_once_space_is_freed(
     back = _line_with(log, "worker", "space again", "takes jobs again")
     assert 0 <= full < back, log
     assert "Traceback" not in log and "Logging error" not in log, log
+
+
+def test_dask_jobs_that_start_on_a_full_disk_run_once_space_is_freed(
+    disk: Disk, wait_for: Any
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    store = disk.store()
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        assert store.submit(pow, 2, 2, executor=client).result(timeout=60) == 4
+        store.flush()
+        disk.fill()
+        # A keyless submit returns; its start cannot be written (a task reads it): the
+        # thread that hands jobs to Dask meets the full disk.
+        job = store.submit(pow, 2, 3, executor=client)
+        wait_for(lambda: job.status == "running", timeout=60)
+        with pytest.raises(nbjobs.StoreFull):
+            store.flush()
+
+        disk.unfill()
+        assert job.result(timeout=60) == 8
+        assert store.submit(pow, 2, 4, executor=client).result(timeout=60) == 16
+
+
+def test_a_remote_dask_result_that_does_not_fit_fails_its_job_with_the_cause(
+    disk: Disk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wait_for: Any
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    import nbjobs.executors.dask as dask_executor
+
+    # Its workers cannot write the store, as with a remote cluster: the result comes back
+    # to this process, which writes it.
+    monkeypatch.setattr(dask_executor, "_reaches", lambda *args: False)
+    store = disk.store()
+    gates = Gates(tmp_path / "gates")
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        job = gates.start(
+            functools.partial(store.submit, executor=client), "big", b"r" * (2 * MiB), wait_for
+        )
+        store.flush()  # its start is on disk
+        disk.fill()
+        disk.free_up(512 * 1024)  # room for records, not for a 2 MB result
+        gates.open("big")
+        error = job.exception(timeout=30)
+        assert type(error) is nbjobs.StoreFull, error
+        assert "result" in str(error) and str(store.path) in str(error)
+        assert job.status == "failed"
+        assert disk.temporary_files() == []
+        disk.unfill()
+        assert store.submit(pow, 2, 5, executor=client).result(timeout=60) == 32
