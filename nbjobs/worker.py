@@ -437,6 +437,7 @@ class Worker:
         now = self.clock.now()
         with self.lock:
             held = list(self.held.values())
+        handed = []
         for local in held:
             with local.lock:
                 rec = local.rec
@@ -455,8 +456,10 @@ class Worker:
                     continue
                 local.rec = new
                 self.storage.writer.put(Cas(new, rec.status))
-                log.info("job %s handed back (%s)", rec.id, new.status)
-        self.storage.writer.flush()
+                handed.append(new)
+        self.storage.writer.flush()  # (StoreFull on a full disk: nothing was handed back)
+        for new in handed:
+            log.info("job %s handed back (%s)", new.id, new.status)
         registry.ring_others(self.storage, self.id)
 
 

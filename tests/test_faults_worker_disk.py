@@ -184,3 +184,25 @@ def test_a_remote_dask_result_that_does_not_fit_fails_its_job_with_the_cause(
         assert disk.temporary_files() == []
         disk.unfill()
         assert store.submit(pow, 2, 5, executor=client).result(timeout=60) == 32
+
+
+def test_a_worker_stopped_on_a_full_disk_exits_cleanly_and_its_job_runs_again_later(
+    disk: Disk, tmp_path: Path, start_worker: StartWorker, wait_for: Any
+) -> None:
+    store = disk.store()
+    info = start_worker(store, workers=1)
+    gates = Gates(tmp_path / "gates")
+    job = store.submit(blocked, *gates.task("job"), 5, executor="worker")
+    wait_for(lambda: gates.started("job"), timeout=60)
+    disk.fill()
+    os.kill(info.pid, signal.SIGTERM)  # stop_worker() itself would raise StoreFull
+    assert poll(lambda: not _alive(info.pid), deadline_s=60, every=0.05)
+    assert job.status == "running"  # nothing could be written: another worker requeues it
+
+    disk.unfill()
+    log = _log(info)
+    assert _line_with(log, "worker", "it stops without saying so in the store") >= 0, log
+    assert "Traceback" not in log, log
+    gates.open("job")
+    start_worker(store, workers=1, new=True)
+    assert job.result(timeout=60) == 5
