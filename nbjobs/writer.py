@@ -320,12 +320,7 @@ class Writer:
 
     def _hold(self, items: list[_Item], full: StoreFull) -> None:
         """Keep `items` for the next batch; a caller waiting for one is told at once."""
-        held = []
-        for item in items:
-            if item.future is not None:
-                item.future.set_exception(full)
-            else:
-                held.append(item)
+        held = [item for item in items if item.future is None]
         if self.full is None:
             log.warning(
                 "nbjobs: %s; this process holds its %d writes and commits them once there "
@@ -334,7 +329,10 @@ class Writer:
                 len(held),
             )
         self._held = held
-        self.full = full
+        self.full = full  # before a caller hears of it: it then finds the writer full
+        for item in items:
+            if item.future is not None:
+                item.future.set_exception(full)
 
     def _drop_held(self) -> None:
         """The writer stops: ops still held are lost, and said so."""

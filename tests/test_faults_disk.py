@@ -7,87 +7,15 @@ temporary file is left behind, and the store works again as soon as space is fre
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from disk_helpers import Disk, MiB
 from gates import Gates
 
 import nbjobs
-
-MiB = 1024 * 1024
-
-
-class Disk:
-    """A 20 MB tmpfs at `root`, a filler file that takes whatever room is left, and the
-    stores opened on it (closed before the tmpfs is unmounted)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.filler = root / "filler"
-        self.stores: list[nbjobs.Store] = []
-
-    def store(self) -> nbjobs.Store:
-        s = nbjobs.Store(self.root / "store")
-        self.stores.append(s)
-        return s
-
-    def fill(self) -> None:
-        """Write until the disk says ENOSPC, in ever smaller pieces: not a byte is left."""
-        with open(self.filler, "ab", buffering=0) as f:
-            for size in (MiB, 64 * 1024, 4096, 512, 1):
-                while True:
-                    try:
-                        f.write(b"\0" * size)
-                    except OSError as exc:
-                        assert exc.errno == errno.ENOSPC, exc
-                        break
-        assert self.free() == 0
-
-    def free_up(self, nbytes: int) -> None:
-        """Give back exactly `nbytes` (whole pages) of the filler's room."""
-        os.truncate(self.filler, self.filler.stat().st_size - nbytes)
-
-    def unfill(self) -> None:
-        self.filler.unlink()
-
-    def free(self) -> int:
-        st = os.statvfs(self.root)
-        return st.f_bavail * st.f_frsize
-
-    def temporary_files(self) -> list[str]:
-        return [p.name for p in (self.root / "store").rglob(".tmp-*")]
-
-
-@pytest.fixture
-def disk(tmp_path: Path) -> Iterator[Disk]:
-    root = tmp_path / "tmpfs"
-    root.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(root)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(
-            "a full disk is tested on a 20 MB tmpfs, which needs root and a mount that is "
-            f"allowed here: {mounted.stderr.strip() or mounted.returncode}"
-        )
-    d = Disk(root)
-    try:
-        yield d
-    finally:
-        for s in d.stores:
-            if d.filler.exists():
-                d.unfill()  # a store closes with its queued writes committed
-            s.close()
-        subprocess.run(["umount", "-l", str(root)], check=False)
 
 
 @pytest.fixture
