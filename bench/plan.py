@@ -308,8 +308,8 @@ def _window_sections(s: Settings) -> list[Section]:
         ),
         Section(
             "window_loop",
-            f"Keyless durability window: {s.window_loop_procs} processes submitting in a "
-            "tight loop",
+            f"Keyless durability window: {s.window_loop_procs} "
+            f"process{'es' if s.window_loop_procs != 1 else ''} submitting in a tight loop",
             "window",
             (THREAD,),
             base | {"procs": s.window_loop_procs, "interval": 0.0},
