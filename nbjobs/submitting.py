@@ -194,7 +194,7 @@ class Submitter:
                 written = self._function_written(fn_digest)
         if self.jobs.backend_of(local).kernel_owned:
             self.jobs.keep(local)
-        self.storage.writer.put(op, written)
+        self.storage.writer.put_bounded(op, written)
         self.jobs.start(local)
         return rec
 
