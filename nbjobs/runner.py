@@ -7,9 +7,11 @@ process executor. `Runner` owns the state changes of this process's jobs.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,27 +146,46 @@ def job_info(rec: JobRecord) -> reporting.CurrentJob:
 
 
 class OneShot:
-    """A cheap one-shot event (a `threading.Event` costs a Condition per job)."""
+    """A cheap one-shot event (a `threading.Event` costs a Condition per job).
 
-    __slots__ = ("_lock",)
+    A waiter takes the lock and gives it back; Ctrl-C (a KeyboardInterrupt raised between
+    the two) can leave it taken. The flag then still says it is set, and a waiter blocked
+    meanwhile looks at the flag every `_RECHECK_S`: nobody waits forever for a set event.
+    """
+
+    __slots__ = ("_done", "_lock")
 
     def __init__(self) -> None:
+        self._done = False
         self._lock = threading.Lock()
         self._lock.acquire()
 
     def set(self) -> None:
+        self._done = True
         if self._lock.locked():
-            self._lock.release()
+            with contextlib.suppress(RuntimeError):  # released meanwhile by another set()
+                self._lock.release()
 
     def is_set(self) -> bool:
-        return not self._lock.locked()
+        return self._done
 
     def wait(self, timeout: float | None = None) -> bool:
         """True once set; False if `timeout` seconds passed first."""
-        if self._lock.acquire(timeout=-1 if timeout is None else timeout):
-            self._lock.release()
+        if self._done:
             return True
-        return False
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = _RECHECK_S if deadline is None else deadline - time.monotonic()
+            if self._lock.acquire(timeout=max(0.0, min(_RECHECK_S, left))):
+                self._lock.release()
+                return True
+            if self._done:
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+
+
+_RECHECK_S = 1.0
 
 
 class LocalJob:
