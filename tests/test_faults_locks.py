@@ -1,0 +1,208 @@
+"""Never lose, never hang (issue #15): no nbjobs lock or shared thread waits on user code.
+
+A retry policy's predicates and the unpickling of a job's exception are user code: a slow
+one must stall only the job it decides about, never another job's start, retry, cancel or
+lease (a worker whose heartbeat stalls loses its jobs to other workers, which run them
+twice). A policy that raises fails its job, loudly. The pools survive time limits that
+race with the ends of their jobs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tenacity
+from gates import GATE_DEADLINE, wait_for_file
+
+import nbjobs
+
+pytestmark = pytest.mark.timeout(240)
+
+
+# --------------------------------------------------------------------------- user code
+def touch_and_wait(folder: str, name: str) -> None:
+    """Mark `name` started (with this process's pid) and wait for its gate (longer than
+    a test waits for what must happen meanwhile)."""
+    Path(folder, f"{name}.started").write_text(str(os.getpid()))
+    gate, every_gate = Path(folder, f"{name}.open"), Path(folder, "ALL.open")
+    if not wait_for_file(gate, every_gate, deadline_s=2 * GATE_DEADLINE):
+        raise TimeoutError(f"gate {name} never opened")
+
+
+def slow_predicate(folder: str, exc: BaseException) -> bool:
+    """A retry_on predicate that blocks (each call) until the test opens its gate."""
+    touch_and_wait(folder, "predicate")
+    return True
+
+
+def broken_predicate(exc: BaseException) -> bool:
+    return 1 / 0 > 0
+
+
+class BrokenStop(tenacity.stop.stop_base):
+    """A stop strategy with a bug."""
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return {}["attempts"]  # type: ignore[no-any-return]
+
+
+def _rebuild(folder: str, worker_pid: int, message: str) -> SlowToLoad:
+    if os.getpid() == worker_pid:  # not in the child that raised it: in the worker
+        touch_and_wait(folder, "unpickle")
+    return SlowToLoad(folder, worker_pid, message)
+
+
+class SlowToLoad(Exception):
+    """An exception whose unpickling blocks in the worker process until a gate opens."""
+
+    def __init__(self, folder: str, worker_pid: int, message: str) -> None:
+        super().__init__(message)
+        self.folder, self.worker_pid, self.message = folder, worker_pid, message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (self.folder, self.worker_pid, self.message)
+
+
+def raise_slow_to_load(folder: str, worker_pid: int) -> None:
+    raise SlowToLoad(folder, worker_pid, "cannot go on")
+
+
+def always_fails(message: str) -> None:
+    raise ValueError(message)
+
+
+def fails_once(counter: str) -> int:
+    with open(counter, "a") as f:
+        f.write("x")
+    n = len(Path(counter).read_text())
+    if n == 1:
+        raise ConnectionError("first attempt failed")
+    return n
+
+
+def marks_runs(folder: str, name: str) -> str:
+    """Record this run (attempt and pid), then wait for the gate `name`."""
+    Path(folder, f"run-{name}-{os.getpid()}-{time.monotonic_ns()}").touch()
+    touch_and_wait(folder, name)
+    return name
+
+
+def runs_of(folder: Path, name: str) -> list[str]:
+    return sorted(p.name for p in folder.glob(f"run-{name}-*"))
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def gates(tmp_path: Path) -> Iterator[Path]:
+    """A folder of gate files; every gate opens at teardown, so nothing is left blocked."""
+    folder = tmp_path / "gates"
+    folder.mkdir()
+    try:
+        yield folder
+    finally:
+        (folder / "ALL.open").touch()
+
+
+def in_thread(fn: Callable[[], Any]) -> threading.Thread:
+    t = threading.Thread(target=fn, daemon=True)
+    t.start()
+    return t
+
+
+# --------------------------------------------------------------------------- the pool
+def sleeps(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@pytest.fixture
+def thread_deaths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The exceptions that ended threads during the test."""
+    died: list[str] = []
+
+    def hook(args: Any) -> None:
+        died.append(f"{args.thread.name}: {args.exc_type.__name__}: {args.exc_value}")
+
+    monkeypatch.setattr(threading, "excepthook", hook)
+    return died
+
+
+@pytest.fixture
+def busy_switching() -> Iterator[None]:
+    """Switch threads as often as the interpreter can: races show up in a short run."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+def test_time_limits_racing_with_job_ends_kill_no_pool_thread(
+    tmp_path: Path, thread_deaths: list[str], busy_switching: None
+) -> None:
+    """A time limit abandons the thread of its job (`Pool.abandon`) just as that thread
+    ends the job: the thread must leave the pool quietly, and every job must finish."""
+    with contextlib.closing(nbjobs.Store(tmp_path / "race", workers=8)) as store:
+        jobs = [store.submit(sleeps, 0.01 + 0.0002 * (i % 50), timeout=0.02) for i in range(400)]
+        for job in jobs:
+            job.wait(timeout=120)
+        assert {job.status for job in jobs} <= {"succeeded", "failed"}
+        assert store.submit(pow, 3, 3).result(timeout=60) == 27  # the pool still serves
+    assert thread_deaths == []
+
+
+class _AbandonedWhileLeaving(dict[str, threading.Thread]):
+    """The pool's map of busy threads, with a gate in the window of the race: when the
+    thread of the watched job looks itself up there as it leaves the job, the job's thread
+    is abandoned (what a time limit does) before the lookup returns."""
+
+    def __init__(self, pool: Any) -> None:
+        super().__init__()
+        self.pool = pool
+        self.watched: str | None = None  # the first job put here
+        self.abandoned = threading.Event()
+
+    def __setitem__(self, key: str, thread: threading.Thread) -> None:
+        self.watched = self.watched or key
+        super().__setitem__(key, thread)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        found = super().get(key, default)
+        if key == self.watched and not self.abandoned.is_set():
+            self.abandoned.set()
+            helper = in_thread(lambda: self.pool.abandon(key))
+            if not self.pool._lock.locked():  # (held by the caller: it would wait for us)
+                helper.join(timeout=30)
+        return found
+
+
+def test_a_thread_abandoned_as_it_leaves_its_job_leaves_the_pool_quietly(
+    store: nbjobs.Store, gates: Path, thread_deaths: list[str], wait_for: Callable[..., Any]
+) -> None:
+    pool = store._jobs.backends["thread"]
+    busy = pool._busy = _AbandonedWhileLeaving(pool)
+    job = store.submit(marks_runs, str(gates), "watched")
+    wait_for(lambda: runs_of(gates, "watched"), timeout=60)
+    (gates / "watched.open").touch()
+    assert job.result(timeout=60) == "watched"
+    wait_for(busy.abandoned.is_set, timeout=60)
+    assert busy.watched == job.id
+    squares = [store.submit(pow, n, 2) for n in range(8)]
+    assert [job.result(timeout=60) for job in squares] == [n * n for n in range(8)]
+    assert thread_deaths == []
