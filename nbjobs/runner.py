@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 from . import capture, codec, refs, reporting, states
 from .alarms import Alarms
 from .blobfiles import write_value
-from .errors import JobCancelled, PayloadLoadError, ResultNotPicklable, SoftTimeout
+from .errors import (
+    JobCancelled,
+    PayloadLoadError,
+    ResultNotPicklable,
+    RetryPolicyFailed,
+    SoftTimeout,
+)
 from .records import ErrorInfo, JobRecord, transition
 from .retrying import Policy
 from .store import Storage
@@ -443,6 +449,7 @@ def ending(
 ) -> tuple[JobRecord, list[Blob]]:
     """The record and blobs that end the running attempt of `prev` with `outcome`: succeeded,
     failed, cancelled, or retrying when `policy` allows another attempt."""
+    outcome, delay = judge(prev, outcome, now, policy)
     job_id = prev.id
     changes: dict[str, Any] = {"progress": outcome.progress or prev.progress}
     if outcome.ok:
@@ -453,7 +460,6 @@ def ending(
         status = states.CANCELLED if outcome.cancelled else states.FAILED
         changes["error"] = ErrorInfo(outcome.error_type, outcome.error_message)
         blobs = [(f"e:{job_id}", outcome.data, None)]
-        delay = _retry_delay(prev, outcome, now, policy)
         if delay is not None:
             status = states.RETRYING
             changes["retry_at"] = now + delay
@@ -466,14 +472,42 @@ def ending(
     return rec, blobs
 
 
-def _retry_delay(
-    rec: JobRecord, outcome: Outcome, now: float, policy: Policy | None
-) -> float | None:
-    if policy is None or outcome.cancelled or outcome.data is None:
-        return None
+def judge(
+    prev: JobRecord, outcome: Outcome, now: float, policy: Policy | None
+) -> tuple[Outcome, float | None]:
+    """Ask `policy` whether the running attempt of `prev`, ended by `outcome`, is retried:
+    the outcome to record, and the seconds until the next attempt (None: no retry).
+
+    A policy that raises fails the job with `RetryPolicyFailed` (its outcome replaces the
+    attempt's, whose error it tells). User code runs here: the policy's strategies, and the
+    unpickling of the job's exception.
+    """
+    if policy is None or outcome.ok or outcome.cancelled or outcome.data is None:
+        return outcome, None
     error = codec.decode_error(outcome.data)
-    first = rec.run_started_at if rec.run_started_at is not None else now
-    return policy.next_delay(rec.run_attempts, error, first, now, rec.idle_for)
+    first = prev.run_started_at if prev.run_started_at is not None else now
+    try:
+        return outcome, policy.next_delay(prev.run_attempts, error, first, now, prev.idle_for)
+    except RetryPolicyFailed as bug:
+        return _policy_failure(bug, prev, outcome, outcome.data), None
+
+
+def _policy_failure(
+    bug: RetryPolicyFailed, prev: JobRecord, outcome: Outcome, blob: bytes
+) -> Outcome:
+    """The outcome of an attempt whose retry policy raised `bug`: its traceback is the
+    policy's, then the attempt's own."""
+    error = RetryPolicyFailed(
+        f"{bug} while deciding whether to retry attempt {prev.attempts}, which failed with "
+        f"{outcome.error_type}: {outcome.error_message}; the job is failed, not retried: fix "
+        "the policy, then run the job again (job.retry())"
+    )
+    error.__cause__ = bug.__cause__
+    error.add_note("The attempt's own error:\n" + codec.error_traceback(blob).rstrip())
+    o = failure(error)
+    return Outcome(
+        False, o.data, None, o.error_type, o.error_message, False, outcome.progress, outcome.log
+    )
 
 
 def never_ran(rec: JobRecord, error: BaseException, now: float) -> tuple[JobRecord, list[Blob]]:

@@ -124,6 +124,57 @@ def in_thread(fn: Callable[[], Any]) -> threading.Thread:
     return t
 
 
+# --------------------------------------------------------------------------- a broken policy
+POLICIES = {
+    "retry_on": ({"retries": 3, "retry_on": tenacity.retry_if_exception(broken_predicate)},
+                 "broken_predicate", "ZeroDivisionError", "1 / 0"),
+    "retries": ({"retries": BrokenStop()}, "BrokenStop", "KeyError", '{}["attempts"]'),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "executor"), [("retry_on", "thread"), ("retries", "thread"), ("retry_on", "process")]
+)
+def test_a_retry_policy_that_raises_fails_the_job_and_says_so(
+    store: nbjobs.Store, kind: str, executor: str
+) -> None:
+    options, names, raised, line = POLICIES[kind]
+    job = store.submit(always_fails, "the job's own error", executor=executor, backoff=0, **options)
+    job.wait(timeout=60)
+    assert job.status == "failed"
+    assert job.attempts == 1  # not retried
+    error = job.error
+    assert error is not None
+    assert error["type"] == "nbjobs.errors.RetryPolicyFailed"
+    message = error["message"]
+    assert "retry policy" in message and names in message and raised in message
+    assert "ValueError: the job's own error" in message  # the job's error is still told
+    exc = job.exception(timeout=0)
+    assert isinstance(exc, nbjobs.RetryPolicyFailed)
+    assert isinstance(exc, nbjobs.JobError)
+    for text in (job.traceback(), job.attempt_history()[0]["error"]["traceback"]):
+        assert text is not None
+        assert line in text and raised in text  # the policy's traceback
+        assert "raise ValueError(message)" in text  # and the job's own
+    [attempt] = job.attempt_history()
+    assert attempt["error"]["type"] == "nbjobs.errors.RetryPolicyFailed"
+
+
+def test_a_policy_that_gives_up_still_fails_the_job_with_its_own_error(
+    store: nbjobs.Store,
+) -> None:
+    job = store.submit(
+        always_fails,
+        "plain",
+        retries=3,
+        retry_on=tenacity.retry_if_exception(lambda e: False),
+        backoff=0,
+    )
+    with pytest.raises(ValueError, match="plain"):
+        job.result(timeout=60)
+    assert job.attempts == 1
+
+
 # --------------------------------------------------------------------------- the pool
 def sleeps(seconds: float) -> float:
     time.sleep(seconds)
