@@ -157,9 +157,11 @@ class LocalJob:
     """A job this process is responsible for: its callable, and its latest record.
 
     `rec` is the newest state this process has queued for the store; the lock orders
-    state changes made here (start, cancel) so that they reach the writer in order.
-    `on_start` hooks run under that lock when the job starts (one returning False
-    cancels it); `on_done` hooks run once the outcome is committed. A success is recorded
+    state changes made here (start, cancel) so that they reach the writer in order. No
+    user code runs under it (a worker's heartbeat takes the lock of every job it holds):
+    the retry policy of a failed attempt is asked before it is taken. `on_start` hooks
+    (nbjobs' own) run under that lock when the job starts (one returning False cancels
+    it); `on_done` hooks run once the outcome is committed. A success is recorded
     by the writer thread (`Runner.run`): between its return and that record, `rec` still
     says running and `returning` is True.
     """
@@ -336,7 +338,7 @@ class Runner:
             ended = self.storage.clock.now()
             self.storage.writer.later(lambda: self._end(local, outcome, attempt, ended))
         else:
-            self.finish(local, outcome, attempt)
+            self._end(local, outcome, attempt, self.storage.clock.now())
 
     def begin(self, local: LocalJob, limit: bool = True) -> int | None:
         """Move the job to running; returns the attempt token, or None if it must not run.
@@ -381,20 +383,43 @@ class Runner:
             self.alarms.at(when, lambda: self.expire(local, attempt))
 
     def finish(self, local: LocalJob, outcome: Outcome, attempt: int) -> None:
-        """Queue the end of attempt `attempt`: succeeded, failed, cancelled or retrying.
+        """Queue the end of attempt `attempt` from a thread other than the one that ran it
+        (a time limit on the alarm thread, Dask's callbacks): succeeded, failed, cancelled or
+        retrying.
 
         An outcome that arrives after its attempt was already ended (a thread job that
         outlived its time limit) is dropped, as is any other end of an attempt whose call
-        returned successfully (its success is being recorded).
+        returned successfully (its success is being recorded). A failure that the job's retry
+        policy must judge is judged on a thread of its own: the policy is user code, and
+        other jobs wait on the thread that called (their time limits, retries, cancels).
         """
-        if local.returned != attempt:
-            self._end(local, outcome, attempt, self.storage.clock.now())
+        if local.returned == attempt:
+            return
+        now = self.storage.clock.now()
+        if outcome.ok or outcome.cancelled or local.policy is None:
+            self._end(local, outcome, attempt, now)
+        else:
+            threading.Thread(
+                target=self._end,
+                args=(local, outcome, attempt, now),
+                name="nbjobs-retry-policy",
+                daemon=True,
+            ).start()
 
     def _end(self, local: LocalJob, outcome: Outcome, attempt: int, now: float) -> None:
+        delay = None
+        if not outcome.ok and local.policy is not None:
+            if attempt != local.attempt or local.rec.status != states.RUNNING:
+                return  # ended meanwhile: nothing to ask
+            # Not under the job's lock: the policy is user code, and a cancel of this job,
+            # its progress or a worker's heartbeat would wait for it.
+            outcome, delay = judge(local.rec, outcome, now, local.policy)
         with local.lock:
             if attempt != local.attempt or local.rec.status != states.RUNNING:
                 return
-            rec, blobs = ending(local.rec, outcome, now, local.policy)
+            if local.cancel_requested:
+                delay = None  # cancelled while its policy was asked: no new attempt
+            rec, blobs = ending(local.rec, outcome, now, delay)
             if outcome.log is not None:
                 local.log_state = outcome.log
             self._move(local, rec, states.RUNNING, blobs, self._after(local, rec))
@@ -445,11 +470,11 @@ class Runner:
 
 
 def ending(
-    prev: JobRecord, outcome: Outcome, now: float, policy: Policy | None
+    prev: JobRecord, outcome: Outcome, now: float, delay: float | None = None
 ) -> tuple[JobRecord, list[Blob]]:
     """The record and blobs that end the running attempt of `prev` with `outcome`: succeeded,
-    failed, cancelled, or retrying when `policy` allows another attempt."""
-    outcome, delay = judge(prev, outcome, now, policy)
+    failed, cancelled, or retrying in `delay` seconds (as `judge` decided, beforehand and
+    without any lock: it runs user code)."""
     job_id = prev.id
     changes: dict[str, Any] = {"progress": outcome.progress or prev.progress}
     if outcome.ok:
@@ -480,7 +505,7 @@ def judge(
 
     A policy that raises fails the job with `RetryPolicyFailed` (its outcome replaces the
     attempt's, whose error it tells). User code runs here: the policy's strategies, and the
-    unpickling of the job's exception.
+    unpickling of the job's exception; call it under no lock, on no thread other jobs need.
     """
     if policy is None or outcome.ok or outcome.cancelled or outcome.data is None:
         return outcome, None

@@ -10,7 +10,9 @@ race with the ends of their jobs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import signal
 import sys
 import threading
 import time
@@ -173,6 +175,137 @@ def test_a_policy_that_gives_up_still_fails_the_job_with_its_own_error(
     with pytest.raises(ValueError, match="plain"):
         job.result(timeout=60)
     assert job.attempts == 1
+
+
+# --------------------------------------------------------------------------- kernel side
+def test_a_slow_predicate_of_a_timed_out_job_holds_up_no_other_job(
+    store: nbjobs.Store, gates: Path, tmp_path: Path, wait_for: Callable[..., Any]
+) -> None:
+    """Its time limit ends the attempt on the store's alarm thread: the predicate must not
+    run there (other jobs' retries and time limits wait on it), nor under the job's lock
+    (a cancel of it would wait on it)."""
+    slow = store.submit(
+        marks_runs,
+        str(gates),
+        "slow",
+        timeout=0.2,
+        retries=1,
+        retry_on=tenacity.retry_if_exception(functools.partial(slow_predicate, str(gates))),
+        backoff=0,
+    )
+    wait_for(lambda: (gates / "predicate.started").exists(), timeout=60)
+    # Another job's retry is armed on the alarm thread: it runs while the predicate waits.
+    other = store.submit(fails_once, str(tmp_path / "counter"), retries=1, backoff=0)
+    wait_for(lambda: other.status == "succeeded", timeout=GATE_DEADLINE)
+    assert other.attempts == 2
+    # A cancel of the job being decided about does not wait for its predicate either.
+    cancelled: list[bool] = []
+    canceller = in_thread(lambda: cancelled.append(slow.cancel()))
+    canceller.join(timeout=30)
+    assert not canceller.is_alive(), "cancel() waited for the job's retry predicate"
+    (gates / "predicate.open").touch()
+    (gates / "slow.open").touch()
+    slow.wait(timeout=60)
+    assert slow.status in ("cancelled", "failed")  # no new attempt after a cancel
+    assert len(runs_of(gates, "slow")) == 1
+
+
+def test_a_slow_predicate_in_a_job_thread_leaves_the_other_threads_alone(
+    store: nbjobs.Store, gates: Path, wait_for: Callable[..., Any]
+) -> None:
+    failing = store.submit(
+        always_fails,
+        "asks the predicate",
+        retries=1,
+        retry_on=tenacity.retry_if_exception(functools.partial(slow_predicate, str(gates))),
+        backoff=0,
+    )
+    wait_for(lambda: (gates / "predicate.started").exists(), timeout=60)
+    assert store.submit(pow, 2, 10).result(timeout=60) == 1024
+    stopped = in_thread(failing.cancel)
+    stopped.join(timeout=30)
+    assert not stopped.is_alive(), "cancel() waited for the job's retry predicate"
+    (gates / "ALL.open").touch()
+    failing.wait(timeout=60)
+    assert failing.status in ("cancelled", "failed")
+    assert failing.attempts == 1
+
+
+# --------------------------------------------------------------------------- a worker
+@pytest.fixture
+def workers(store: nbjobs.Store, gates: Path) -> Iterator[Callable[..., nbjobs.WorkerInfo]]:
+    """`workers(**start_worker_options)`: a new worker of `store`, stopped at teardown
+    (its gates opened first)."""
+    started: list[nbjobs.WorkerInfo] = []
+
+    def start(**options: Any) -> nbjobs.WorkerInfo:
+        info = store.start_worker(idle_timeout=120, new=True, **options)
+        started.append(info)
+        return info
+
+    try:
+        yield start
+    finally:
+        (gates / "ALL.open").touch()
+        store.stop_worker(wait=True, timeout=30, grace=0)
+        for w in started:
+            if pid_alive(w.pid):
+                os.kill(w.pid, signal.SIGKILL)
+
+
+LEASE = 2.0
+
+
+@pytest.mark.parametrize("user_code", ["predicate", "unpickle"])
+def test_a_worker_blocked_in_user_code_keeps_renewing_the_leases_of_its_jobs(
+    store: nbjobs.Store,
+    gates: Path,
+    workers: Callable[..., nbjobs.WorkerInfo],
+    wait_for: Callable[..., Any],
+    user_code: str,
+) -> None:
+    """While one job's retry predicate (or the unpickling of its exception) blocks in the
+    worker, the worker heartbeats, renews its other jobs' leases (no other worker takes them
+    over: none runs twice) and stops a job cancelled from here."""
+    first = workers(workers=3, lease=LEASE)
+    long = store.submit(marks_runs, str(gates), "long", executor="worker")
+    doomed = store.submit(marks_runs, str(gates), "doomed", executor="worker")
+    wait_for(lambda: runs_of(gates, "long") and runs_of(gates, "doomed"), timeout=60)
+    policy = {"retries": 1, "backoff": 0}
+    if user_code == "predicate":
+        retry_on = tenacity.retry_if_exception(functools.partial(slow_predicate, str(gates)))
+        deciding = store.submit(
+            always_fails, "ask the policy", executor="worker", retry_on=retry_on, **policy
+        )
+    else:
+        deciding = store.submit(
+            raise_slow_to_load, str(gates), first.pid, executor="worker", **policy
+        )
+    started = gates / f"{user_code}.started"
+    wait_for(started.exists, timeout=60)
+    assert int(started.read_text()) == first.pid  # blocked in the worker itself
+    workers(workers=2, lease=LEASE)  # would take over the jobs whose lease expires
+
+    blocked_at = time.time()
+
+    def beating() -> bool:
+        me = [w for w in store.workers() if w.id == first.id and w.alive]
+        return bool(me) and me[0].heartbeat_at > blocked_at + 2 * LEASE
+
+    wait_for(beating, timeout=GATE_DEADLINE)
+    child = int((gates / "doomed.started").read_text())
+    assert doomed.cancel()
+    wait_for(lambda: not pid_alive(child), timeout=60)  # stopped at the worker's next beat
+
+    (gates / "long.open").touch()
+    assert long.result(timeout=60) == "long"
+    (gates / f"{user_code}.open").touch()
+    deciding.wait(timeout=60)
+    assert deciding.status == "failed"
+    assert deciding.attempts == 2
+    assert doomed.status == "cancelled"
+    assert len(runs_of(gates, "long")) == 1  # never taken over
+    assert len(runs_of(gates, "doomed")) == 1
 
 
 # --------------------------------------------------------------------------- the pool
