@@ -174,6 +174,7 @@ class LocalJob:
         "claimed",
         "done",
         "fn",
+        "judging",
         "kwargs",
         "lock",
         "log_state",
@@ -209,6 +210,7 @@ class LocalJob:
         self.policy: Policy | None = None
         self.attempt = 0  # which attempt of this process is current; late outcomes are dropped
         self.returned = 0  # the attempt whose call returned: its success is on its way to the store
+        self.judging = 0  # the attempt ended by another thread, its retry policy being asked
         self.timed_out = False
         self.soft_deadline: float | None = None
         self.log_state: dict[str, Any] | None = None  # the job's output so far
@@ -399,6 +401,7 @@ class Runner:
         if outcome.ok or outcome.cancelled or local.policy is None:
             self._end(local, outcome, attempt, now)
         else:
+            local.judging = attempt  # its late success is dropped, as it would be once recorded
             threading.Thread(
                 target=self._end,
                 args=(local, outcome, attempt, now),
@@ -417,6 +420,8 @@ class Runner:
         with local.lock:
             if attempt != local.attempt or local.rec.status != states.RUNNING:
                 return
+            if outcome.ok and local.judging == attempt:
+                return  # a late success: a time limit or a cancel ended the attempt first
             if local.cancel_requested:
                 delay = None  # cancelled while its policy was asked: no new attempt
             rec, blobs = ending(local.rec, outcome, now, delay)

@@ -94,6 +94,7 @@ def marks_runs(folder: str, name: str) -> str:
     """Record this run (attempt and pid), then wait for the gate `name`."""
     Path(folder, f"run-{name}-{os.getpid()}-{time.monotonic_ns()}").touch()
     touch_and_wait(folder, name)
+    Path(folder, f"{name}.returned").touch()
     return name
 
 
@@ -203,10 +204,15 @@ def test_a_slow_predicate_of_a_timed_out_job_holds_up_no_other_job(
     canceller = in_thread(lambda: cancelled.append(slow.cancel()))
     canceller.join(timeout=30)
     assert not canceller.is_alive(), "cancel() waited for the job's retry predicate"
-    (gates / "predicate.open").touch()
+    # Its call returns now, late: the time limit ended the attempt, so that success is
+    # dropped (the writer handled it once a job submitted after it is done).
     (gates / "slow.open").touch()
+    wait_for((gates / "slow.returned").exists, timeout=60)
+    assert store.submit(pow, 2, 3).result(timeout=60) == 8
+    (gates / "predicate.open").touch()
     slow.wait(timeout=60)
-    assert slow.status in ("cancelled", "failed")  # no new attempt after a cancel
+    assert slow.status == "failed"  # its time limit; no new attempt after the cancel
+    assert slow.error is not None and slow.error["type"] == "nbjobs.errors.JobTimeout"
     assert len(runs_of(gates, "slow")) == 1
 
 
