@@ -55,6 +55,7 @@ from .errors import (
     SoftTimeout,
     StoreError,
     StoreFormatError,
+    StoreFull,
     StoreNotWritable,
     WaitTimeout,
 )
@@ -107,6 +108,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreFormatError",
+    "StoreFull",
     "StoreNotWritable",
     "Task",
     "WaitTimeout",

@@ -57,14 +57,10 @@ class Store:
         workers: int | None = None,
         clock: Clock = SYSTEM,
     ) -> None:
-        if not isinstance(path, str | os.PathLike):
-            raise InvalidArgumentType(
-                f"store must be a folder path (str or pathlib.Path) or an nbjobs.Store, "
-                f"not {type(path).__name__}"
-            )
+        validate.folder(path)
         checked = validate.executor(executor, EXECUTOR_NAMES)
         if workers is not None:
-            validate.positive_int(workers, "workers")
+            validate.positive_int(workers, "workers", validate.WORKERS_MAX)
         self.storage = Storage(path, clock)
         self.owner = owner_token()
         self._jobs = LocalJobs(self.storage, self.owner)  # this process's own jobs
@@ -221,10 +217,7 @@ class Store:
         >>> store.get("fit-10k").status          # doctest: +SKIP
         'succeeded'
         """
-        if not isinstance(id_or_key, str):
-            raise InvalidArgumentType(
-                f"id_or_key must be a job id or key (str), not {type(id_or_key).__name__}"
-            )
+        validate.lookup(id_or_key, "id_or_key", "a job id or key")
         local = self._jobs.active.get(id_or_key)
         if local is not None:
             return Job(self, local.rec)
@@ -247,10 +240,7 @@ class Store:
         ['fetch']
         """
         statuses = validate.statuses(status)
-        if name is not None and not isinstance(name, str):
-            raise InvalidArgumentType(f"name must be a str or None, not {type(name).__name__}")
-        if tag is not None and not isinstance(tag, str):
-            raise InvalidArgumentType(f"tag must be a str or None, not {type(tag).__name__}")
+        _filters(name, tag)
         limit = validate.positive_int(limit, "limit")
         self.flush()
         return [Job(self, r) for r in self.storage.page(statuses, name, tag, limit)]
@@ -270,9 +260,16 @@ class Store:
         process's queued writes. `search` matches a substring of the name or key.
         """
         statuses = validate.statuses(status)
+        _filters(name, tag)
+        if search is not None:
+            validate.lookup(search, "search", "a part of a job's name or key")
         limit = validate.positive_int(limit, "limit")
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InvalidArgument(f"offset must be an int >= 0, not {offset!r}")
+        if (
+            isinstance(offset, bool)
+            or not isinstance(offset, int)
+            or not 0 <= offset <= validate.INT_MAX
+        ):
+            raise InvalidArgument(f"offset must be an int from 0 to 2**63 - 1, not {offset!r:.60}")
         return self.storage.page(statuses, name, tag, limit, offset, search)
 
     def stats(self) -> dict[str, int]:
@@ -290,10 +287,7 @@ class Store:
         Returns False when there is no such job. A job that is pending, running or retrying
         is not removed (`InvalidArgument`): cancel it first.
         """
-        if not isinstance(key, str):
-            raise InvalidArgumentType(
-                f"key must be a job key or id (str), not {type(key).__name__}"
-            )
+        validate.lookup(key, "key", "a job key or id")
         storage = self.storage
 
         def delete(sql: Sql) -> bool:
@@ -440,7 +434,7 @@ class Store:
         if workers is None:
             slots = os.cpu_count() or 1
         else:
-            slots = validate.positive_int(workers, "workers")
+            slots = validate.positive_int(workers, "workers", validate.WORKERS_MAX)
         idle = validate.limit(idle_timeout, "idle_timeout")
         lease_s = validate.limit(lease, "lease")
         if lease_s is None:
@@ -588,7 +582,7 @@ class Store:
         if executor is not None:
             self._submitter.default_executor = validate.executor(executor, EXECUTOR_NAMES)
         if workers is not None:
-            self._submitter.resize(validate.positive_int(workers, "workers"))
+            self._submitter.resize(validate.positive_int(workers, "workers", validate.WORKERS_MAX))
 
     def close(self) -> None:
         """Stop this store's executors (running thread jobs are marked interrupted)."""
@@ -605,6 +599,14 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _filters(name: Any, tag: Any) -> None:
+    """Check the name and tag filters of a listing (None: any)."""
+    if name is not None:
+        validate.lookup(name, "name", "a job name or None")
+    if tag is not None:
+        validate.lookup(tag, "tag", "a tag or None")
 
 
 _PURGE_BATCH = 500  # jobs per transaction: a large purge never holds the store for long

@@ -1,8 +1,9 @@
 """Values too large for a row of the store: files under its `blobs/` folder.
 
 A large value is streamed to its file by the thread or process that produced it (the writer
-thread never copies it), written whole or not at all (a temporary file, renamed), and only
-the file's name is committed with the state change that refers to it.
+thread never copies it), written whole or not at all (a temporary file, renamed, and removed
+on any error), and only the file's name is committed with the state change that refers to it.
+A disk without room for it raises `StoreFull`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import IO, Any
 
 from . import codec
 from .errors import PayloadLoadError
+from .folder import disk_full, full_error
 
 INLINE_LIMIT = 256 * 1024  # blobs above this size are written as files
 
@@ -24,28 +26,49 @@ def write_value(blob_dir: Path, key: str, frames: codec.Frames) -> tuple[bytes |
     """Bytes to store inline, or the name of a finished file under `blob_dir`."""
     if frames.size <= INLINE_LIMIT:
         return frames.to_bytes(), None
-    return None, _new_file(blob_dir, key, frames.chunks())
+    return None, _new_file(blob_dir, key, frames.chunks(), frames.size)
 
 
 def spill(blob_dir: Path, key: str, data: bytes) -> tuple[bytes | None, str | None]:
     """`write_value` for a value already encoded (received from another machine)."""
     if len(data) <= INLINE_LIMIT:
         return data, None
-    return None, _new_file(blob_dir, key, (data,))
+    return None, _new_file(blob_dir, key, (data,), len(data))
 
 
-def _new_file(blob_dir: Path, key: str, chunks: Iterable[bytes | memoryview]) -> str:
+def _new_file(blob_dir: Path, key: str, chunks: Iterable[bytes | memoryview], size: int) -> str:
     name = f"{key.replace(':', '-')}-{os.urandom(4).hex()}"
-    write_file(blob_dir, name, chunks)
+    write_file(blob_dir, name, chunks, describe(key, size))
     return name
 
 
-def write_file(blob_dir: Path, name: str, chunks: Iterable[bytes | memoryview]) -> None:
-    """Write a file under `blob_dir` whole or not at all (a temporary file, renamed)."""
-    fd, tmp = tempfile.mkstemp(dir=blob_dir, prefix=".tmp-")
-    with os.fdopen(fd, "wb", buffering=0) as f:
-        _write_all(f, chunks)
-    os.replace(tmp, blob_dir / name)
+def describe(key: str, size: int) -> str:
+    """What the value stored under `key` is, for a message (`StoreFull`).
+
+    >>> describe("r:0922bdf31836b804", 2_000_000)
+    'the result of job 0922bdf31836b804 (2,000,000 bytes)'
+    """
+    kind, _, rest = key.partition(":")
+    what = {"r": f"the result of job {rest}", "f": "a job's function"}.get(kind, repr(key))
+    return f"{what} ({size:,} bytes)"
+
+
+def write_file(blob_dir: Path, name: str, chunks: Iterable[bytes | memoryview], what: str) -> None:
+    """Write a file under `blob_dir` whole or not at all (a temporary file, renamed; removed
+    on any error). Raises `StoreFull` naming `what` if the disk has no room for it."""
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=blob_dir, prefix=".tmp-")
+        with os.fdopen(fd, "wb", buffering=0) as f:
+            _write_all(f, chunks)
+        os.replace(tmp, blob_dir / name)
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if disk_full(exc):
+            raise full_error(blob_dir.parent, what) from exc
+        raise
 
 
 def load(path: Path, key: str) -> Any:

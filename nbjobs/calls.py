@@ -112,19 +112,40 @@ def map_keys(
     """(key, arguments digest) of each call `fn(*call, **shared)` of a map.
 
     `key` is checked by `map_key` first. The function and `shared` are hashed once for
-    the whole map, not once per item.
+    the whole map, not once per item. Two items with one key are one job: they must be
+    the same call (`InvalidArgument` otherwise, naming both).
     """
     if key is None:
         return [(None, None)] * len(calls)
     digests = CallDigests(fn, shared)
     out: list[tuple[str | None, str | None]] = []
+    first: dict[str, int] = {}
+    digest: str | None
     for i, args in enumerate(calls):
         if isinstance(key, AutoKey):
-            out.append(digests.key(args, f"item {i}"))
+            name, digest = digests.key(args, f"item {i}")
         else:
-            name = f"{key}/{i}" if isinstance(key, str) else called_key(key, args, {}, i)
-            out.append((name, digests.arguments(args)))
+            name = (
+                _item_key(f"{key}/{i}", i) if isinstance(key, str) else called_key(key, args, {}, i)
+            )
+            digest = digests.arguments(args)
+        seen = first.setdefault(name, i)
+        if seen != i and out[seen][1] != digest:
+            raise InvalidArgument(
+                f"key: item {seen} and item {i} both have the key {name!r:.80} but different "
+                "arguments; each job of a map needs its own key"
+            )
+        out.append((name, digest))
     return out
+
+
+def _item_key(name: str, item: int) -> str:
+    try:
+        checked = validate.key(name)
+    except InvalidArgument as exc:
+        raise type(exc)(f"item {item}: {exc}") from None
+    assert checked is not None
+    return checked
 
 
 def called_key(
@@ -142,6 +163,12 @@ def called_key(
             f"{where}the key function {fn_name(key)} returned {type(value).__name__} "
             f"{value!r:.60}; it must return a non-empty str"
         )
+    try:
+        validate.key(value)
+    except InvalidArgument as exc:
+        raise type(exc)(
+            f"{where}the key function {fn_name(key)} returned a bad key: {exc}"
+        ) from None
     return value
 
 

@@ -92,12 +92,8 @@ def _show(store: Store, args: argparse.Namespace) -> int:
         _print_json({"job": rec.to_dict(), "traceback": tb, "attempts": attempts})
         return 0
     for field, value in rec.to_dict().items():
-        if field.endswith("_at") and isinstance(value, int | float):
-            value = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
-        elif field == "error" and value:
-            value = render.error_line(rec, limit=10_000)
         if value not in (None, "", [], {}):
-            print(f"{field:<21} {_one_line(value)}")
+            print(f"{field:<21} {_one_line(_field_text(rec, field, value))}")
     if _corrupt(rec):
         print(f"\nThis record is corrupt; nbjobs.forget({rec.id!r}) removes it.")
     if len(attempts) > 1 or (attempts and not attempts[-1].get("ok")):
@@ -305,7 +301,7 @@ def _progress_line(job: Job, rec: JobRecord) -> str:
 # --------------------------------------------------------------------------- output
 def _row(rec: JobRecord, now: float) -> tuple[str, ...]:
     corrupt = _corrupt(rec)
-    created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.created_at))
+    created = _date(rec.created_at)
     return (
         rec.id,
         _cut(rec.key or "", _TEXT["key"]),
@@ -316,6 +312,58 @@ def _row(rec: JobRecord, now: float) -> tuple[str, ...]:
         render.duration(render.elapsed(rec, now)),
         _cut(_one_line(render.error_line(rec)), _TEXT["error"]),
     )
+
+
+_TIMES = frozenset({"lease_until"})  # besides the `*_at` fields
+_SECONDS = frozenset({"timeout", "soft_timeout", "idle_for"})
+
+
+def _field_text(rec: JobRecord, field: str, value: Any) -> Any:
+    """How `nbjobs show` prints one field of a job's record: dates as dates, seconds as
+    durations, progress and past runs as sentences; anything else as it is."""
+    if (field.endswith("_at") or field in _TIMES) and isinstance(value, int | float):
+        return _date(value)
+    if field in _SECONDS and isinstance(value, int | float):
+        return _seconds(value)
+    if field == "error":
+        return render.error_line(rec, limit=10_000)
+    if field == "progress":
+        return _progress_field(rec)
+    if field == "history" and isinstance(value, list):
+        return "; ".join(_run_text(run) for run in value if isinstance(run, dict))
+    if field in ("tags", "deps") and isinstance(value, list | tuple):
+        return ", ".join(map(str, value))
+    return value
+
+
+def _date(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _seconds(value: float) -> str:
+    """`0.25s`, `30s`, `2m 00s`: exact below a minute, where `render.duration` rounds."""
+    return f"{value:.3g}s" if value < 60 else render.duration(value)
+
+
+def _progress_field(rec: JobRecord) -> str:
+    info = rec.progress_info()
+    text = render.progress_text(info, rec.status) or "-"
+    if info is not None and info.updated_at:
+        text += f" (reported {_date(info.updated_at)})"
+    return text
+
+
+def _run_text(run: dict[str, Any]) -> str:
+    """`run 1: failed after 2 attempts (ValueError: x), ended 2026-12-07 21:49:23`."""
+    n = run.get("attempts") or 0
+    text = f"run {run.get('run', '?')}: {run.get('status', '?')} after {n} attempt"
+    text += "" if n == 1 else "s"
+    err = run.get("error")
+    if isinstance(err, dict) and run.get("status") != states.SUCCEEDED:
+        text += f" ({err.get('type')}: {_cut(_one_line(err.get('message')), 100)})"
+    if isinstance(run.get("finished_at"), int | float):
+        text += f", ended {_date(run['finished_at'])}"
+    return text
 
 
 def _print_table(header: Sequence[str], rows: list[tuple[str, ...]]) -> None:

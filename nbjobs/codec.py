@@ -7,11 +7,13 @@ without an extra copy in memory.
 
 from __future__ import annotations
 
+import builtins
 import collections
 import contextlib
 import hashlib
 import io
 import mmap
+import os
 import pickle
 import platform
 import struct
@@ -19,6 +21,7 @@ import traceback
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Protocol
 
 import cloudpickle
@@ -147,7 +150,7 @@ def _read_exactly(stream: Readable, n: int) -> bytes:
 
 
 # --------------------------------------------------------------------------- functions
-_FN_CACHE: weakref.WeakKeyDictionary[Callable[..., Any], tuple[str, bytes]] = (
+_FN_CACHE: weakref.WeakKeyDictionary[Callable[..., Any], tuple[str, bytes, tuple[str, ...]]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -155,17 +158,62 @@ _FN_CACHE: weakref.WeakKeyDictionary[Callable[..., Any], tuple[str, bytes]] = (
 def dump_function(fn: Callable[..., Any]) -> tuple[str, bytes]:
     """Cloudpickle `fn` once per function object; returns (digest, bytes).
 
-    Globals the function uses are captured at its first submit.
+    Globals the function uses are captured at its first submit. A global it uses that did
+    not exist then (defined in a later cell) makes the next submit pickle it again:
+    otherwise the job would fail with a `NameError` however often it is submitted.
     """
     try:
-        return _FN_CACHE[fn]
+        digest_, data, missing = _FN_CACHE[fn]
     except (KeyError, TypeError):
         pass
+    else:
+        if not missing or not _any_defined(fn, missing):
+            return digest_, data
     data = cloudpickle.dumps(fn, PROTOCOL)
     out = (hashlib.blake2b(data, digest_size=16).hexdigest(), data)
     with contextlib.suppress(TypeError):  # not weak-referenceable: pickled again next time
-        _FN_CACHE[fn] = out
+        _FN_CACHE[fn] = (*out, missing_globals(fn))
     return out
+
+
+def _any_defined(fn: Callable[..., Any], names: tuple[str, ...]) -> bool:
+    found: dict[str, Any] = getattr(fn, "__globals__", {})
+    return any(name in found for name in names)
+
+
+def missing_globals(fn: Callable[..., Any]) -> tuple[str, ...]:
+    """Global names the code of `fn` (and of the functions of its module it calls) reads
+    that are neither defined in its module nor builtins; () for other callables."""
+    code = getattr(fn, "__code__", None)
+    if code is None or not isinstance(getattr(fn, "__globals__", None), dict):
+        return ()
+    import dis  # only when a function is first pickled
+
+    found: dict[str, Any] = fn.__globals__
+    missing: set[str] = set()
+    seen: set[int] = set()
+    codes = [code]
+    while codes:
+        code = codes.pop()
+        if id(code) in seen:
+            continue
+        seen.add(id(code))
+        codes += [c for c in code.co_consts if hasattr(c, "co_code")]
+        for ins in dis.get_instructions(code):
+            if ins.opname not in _GLOBAL_OPS:
+                continue
+            value = found.get(ins.argval, _ABSENT)
+            if value is _ABSENT:
+                if ins.argval not in _BUILTINS:
+                    missing.add(ins.argval)
+            elif getattr(value, "__globals__", None) is found and hasattr(value, "__code__"):
+                codes.append(value.__code__)  # a function of the same module: its globals too
+    return tuple(sorted(missing))
+
+
+_GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL"})
+_ABSENT = object()
+_BUILTINS = frozenset(dir(builtins))
 
 
 def dump_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
@@ -269,7 +317,7 @@ def encode_error(exc: BaseException) -> tuple[str, str, bytes]:
         message = str(exc)
     except Exception as broken:  # its own __str__ fails: keep what can be kept
         message = f"<its str() raised {type(broken).__name__}: {broken}>"
-    tb = "".join(traceback.format_exception(exc))
+    tb = "".join(traceback.format_exception(type(exc), exc, _from_user_code(exc.__traceback__)))
     pickled: bytes | None
     try:
         pickled = cloudpickle.dumps(exc, PROTOCOL)
@@ -280,6 +328,24 @@ def encode_error(exc: BaseException) -> tuple[str, str, bytes]:
         {"type": type_name, "message": message, "traceback": tb, "exc": pickled}, PROTOCOL
     )
     return type_name, message, blob
+
+
+_NBJOBS_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_ASYNCIO_DIR = os.path.join(os.path.dirname(os.__file__), "asyncio") + os.sep
+
+
+def _from_user_code(tb: TracebackType | None) -> TracebackType | None:
+    """`tb` from the first frame of the job's own code: the nbjobs frames that called it
+    (and asyncio's, for an `async def` job) say nothing to its author. Kept whole when no
+    frame of other code follows them (the error is in nbjobs, or in a builtin it called)."""
+    first = tb
+    while first is not None and first.tb_frame.f_code.co_filename.startswith(_NBJOBS_DIR):
+        first = first.tb_next
+    if first is tb:
+        return tb
+    while first is not None and first.tb_frame.f_code.co_filename.startswith(_ASYNCIO_DIR):
+        first = first.tb_next
+    return tb if first is None else first
 
 
 def decode_error(blob: bytes) -> BaseException:

@@ -2,7 +2,7 @@
 
 diskcache gives each thread a connection; here they are told never to checkpoint the WAL
 in their COMMIT (a `submit()` must not pay an fsync). The writer thread checkpoints after
-its batches instead (`Connections.batch`), in a lock that keyed claims take too, so that
+its batches instead (`Connections.checkpoint`), in a lock that keyed claims take too, so that
 SQLite can start the WAL over (see docs/design.md, "Checkpoints"). A keyed claim writes
 on a connection of its own whose busy wait is ours (`execute_now`): SQLite's sleeps 1 ms
 and more where the writer's batch it met ends within ~100 µs.
@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import StoreError
+from .errors import StoreError, StoreFull
+from .folder import disk_full, full_error
 from .writer import Sql
 
 DBNAME = "cache.db"  # diskcache's database file in the store folder
@@ -45,13 +46,14 @@ class Connections:
     """The connections of one open store in this process (see the module docstring).
 
     >>> db = Connections(cache, path)                        # doctest: +SKIP
-    >>> with db.batch(): ...                                 # the writer thread
+    >>> with db.batch(): ...                                 # the writer thread,
+    >>> db.checkpoint()                                      # once that has committed
     >>> db.execute_now("INSERT ...", row, "job 'k'")         # a keyed claim
     """
 
     def __init__(self, cache: Any, path: Path) -> None:
         self._cache = cache  # a diskcache.Cache (store.py is its only importer)
-        self._path = path
+        self.path = path
         self.turn = threading.Lock()  # held by claims and by a checkpoint's end
         self._quiet = _Quiet()
         self._claims = _Claims()
@@ -85,17 +87,45 @@ class Connections:
         return sql
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Sql]:
+    def transaction(self, what: str) -> Iterator[Sql]:
         """A write transaction on this thread's connection, for a caller that waits for
-        it (a keyed claim that is more than one INSERT): in the turn, `BEGIN IMMEDIATE`."""
+        it (a keyed claim that is more than one INSERT): in the turn, `BEGIN IMMEDIATE`.
+        Raises `StoreFull` (nothing written) when the disk has no room for `what`."""
         sql = self.sql()
-        with self.turn, self._cache.transact(retry=True):
-            yield sql
+        try:
+            with self.turn, self._undone_unless_committed():
+                yield sql
+        except sqlite3.OperationalError as exc:
+            full = self.full(exc, what)
+            if full is None:
+                raise
+            raise full from exc
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """The writer thread's transaction, after which it checkpoints the WAL when
-        `_CHECKPOINT_FRAMES` wait to be copied (SQLite's own threshold).
+        """The writer thread's transaction (then `checkpoint`, once it is committed)."""
+        self.quiet()
+        with self._undone_unless_committed():
+            yield
+
+    @contextlib.contextmanager
+    def _undone_unless_committed(self) -> Iterator[None]:
+        """diskcache's transaction, rolled back as well when its COMMIT fails: SQLite may
+        leave the transaction open then (a full disk), and the next BEGIN would fail."""
+        try:
+            with self._cache.transact(retry=True):
+                yield
+        except BaseException:
+            con = self._cache._con
+            if con.in_transaction:
+                with contextlib.suppress(sqlite3.Error):  # (rolled back meanwhile by SQLite)
+                    con.execute("ROLLBACK")
+            raise
+
+    def checkpoint(self) -> None:
+        """After a committed batch of the writer thread: checkpoint the WAL when
+        `_CHECKPOINT_FRAMES` wait to be copied (SQLite's own threshold). A failure here
+        (a full disk) leaves the batch committed: the frames stay in the WAL.
 
         SQLite rewrites the WAL from its start only when a write begins with every frame of
         it copied to the database. A keyed claim writes on another connection: had it
@@ -105,8 +135,6 @@ class Connections:
         the turn, the few frames they appended meanwhile (about 40 µs).
         """
         con = self.quiet()
-        with self._cache.transact(retry=True):
-            yield
         backlog = self.wal_backlog()
         if backlog is None:  # no WAL index to read (another VFS, a network file system)
             self._blind += 1
@@ -119,6 +147,10 @@ class Connections:
                 con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             self._blind_mark = con.total_changes
 
+    def full(self, exc: BaseException, what: str) -> StoreFull | None:
+        """The `StoreFull` that `exc` means (no room for `what`), or None: another error."""
+        return full_error(self.path, what) if disk_full(exc) else None
+
     def wal_backlog(self) -> int | None:
         """Frames of the WAL not yet copied to the database, read from the WAL-index
         header in `cache.db-shm` (https://www.sqlite.org/walformat.html: `mxFrame` at byte
@@ -127,7 +159,7 @@ class Connections:
         is no such file to read: the writer then counts batches and rows instead."""
         try:
             if self._shm is None:
-                self._shm = os.open(self._path / f"{DBNAME}-shm", os.O_RDONLY)
+                self._shm = os.open(self.path / f"{DBNAME}-shm", os.O_RDONLY)
             head = os.pread(self._shm, 100, 0)
         except OSError:
             return None
@@ -139,8 +171,8 @@ class Connections:
     def execute_now(self, statement: str, params: tuple[Any, ...], what: str) -> int:
         """Run one autocommitted write on this thread's claim connection, in the turn,
         waiting for the write lock ourselves; returns the rows it changed. Raises
-        `StoreError` (nothing written) if the database stays locked `_CLAIM_TIMEOUT_S`.
-        `what` names the write in that message.
+        `StoreError` (nothing written) if the database stays locked `_CLAIM_TIMEOUT_S`,
+        `StoreFull` if the disk has no room. `what` names the write in those messages.
 
         About half of 10,000 keyed submits under load met the lock and retried; p90 went
         from 1.3 ms (SQLite's busy handler) to 1.1 ms.
@@ -154,12 +186,15 @@ class Connections:
                     return int(con.execute(statement, params).rowcount)
                 except sqlite3.OperationalError as exc:
                     if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
-                        raise
+                        full = self.full(exc, what)
+                        if full is None:
+                            raise
+                        raise full from exc
                     now = time.monotonic()
                     deadline = deadline or now + _CLAIM_TIMEOUT_S
                     if now > deadline:
                         raise StoreError(
-                            f"the job store at {self._path} stayed locked for "
+                            f"the job store at {self.path} stayed locked for "
                             f"{_CLAIM_TIMEOUT_S:g} s (another process holds a write "
                             f"transaction open): {what} was not submitted"
                         ) from exc
@@ -171,7 +206,7 @@ class Connections:
         local = self._claims
         if local.con is None or local.pid != os.getpid():
             con = sqlite3.connect(
-                self._path / DBNAME, timeout=0, isolation_level=None, check_same_thread=False
+                self.path / DBNAME, timeout=0, isolation_level=None, check_same_thread=False
             )
             con.execute("PRAGMA synchronous = NORMAL")  # per connection, as diskcache's
             con.execute("PRAGMA wal_autocheckpoint = 0")

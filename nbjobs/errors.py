@@ -53,6 +53,11 @@ class StoreNotWritable(StoreError):
     """The store folder cannot be created or written."""
 
 
+class StoreFull(StoreError):
+    """The disk of the store is full: a write of this call could not be made (the message
+    names the store and the free space). The store works again as soon as space is freed."""
+
+
 class PayloadNotPicklable(NbjobsError):
     """A function or argument cannot be pickled for an executor that needs it."""
 

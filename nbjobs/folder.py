@@ -1,13 +1,16 @@
 """The store folder: created 0700 with a `.gitignore`, marked by a format file that a
-store written by another version of nbjobs is refused by."""
+store written by another version of nbjobs is refused by; and what a full disk under it
+raises (`StoreFull`)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import sqlite3
 from pathlib import Path
 
-from .errors import StoreFormatError, StoreNotWritable
+from .errors import StoreFormatError, StoreFull, StoreNotWritable
 
 FORMAT_VERSION = 1
 FORMAT_FILE = "nbjobs-format.json"
@@ -64,3 +67,36 @@ def folder_identity(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_ino, st.st_mtime_ns
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc` says the disk is full: SQLite's SQLITE_FULL, ENOSPC or EDQUOT from a
+    file write, or a `StoreFull` raised already.
+
+    >>> disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    True
+    """
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL
+    return isinstance(exc, StoreFull) or (
+        isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    )
+
+
+def full_error(path: Path, what: str) -> StoreFull:
+    """The `StoreFull` of the store at `path` that had no room for `what`, with the free
+    space of its disk as it is now.
+
+    >>> raise full_error(Path("/data/jobs"), "job 'k'")  # doctest: +SKIP
+    nbjobs.errors.StoreFull: the job store at /data/jobs is full (0 bytes free on its disk): ...
+    """
+    try:
+        st = os.statvfs(path)
+        free = f"{st.f_bavail * st.f_frsize:,} bytes free on its disk"
+    except OSError as exc:
+        free = f"free space unknown: {exc.strerror or exc}"
+    return StoreFull(
+        f"the job store at {path} is full ({free}): {what} could not be written. Free "
+        "space on that disk (or use a store on another one: nbjobs.configure(store=...)); "
+        "the store works again as soon as there is room"
+    )

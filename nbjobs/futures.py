@@ -71,7 +71,7 @@ class Executor(concurrent.futures.Executor):
         name: str | None = None,
     ) -> None:
         if max_workers is not None:
-            validate.positive_int(max_workers, "max_workers")
+            validate.positive_int(max_workers, "max_workers", validate.WORKERS_MAX)
         if store is None:
             path: str | os.PathLike[str] = default_store().path
         else:

@@ -138,7 +138,8 @@ class Job:
 
         Raises the job's own exception when it failed (its traceback inside the job is
         attached as a note), `JobFailed` when that exception cannot be re-created here,
-        `JobCancelled`, `JobInterrupted`, or `WaitTimeout`.
+        `JobCancelled`, `JobInterrupted`, or `WaitTimeout`. Interrupting the kernel stops
+        the wait with a `KeyboardInterrupt` that says so; the job keeps running.
         """
         rec = self._wait(validate.timeout(timeout))
         if rec.status == states.SUCCEEDED:
@@ -151,7 +152,10 @@ class Job:
         return None if rec.status == states.SUCCEEDED else self._error(rec)
 
     def traceback(self) -> str | None:
-        """The traceback text of a failed job, as it was inside the job."""
+        """The traceback text of a failed job, as it was inside the job (None if it has
+        no error: those of earlier attempts are in `attempt_history()`)."""
+        if self.record().error is None:
+            return None
         blob = self._store.storage.blob(f"e:{self.id}")
         return codec.error_traceback(blob) if blob is not None else None
 
@@ -267,7 +271,16 @@ class Job:
         return self.result()
 
     def cancel(self) -> bool:
-        """Cancel a pending job: True if it is now cancelled, False if it had already started."""
+        """Cancel the job: True if it is now cancelled, False if it had already finished.
+
+        A pending, retrying or running job is `cancelled` at once. A running process or
+        worker job's process is killed. A running thread job's thread cannot be stopped:
+        it runs on until its next `nbjobs.progress()`/`track()` call or its end (a warning
+        says so), its result is dropped and its slot goes to the next job.
+
+        >>> job.cancel()       # doctest: +SKIP
+        True
+        """
         return self._store._jobs.cancel(self.id)
 
     def to_dict(self) -> dict[str, Any]:
@@ -276,7 +289,15 @@ class Job:
 
     # ---- internals
     def _wait(self, timeout: float | None) -> JobRecord:
-        rec = self._store._jobs.wait(self.id, timeout)
+        try:
+            rec = self._store._jobs.wait(self.id, timeout)
+        except KeyboardInterrupt:
+            # The stop button interrupts the wait, never the job: say so, without the
+            # frames of the wait's internals.
+            raise KeyboardInterrupt(
+                f"stopped waiting for job {self.id} ({self.name}); the job keeps running "
+                "(job.cancel() stops it)"
+            ) from None
         if rec is None:
             now = self.record()
             hint = "it keeps running: call result() again later"

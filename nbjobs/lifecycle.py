@@ -16,12 +16,13 @@ from collections.abc import Callable
 from typing import Any
 
 from . import codec, refs, states
-from .errors import DependencyFailed, JobNotFound
+from .errors import DependencyFailed, JobNotFound, StoreFull
 from .executors import Backend
 from .owners import owner_alive
 from .records import JobRecord, transition
 from .runner import LocalJob, Runner
 from .store import Storage
+from .validate import warn
 from .waiting import Watcher
 from .writer import Call, Cas, Sql
 
@@ -129,21 +130,29 @@ class LocalJobs:
             if status in WAITING:  # never starts: it takes the stored (cancelled) record
                 local.cancel_requested = True
                 local.rec = stored
-        if status == states.RUNNING:
-            self.backend_of(local).cancel_running(local)
-        elif status in WAITING:
+            elif local.still_running:
+                self.backend_of(local).cancel_running(local)
+        if status in WAITING:
             self.finished(local, None)
 
     def cancel(self, job_id: str) -> bool:
         """Cancel a job: at once if it is waiting, at its executor's next chance if running."""
         local = self.active.get(job_id)
         if local is not None:
+            stopped = ended = False
             with local.lock:
-                if local.rec.status == states.RUNNING:  # (False if it has just returned)
-                    return local.still_running and self.backend_of(local).cancel_running(local)
-                if local.rec.status not in WAITING:
-                    return False
-                local.cancel_requested = True
+                status = local.rec.status
+                if status in WAITING:
+                    local.cancel_requested = True
+                elif status == states.RUNNING:  # (not stopped if it has just returned)
+                    stopped = local.still_running and self.backend_of(local).cancel_running(local)
+                    ended = local.rec.status == states.CANCELLED
+            if status == states.RUNNING:
+                if stopped and ended:
+                    self._ended_while_running(local)
+                return stopped
+            if status not in WAITING:
+                return False
         storage = self.storage
         now = storage.clock.now()
         # A job of another kernel is marked cancelled here, and asked to stop: that kernel
@@ -169,6 +178,19 @@ class LocalJobs:
             else:
                 local.cancel_requested = False
         return done is not None
+
+    def _ended_while_running(self, local: LocalJob) -> None:
+        """A running job its executor ended at once, while its code runs on (a thread):
+        the store says so before `cancel()` returns, and a warning says what runs on."""
+        self.storage.writer.flush()
+        rec = local.rec
+        warn(
+            f"job {rec.id} ({rec.name}) is cancelled, but Python cannot stop the thread "
+            "running it: its code runs on until its next nbjobs.progress()/track() call "
+            "(which stops it) or its end, and whatever it returns is dropped. Its slot is "
+            "already given to the next job. To stop such work at once, run it with "
+            'executor="process"'
+        )
 
     # ------------------------------------------------------------------ reads and waits
     def current(self, job_id: str) -> JobRecord | None:
@@ -203,6 +225,7 @@ class LocalJobs:
         local = self.active.get(job_id)
         if local is not None:
             while not local.done.wait(_slice(deadline, clock.monotonic(), 0.2)):
+                self._check_end_written(local)
                 if deadline is not None and clock.monotonic() >= deadline:
                     return None
             return local.rec
@@ -227,6 +250,17 @@ class LocalJobs:
                 ended.clear()  # the watcher's callback is spent: ask again if need be
                 watching = False
             delay = min(delay * 1.5, _LOOK_MAX_S)
+
+    def _check_end_written(self, local: LocalJob) -> None:
+        """Raise `StoreFull` if `local` has ended here but the disk has no room to record
+        that (the writer holds it): a wait for it would last until space is freed."""
+        full = self.storage.writer.full
+        rec = local.rec
+        if full is not None and rec.status in states.FINISHED:
+            raise StoreFull(
+                f"job {rec.id} ({rec.name}) ended ({rec.status}), but that cannot be stored "
+                f"yet: {full}"
+            )
 
     def log_state(self, job_id: str) -> dict[str, Any] | None:
         """The job's captured output so far: live while it runs here, else as stored."""

@@ -236,6 +236,8 @@ def transition(
             r.run_started_at = now
     elif new in states.FINISHED:
         r.finished_at = now
+        if new == states.SUCCEEDED:
+            r.error = None  # a success after retries: their errors are in the attempt history
     elif new == states.PENDING and rec.status in states.FINISHED:
         changes = (
             _new_run(rec) if fresh else {"finished_at": None, "owner": None, "lease_until": None}

@@ -140,8 +140,7 @@ def _replace(storage: Storage, rec: ScheduleRecord, payload: bytes, fn_bytes: by
 # --------------------------------------------------------------------------- control
 def find(storage: Storage, name: Any, sql: Sql | None = None) -> ScheduleRecord:
     """The schedule called `name`; raises `ScheduleNotFound` (a KeyError)."""
-    if not isinstance(name, str):
-        raise InvalidArgumentType(f"name must be a schedule name (str), not {type(name).__name__}")
+    validate.lookup(name, "name", "a schedule name")
     rec = storage.schedule(name, sql)
     if rec is None:
         raise ScheduleNotFound(f"no schedule named {name!r} in the store at {storage.path}")
@@ -170,8 +169,7 @@ def set_paused(storage: Storage, name: str, paused: bool) -> Any:
 
 def remove(storage: Storage, name: Any) -> bool:
     """Delete a schedule (its past firings stay, as jobs); False if there is none."""
-    if not isinstance(name, str):
-        raise InvalidArgumentType(f"name must be a schedule name (str), not {type(name).__name__}")
+    validate.lookup(name, "name", "a schedule name")
     removed: bool = storage.writer.call(lambda sql: storage.delete_schedule(sql, name))
     return removed
 

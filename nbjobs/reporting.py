@@ -13,6 +13,7 @@ import numbers
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, TypeVar
 
+from . import validate
 from .capture import LogBuffer
 from .clock import SYSTEM, Clock
 from .errors import InvalidArgument, InvalidArgumentType
@@ -134,8 +135,8 @@ def progress(current: float, total: float | None = None, message: str | None = N
     value = _number(current, "current")
     if not math.isfinite(value):
         raise InvalidArgument(f"current must be a finite number, not {current!r}")
-    if message is not None and not isinstance(message, str):
-        message = str(message)
+    if message is not None:
+        message = validate.message(message if isinstance(message, str) else str(message), "message")
     ctx.report(value, _total(total), message)
 
 
@@ -156,6 +157,8 @@ def track(
         except TypeError:
             total = None
     total = _total(total)
+    if description is not None:
+        description = validate.message(str(description), "description")
     ctx.report(0, total, description)
     for done, item in enumerate(iterable, 1):
         yield item

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 import numbers
 import traceback
 from dataclasses import dataclass
@@ -210,7 +209,7 @@ def _wait(backoff: Any) -> Any:
         return tenacity.wait_random_exponential(multiplier=1, max=DEFAULT_MAX_WAIT)
     if isinstance(backoff, tenacity.wait.wait_base):
         return backoff
-    if isinstance(backoff, numbers.Real) and not isinstance(backoff, bool) and float(backoff) >= 0:
+    if isinstance(backoff, numbers.Real) and not isinstance(backoff, bool):
         _check_seconds(backoff, "backoff")
         return tenacity.wait_fixed(float(backoff))
     raise InvalidArgumentType(
@@ -244,15 +243,24 @@ def _check_count(value: Any, name: str) -> None:
             f"{name} must be an int >= 0 (retries after the first attempt), a tenacity stop "
             f"strategy or nbjobs.Retry(...), not {value!r}"
         )
-    if value < 0:
-        raise InvalidArgument(f"{name} must be >= 0, not {value}")
+    if not 0 <= int(value) <= _COUNT_MAX:
+        raise InvalidArgument(f"{name} must be an int from 0 to 2**63 - 1, not {value!r:.60}")
+
+
+_COUNT_MAX = 2**63 - 1  # the largest int SQLite stores
+_SECONDS_MAX = 1000 * 365.25 * 86400  # a later time cannot be shown (datetime's year 9999)
 
 
 def _check_seconds(value: Any, name: str) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise InvalidArgument(f"{name} must be a finite number of seconds >= 0, not {value!r}")
+    try:
+        good = (
+            not isinstance(value, bool)
+            and isinstance(value, numbers.Real)
+            and 0 <= float(value) <= _SECONDS_MAX  # NaN is not
+        )
+    except OverflowError:  # an int too large for a float
+        good = False
+    if not good:
+        raise InvalidArgument(
+            f"{name} must be a finite number of seconds from 0 to 1000 years, not {value!r:.60}"
+        )

@@ -8,6 +8,7 @@ process executor. `Runner` owns the state changes of this process's jobs.
 from __future__ import annotations
 
 import pickle
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,6 +81,8 @@ def call_job(
         value = invoke(fn, args, kwargs)
         outcome = _store_result(value, blob_dir, ctx.info.id)
     except BaseException as exc:
+        if isinstance(exc, NameError):
+            _explain_missing_global(fn, exc)
         outcome = failure(exc)
     finally:
         reporting.leave(token)
@@ -89,6 +92,23 @@ def call_job(
     o = outcome  # (dataclasses.replace costs ~10 µs: it was 5% of a trivial job's CPU)
     return Outcome(
         o.ok, o.data, o.file, o.error_type, o.error_message, o.cancelled, ctx.latest, log
+    )
+
+
+def _explain_missing_global(fn: Callable[..., Any], exc: NameError) -> None:
+    """A function pickled by value (defined in the notebook) carries the globals it saw at
+    its first submit: a global defined in a later cell is missing where it runs."""
+    home = sys.modules.get(getattr(fn, "__module__", None) or "")
+    if getattr(fn, "__globals__", None) is getattr(home, "__dict__", None):
+        return  # imported from its module here: a NameError of its own
+    name = getattr(fn, "__qualname__", "the job's function")
+    exc.add_note(
+        f"nbjobs: {name} was pickled with the globals it could see when it was first "
+        f"submitted, and {exc.name!r} was not among them. If it is defined in a later cell, "
+        "submit the job again (nbjobs pickles the function again once the missing global "
+        "exists; a failed keyed job re-runs when its key is submitted again, a finished one "
+        "with force=True). job.retry() re-runs the call as it was stored and fails the same "
+        "way."
     )
 
 
@@ -336,7 +356,10 @@ class Runner:
         if outcome.ok:
             # The writer thread records a success: this thread takes its next job at once.
             # (A failure asks the job's retry policy, user code: it is asked here.)
-            local.returned = attempt  # no time limit, cancel or interrupt can end it now
+            with local.lock:  # (against `finish`, which judges an end it gave the attempt)
+                if local.judging == attempt:
+                    return  # a late success: a time limit ended the attempt first
+                local.returned = attempt  # no time limit, cancel or interrupt can end it now
             ended = self.storage.clock.now()
             self.storage.writer.later(lambda: self._end(local, outcome, attempt, ended))
         else:
@@ -400,14 +423,17 @@ class Runner:
         now = self.storage.clock.now()
         if outcome.ok or outcome.cancelled or local.policy is None:
             self._end(local, outcome, attempt, now)
-        else:
+            return
+        with local.lock:
+            if local.returned == attempt:
+                return
             local.judging = attempt  # its late success is dropped, as it would be once recorded
-            threading.Thread(
-                target=self._end,
-                args=(local, outcome, attempt, now),
-                name="nbjobs-retry-policy",
-                daemon=True,
-            ).start()
+        threading.Thread(
+            target=self._end,
+            args=(local, outcome, attempt, now),
+            name="nbjobs-retry-policy",
+            daemon=True,
+        ).start()
 
     def _end(self, local: LocalJob, outcome: Outcome, attempt: int, now: float) -> None:
         delay = None
@@ -420,14 +446,20 @@ class Runner:
         with local.lock:
             if attempt != local.attempt or local.rec.status != states.RUNNING:
                 return
-            if outcome.ok and local.judging == attempt:
-                return  # a late success: a time limit or a cancel ended the attempt first
             if local.cancel_requested:
                 delay = None  # cancelled while its policy was asked: no new attempt
             rec, blobs = ending(local.rec, outcome, now, delay)
             if outcome.log is not None:
                 local.log_state = outcome.log
             self._move(local, rec, states.RUNNING, blobs, self._after(local, rec))
+
+    def end_held(self, local: LocalJob, outcome: Outcome) -> None:
+        """End the running attempt of `local` with `outcome` now, for a caller that holds
+        `local.lock` (a cancelled thread job, which Python cannot stop: whatever its thread
+        does later is dropped, as the attempt is over)."""
+        # A cancelled attempt is never retried: no retry policy (user code) runs under the lock.
+        rec, blobs = ending(local.rec, outcome, self.storage.clock.now())
+        self._move(local, rec, states.RUNNING, blobs, self._after(local, rec))
 
     def adopt(self, local: LocalJob, attempt: int) -> bool:
         """Take the end of attempt `attempt` from the store, where the code that ran it wrote

@@ -84,7 +84,7 @@ class Storage:
             ) from exc
         self.fn_written: set[str] = set()
         self.db = Connections(self.cache, self.path)
-        self.writer = Writer(self.db.batch, self.db.sql, self)
+        self.writer = Writer(self.db, self)
         self.blob_dir.mkdir(mode=0o700, exist_ok=True)
         _OPEN.add(self)
 
@@ -114,14 +114,15 @@ class Storage:
             raise JobNotFound(f"no job with id or key {id_or_key!r} in the store at {self.path}")
         return _decode(*row)
 
-    def transact_here(self, fn: Callable[[Sql], T]) -> T:
-        """Run `fn(sql)` in one transaction on this thread's own connection.
+    def transact_here(self, fn: Callable[[Sql], T], what: str) -> T:
+        """Run `fn(sql)` in one transaction on this thread's own connection (`what` it
+        writes is named in a `StoreFull`).
 
         For the few writes whose caller waits anyway (a keyed claim that is more than one
         INSERT): skipping the writer thread saves two thread hand-offs. The caller never
         checkpoints the WAL (see `connections`).
         """
-        with self.db.transaction() as sql:
+        with self.db.transaction(what) as sql:
             return fn(sql)
 
     def record_by_key(self, key: str, sql: Sql | None = None) -> JobRecord | None:
@@ -298,7 +299,7 @@ class Storage:
         if sql("SELECT 1 FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone() is None:
             # Same content, same name: a batch replayed after a rollback rewrites one file.
             name = key.replace(":", "-")
-            blobfiles.write_file(self.blob_dir, name, (data,))
+            blobfiles.write_file(self.blob_dir, name, (data,), blobfiles.describe(key, len(data)))
             self.put_blob(sql, key, None, name)
 
     def drop_blobs(self, sql: Sql, keys: Iterable[str]) -> None:

@@ -176,6 +176,8 @@ class Submitter:
     def _write(self, rec: JobRecord, local: LocalJob, blobs: Payload, force: bool) -> JobRecord:
         """Store a prepared job and start it: a keyless one is queued for the writer, a keyed
         one claims its key first (and may return the job that holds it)."""
+        if self.storage.writer.full is not None:  # the disk was full: is there room now?
+            self.storage.writer.check_room()  # (StoreFull if not: no new job is taken)
         if rec.key is None:
             return self._enqueue(rec, local, blobs)
         return self._claim(rec, local, blobs, force)
@@ -244,7 +246,7 @@ class Submitter:
             return "rerun", new
 
         # In this thread, not the writer's: one short transaction, no thread hand-offs.
-        outcome, stored = storage.transact_here(claim)
+        outcome, stored = storage.transact_here(claim, f"job {key!r}")
         if blobs is not None and blobs[1] is not None:  # committed: later submits refer to it
             storage.fn_written.add(f"f:{blobs[0][0]}")
         if outcome == "existing":

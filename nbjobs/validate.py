@@ -43,10 +43,21 @@ def _seconds(value: Any, name: str, zero: bool) -> float | None:
         raise InvalidArgumentType(
             f"{name} must be {accepted}, not {type(value).__name__} {_show(value)}"
         )
-    seconds = float(value)
+    seconds = _float(value)
     if math.isnan(seconds) or seconds < 0 or (not zero and seconds in (0, math.inf)):
-        raise InvalidArgument(f"{name} must be {accepted}, not {value!r}")
+        raise InvalidArgument(f"{name} must be {accepted}, not {_show(value)}")
+    # Only an explicit math.inf waits for ever; an int too large for a float is refused.
+    if seconds > LONGEST and not (zero and value == math.inf):
+        raise InvalidArgument(f"{name} must be at most 1000 years (or None), not {_show(value)}")
     return seconds
+
+
+def _float(value: Any) -> float:
+    """`float(value)`; an int too large for a float is infinite (then refused as too long)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -69,12 +80,12 @@ def duration(value: Any, name: str) -> float:
     elif isinstance(value, str):
         seconds = _parse_duration(value.strip().lower(), name)
     elif isinstance(value, numbers.Real) and not isinstance(value, bool):
-        seconds = float(value)
+        seconds = _float(value)
     else:
         raise InvalidArgumentType(
             f"{name} must be {DURATION_FORMS}, not {type(value).__name__} {_show(value)}"
         )
-    if math.isnan(seconds) or math.isinf(seconds) or seconds <= 0:
+    if math.isnan(seconds) or seconds <= 0:
         raise InvalidArgument(f"{name} must be {DURATION_FORMS}, not {_show(value)}")
     if seconds > LONGEST:  # past it, a date after it cannot be shown (datetime's year 9999)
         raise InvalidArgument(f"{name} must be at most 1000 years, not {_show(value)}")
@@ -90,7 +101,62 @@ def _parse_duration(text: str, name: str) -> float:
     return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
+#: The longest key, name or tag, in characters: each is shown in listings and panel rows,
+#: and a key is written with every write of its job (a 10 MB key made a 60 MB WAL).
+TEXT_MAX = 1000
+#: The most tags a job may carry (each is a row of the tag index).
+TAGS_MAX = 100
+#: The shape of a generated job id (`calls.new_id`). A key of this shape is refused, so
+#: no string is ever both a job's key and another job's id, without a lookup at submit.
+_ID_SHAPE = re.compile(r"[0-9a-f]{16}", re.ASCII)
+_TEXT_RULE = f"a non-empty str of at most {TEXT_MAX:,} characters, without NUL characters"
+
+
+def _unstorable(value: str) -> str | None:
+    """Why `value` cannot be stored as a key, name or tag (None: it can)."""
+    if len(value) > TEXT_MAX:
+        return f"it is {len(value):,} characters long"
+    if "\0" in value:
+        return "it contains a NUL character"
+    return _unencodable(value)
+
+
+def _unencodable(value: str) -> str | None:
+    """Why `value` cannot be written as UTF-8 (None: it can): a lone surrogate."""
+    if value.isascii():
+        return None
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        return (
+            f"it contains a lone surrogate ({value[exc.start]!r} at position {exc.start}), "
+            "which UTF-8 cannot encode"
+        )
+    return None
+
+
+def text(value: Any, name: str) -> str:
+    """A non-empty str that can be stored and shown: a job's name, a tag, a schedule's name.
+
+    >>> text("fit", "name")
+    'fit'
+    """
+    if not isinstance(value, str) or not value:  # "a non-empty str" is the type asked for
+        raise InvalidArgumentType(
+            f"{name} must be {_TEXT_RULE}, not {type(value).__name__} {_show(value)}"
+        )
+    problem = _unstorable(value)
+    if problem:
+        raise InvalidArgument(f"{name} must be {_TEXT_RULE}, not {_show(value)}: {problem}")
+    return value
+
+
 def key(value: Any) -> str | None:
+    """An idempotency key (None: no key): `text`, and not of the shape of a job id.
+
+    >>> key("fit-10k")
+    'fit-10k'
+    """
     if value is None:
         return None
     if not isinstance(value, str):
@@ -100,17 +166,52 @@ def key(value: Any) -> str | None:
         )
     if not value:
         raise InvalidArgument("key must be a non-empty str or None, not ''")
+    problem = _unstorable(value)
+    if problem:
+        raise InvalidArgument(f"key must be {_TEXT_RULE} or None, not {_show(value)}: {problem}")
+    if len(value) == 16 and _ID_SHAPE.fullmatch(value):
+        raise InvalidArgument(
+            f"key {value!r} has the shape of a job id (16 lowercase hex digits), so get() "
+            f"and forget() could not tell it from one; give it a prefix, such as 'run-{value}'"
+        )
     return value
+
+
+def lookup(value: Any, name: str, what: str) -> str:
+    """A str to look up (a job's id or key, a name, a tag): any str UTF-8 can encode.
+
+    >>> lookup("fit-10k", "id_or_key", "a job id or key")
+    'fit-10k'
+    """
+    if not isinstance(value, str):
+        raise InvalidArgumentType(
+            f"{name} must be {what} (a str), not {type(value).__name__} {_show(value)}"
+        )
+    problem = _unencodable(value)
+    if problem:
+        raise InvalidArgument(f"{name} must be {what} (a str), not {_show(value)}: {problem}")
+    return value
+
+
+def message(value: str, name: str) -> str:
+    """A progress message: any text UTF-8 can encode (the panel and the terminal show it),
+    its first `TEXT_MAX` characters kept.
+
+    >>> message("row 3", "message")
+    'row 3'
+    """
+    problem = _unencodable(value)
+    if problem:
+        raise InvalidArgument(
+            f"{name} must be text UTF-8 can encode, not {_show(value)}: {problem}"
+        )
+    return value if len(value) <= TEXT_MAX else value[: TEXT_MAX - 1] + "…"
 
 
 def name(value: Any, default: str) -> str:
     if value is None:
         return default
-    if not isinstance(value, str) or not value:
-        raise InvalidArgumentType(
-            f"name must be a non-empty str or None, not {type(value).__name__} {_show(value)}"
-        )
-    return value
+    return text(value, "name")
 
 
 def tags(value: Any) -> tuple[str, ...]:
@@ -118,11 +219,40 @@ def tags(value: Any) -> tuple[str, ...]:
         return ()
     if isinstance(value, Iterable):
         out = (value,) if isinstance(value, str) else tuple(value)
-        if all(isinstance(t, str) and t for t in out):
+        if len(out) > TAGS_MAX:
+            raise InvalidArgument(f"tags must be at most {TAGS_MAX} tags, not {len(out):,}")
+        if all(isinstance(t, str) for t in out):
+            for t in out:
+                text(t, "tags")
             return out
     raise InvalidArgumentType(
         f"tags must be a str or a list of non-empty str, not {type(value).__name__} {_show(value)}"
     )
+
+
+def folder(value: Any, name: str = "store") -> str | os.PathLike[str]:
+    """A folder path a file system can take: a str or PathLike, no NUL, encodable."""
+    if not isinstance(value, str | os.PathLike):
+        raise InvalidArgumentType(
+            f"{name} must be a folder path (str or pathlib.Path) or an nbjobs.Store, "
+            f"not {type(value).__name__}"
+        )
+    path = os.fspath(value)
+    if not isinstance(path, str):
+        raise InvalidArgumentType(f"{name} must be a folder path as str, not {_show(path)}")
+    try:
+        os.fsencode(path)  # a surrogate escape (a file name that is not UTF-8) is fine
+    except UnicodeEncodeError as exc:
+        raise InvalidArgument(
+            f"{name} must be a folder path the file system can take, not {_show(path)}: "
+            f"it contains a lone surrogate at position {exc.start}"
+        ) from None
+    if "\0" in path:
+        raise InvalidArgument(
+            f"{name} must be a folder path the file system can take, not {_show(path)}: "
+            "it contains a NUL character"
+        )
+    return value
 
 
 def executor(value: Any, known: Iterable[str]) -> Any:
@@ -163,12 +293,27 @@ def statuses(value: Any) -> tuple[str, ...] | None:
     )
 
 
-def positive_int(value: Any, name: str) -> int:
+#: The largest count SQLite stores (a `limit=` or `offset=` beyond it cannot be asked for).
+INT_MAX = 2**63 - 1
+#: The most threads or processes a pool may have: past it a machine runs out of threads
+#: (`configure(workers=10**20)` left every later submit unable to start one).
+WORKERS_MAX = 1024
+
+
+def positive_int(value: Any, name: str, most: int = INT_MAX) -> int:
+    """An int from 1 to `most`.
+
+    >>> positive_int(4, "workers", WORKERS_MAX)
+    4
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidArgumentType(f"{name} must be an int >= 1, not {type(value).__name__}")
-    if value < 1:
-        raise InvalidArgument(f"{name} must be an int >= 1, not {value}")
-    return int(value)
+        raise InvalidArgumentType(
+            f"{name} must be an int from 1 to {most:,}, not {type(value).__name__} {_show(value)}"
+        )
+    count = int(value)
+    if not 1 <= count <= most:
+        raise InvalidArgument(f"{name} must be an int from 1 to {most:,}, not {_show(value)}")
+    return count
 
 
 def flag(value: Any, name: str) -> bool:

@@ -139,19 +139,30 @@ def wait(
     for job in list(pending):
         job.add_done_callback(lambda j: _notify(cond, finished, j))
     deadline = None if limit is None else SYSTEM.monotonic() + limit
-    with cond:
-        while True:
-            for job in finished:
-                pending.discard(job)
-                done.add(job)
-            finished.clear()
-            if enough():
-                break
-            left = None if deadline is None else deadline - SYSTEM.monotonic()
-            if left is not None and left <= 0:
-                break
-            cond.wait(0.25 if left is None else min(left, 0.25))
+    try:
+        with cond:
+            while True:
+                for job in finished:
+                    pending.discard(job)
+                    done.add(job)
+                finished.clear()
+                if enough():
+                    break
+                left = None if deadline is None else deadline - SYSTEM.monotonic()
+                if left is not None and left <= 0:
+                    break
+                cond.wait(0.25 if left is None else min(left, 0.25))
+    except KeyboardInterrupt:
+        raise _stopped(pending) from None
     return DoneAndNotDone(done, pending)
+
+
+def _stopped(jobs: set[Job]) -> KeyboardInterrupt:
+    """What Ctrl-C (the kernel's stop button) during a wait stopped: the wait, not the jobs."""
+    return KeyboardInterrupt(
+        f"stopped waiting for {len(jobs)} unfinished job(s); they keep running "
+        "(job.cancel() stops one)"
+    )
 
 
 def as_completed(jobs: Iterable[Job], timeout: float | None = None) -> Iterator[Job]:
@@ -180,7 +191,10 @@ def _completed(todo: set[Job], limit: float | None, timeout: object) -> Iterator
                 left = None if deadline is None else deadline - SYSTEM.monotonic()
                 if left is not None and left <= 0:
                     raise WaitTimeout(f"{len(todo)} (of the jobs) unfinished after {timeout} s")
-                cond.wait(0.25 if left is None else min(left, 0.25))
+                try:
+                    cond.wait(0.25 if left is None else min(left, 0.25))
+                except KeyboardInterrupt:
+                    raise _stopped(todo) from None
             ready, finished[:] = list(finished), []
         for job in ready:
             if job in todo:

@@ -94,8 +94,8 @@ class Worker:
         """Serve until idle for `idle_timeout` seconds or asked to stop."""
         rung = self.wake.listen(wakeups.address(self.storage.path, self.id))
         self._register()
-        log.info("worker %s (pid %d) serving %s with %d slots (%s)", self.id, os.getpid(),
-                 self.storage.path, self.slots,
+        log.info("worker %s (pid %d) serving %s with %s (%s)", self.id, os.getpid(),
+                 self.storage.path, _plural(self.slots, "slot"),
                  "woken by submits" if rung else "polling only")  # fmt: skip
         mono = self.clock.monotonic
         next_beat = next_reap = next_look = idle_since = mono()
@@ -208,7 +208,7 @@ class Worker:
         for rec in won:
             local = self._hold(rec)
             if local is not None:
-                self.pool.start(local)
+                self._start(local)
         if more:  # this worker is full: another may have a free slot for the rest
             registry.ring_others(storage, self.id)
         return len(won)
@@ -330,7 +330,18 @@ class Worker:
         return bool(orphans)
 
     # ------------------------------------------------------------------ runner hooks
+    def _start(self, local: LocalJob) -> None:
+        log.info("job %s: attempt %d starts%s", _job_label(local.rec),
+                 local.rec.attempts + (local.rec.status != states.RUNNING),
+                 _after_error(local.rec))  # fmt: skip
+        self.pool.start(local)
+
     def _finished(self, local: LocalJob, error: BaseException | None) -> None:
+        rec = local.rec
+        if rec.status in states.FINISHED:
+            why = "" if rec.status == states.SUCCEEDED else f" ({_error(rec)})"
+            log.info("job %s: %s after %s%s; the last took %s", _job_label(rec), rec.status,
+                     _plural(rec.attempts, "attempt"), why, _took(rec))  # fmt: skip
         self._drop(local)
         wakeups.ring_watchers(self.storage.path)  # committed: the processes waiting look now
 
@@ -341,7 +352,7 @@ class Worker:
         self.wake.set()
 
     def _restart(self, local: LocalJob) -> None:
-        self.pool.start(local)
+        self._start(local)
 
     def _expire(self, local: LocalJob, attempt: int) -> None:
         if attempt == local.attempt and local.still_running:
@@ -396,6 +407,32 @@ class Worker:
                 log.info("job %s handed back (%s)", rec.id, new.status)
         self.storage.writer.flush()
         registry.ring_others(self.storage, self.id)
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _job_label(rec: JobRecord) -> str:
+    """`id (name, key 'k')`: what a worker's log says of a job."""
+    key = f", key {rec.key!r}" if rec.key is not None else ""
+    return f"{rec.id} ({rec.name}{key})"
+
+
+def _error(rec: JobRecord) -> str:
+    """`ValueError: boom` (cut at 200 characters), or `-` without an error."""
+    return "-" if rec.error is None else f"{rec.error.type}: {rec.error.message[:200]}"
+
+
+def _after_error(rec: JobRecord) -> str:
+    """` after ValueError: boom` when the previous attempt failed."""
+    return f" after {_error(rec)}" if rec.status == states.RETRYING else ""
+
+
+def _took(rec: JobRecord) -> str:
+    if rec.started_at is None or rec.finished_at is None:
+        return "-"
+    return f"{rec.finished_at - rec.started_at:.3f} s"
 
 
 def _orphaned(rec: JobRecord, now: float) -> bool:

@@ -115,7 +115,7 @@ def _check_key(options: dict[str, Any], shape: str) -> None:
     if key is not None and key is not auto:
         raise InvalidArgument(
             f"key must be None or nbjobs.auto for a {shape} (one key cannot name several "
-            f"jobs), not {key!r}"
+            f"jobs), not {key!r:.60}"
         )
 
 

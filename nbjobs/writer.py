@@ -5,21 +5,31 @@ transaction (group commit). Consecutive state changes of the same job inside a b
 are coalesced into one row write: a trivial job's insert, start and finish usually
 reach the disk as a single INSERT of its final record, in one transaction, so every
 transition is still persisted atomically with its timestamps.
+
+A full disk loses nothing: the ops that met it are held, in order, and committed first once
+there is room (tried with every new batch, and every `_RETRY_S`); a caller that waits for
+its write (`call`, `flush`) gets `StoreFull` at once. A checkpoint after a COMMIT that fails
+leaves the batch committed (its frames stay in the WAL): it is never taken for the commit's
+failure, and never replays the batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from .codec import CallParts
+from .errors import StoreFull
 from .records import JobRecord
 
 log = logging.getLogger("nbjobs")
@@ -28,6 +38,7 @@ Sql = Callable[..., sqlite3.Cursor]
 Blob = tuple[str, bytes | None, str | None]  # (key, inline bytes, file name)
 Callback = Callable[[Any, BaseException | None], None]
 _BATCH_MAX = 512
+_RETRY_S = 0.5  # held ops (a full disk), and a checkpoint that failed, are tried this often
 _FORKS = [0]  # bumped in a forked child, whose writer thread did not survive the fork
 
 
@@ -76,8 +87,28 @@ class Later:
 Op = Insert | Cas | Call
 
 
+_RETRY = Later(lambda: None)  # wakes the writer to try its held ops again
+
+
 class Applier(Protocol):
     def apply(self, sql: Sql, op: Op) -> Any: ...
+
+
+class Database(Protocol):
+    """The writer's connection to its store (`connections.Connections`)."""
+
+    path: Path  # the store folder
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """One write transaction: committed when the block ends, else rolled back."""
+
+    def sql(self) -> Sql: ...
+
+    def checkpoint(self) -> None:
+        """Copy the WAL to the database if it is due (after a committed batch)."""
+
+    def full(self, exc: BaseException, what: str) -> StoreFull | None:
+        """The `StoreFull` that `exc` means (no room for `what`), or None."""
 
 
 class _Item:
@@ -92,10 +123,12 @@ class _Item:
 class Writer:
     """Commits queued ops for one store from one daemon thread."""
 
-    def __init__(self, transact: Callable[[], Any], sql: Callable[[], Sql], applier: Applier):
-        self._transact = transact
-        self._sql = sql
+    def __init__(self, db: Database, applier: Applier):
+        self._db = db
         self._applier = applier
+        self._held: list[_Item] = []  # ops that met a full disk, in order: committed first
+        self.full: StoreFull | None = None  # why ops are held (None: none are)
+        self._checkpoint_after = 0.0  # a checkpoint that failed is tried again after this
         self._queue: queue.SimpleQueue[_Item | Later | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._generation = -1
@@ -146,6 +179,16 @@ class Writer:
         if self._running():
             self.call(lambda sql: None)
 
+    def check_room(self) -> None:
+        """While writes are held (a full disk), try them again now: raises `StoreFull` if
+        there is still no room (at once in the writer thread, which cannot wait for itself)."""
+        full = self.full
+        if full is None:
+            return
+        if threading.current_thread() is self._thread:
+            raise full
+        self.flush()
+
     def stop(self) -> None:
         if self._running():
             self._queue.put(None)
@@ -156,10 +199,12 @@ class Writer:
     def _loop(self) -> None:
         q = self._queue
         while True:
-            got = q.get()
+            got = q.get() if not self._held else self._retry_wait(q)
             if got is None:
+                self._drop_held()
                 return
-            batch: list[_Item] = []
+            batch = self._held
+            self._held = []
             stop = False
             while True:
                 if isinstance(got, Later):
@@ -181,7 +226,16 @@ class Writer:
             got = None
             batch.clear()
             if stop:
+                self._drop_held()
                 return
+
+    @staticmethod
+    def _retry_wait(q: queue.SimpleQueue[_Item | Later | None]) -> _Item | Later | None:
+        """The next op, or `_RETRY` after `_RETRY_S` without one (ops are held)."""
+        try:
+            return q.get(timeout=_RETRY_S)
+        except queue.Empty:
+            return _RETRY
 
     def _run_later(self, op: Later, batch: list[_Item]) -> None:
         self._into = batch
@@ -194,23 +248,96 @@ class Writer:
 
     def _commit(self, batch: list[_Item]) -> None:
         try:
-            with self._transact():
-                sql = self._sql()
+            with self._db.batch():
+                sql = self._db.sql()
                 results = [self._applier.apply(sql, item.op) for item in batch]
             outcomes: list[tuple[Any, BaseException | None]] = [(r, None) for r in results]
-        except Exception:
-            # One op failed and the whole transaction rolled back: replay the ops one by
-            # one so that a single bad op does not sink the others.
-            outcomes = [self._commit_one(item) for item in batch]
-        for item, (result, error) in zip(batch, outcomes, strict=True):
-            _deliver(item, result, error)
-
-    def _commit_one(self, item: _Item) -> tuple[Any, BaseException | None]:
-        try:
-            with self._transact():
-                return self._applier.apply(self._sql(), item.op), None
         except Exception as exc:
-            return None, exc
+            full = self._db.full(exc, _updates(len(batch)))
+            if full is not None:
+                outcomes = []  # one by one they would meet it too: held, in order
+                self._hold(batch, full)
+            else:
+                # One op failed and the whole transaction rolled back: replay the ops one
+                # by one so that a single bad op does not sink the others.
+                outcomes = self._replay(batch)
+        if self.full is not None and not self._held:
+            log.warning(
+                "nbjobs: the job store at %s has space again: the writes held since it was "
+                "full are committed",
+                self._db.path,
+            )
+            self.full = None
+        for item, (result, error) in zip(batch, outcomes, strict=False):
+            _deliver(item, result, error)
+        if outcomes:
+            self._checkpoint()
+
+    def _replay(self, batch: list[_Item]) -> list[tuple[Any, BaseException | None]]:
+        """Commit the ops one by one: the outcome of each, up to the first that meets a
+        full disk (that one and those after it are held)."""
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        for i, item in enumerate(batch):
+            try:
+                with self._db.batch():
+                    outcomes.append((self._applier.apply(self._db.sql(), item.op), None))
+            except Exception as exc:
+                full = self._db.full(exc, _updates(len(batch) - i))
+                if full is not None:
+                    self._hold(batch[i:], full)
+                    break
+                outcomes.append((None, exc))
+        return outcomes
+
+    def _hold(self, items: list[_Item], full: StoreFull) -> None:
+        """Keep `items` for the next batch; a caller waiting for one is told at once."""
+        held = []
+        for item in items:
+            if item.future is not None:
+                item.future.set_exception(full)
+            else:
+                held.append(item)
+        if self.full is None:
+            log.warning(
+                "nbjobs: %s; this process holds its %d writes and commits them once there "
+                "is room (until then, calls that write raise nbjobs.StoreFull)",
+                full,
+                len(held),
+            )
+        self._held = held
+        self.full = full
+
+    def _drop_held(self) -> None:
+        """The writer stops: ops still held are lost, and said so."""
+        held, self._held = self._held, []
+        if held:
+            log.warning(
+                "nbjobs: %s; the store was closed with %d writes of this process that found "
+                "no room: they are lost",
+                self.full,
+                len(held),
+            )
+        for item in held:
+            _deliver(item, None, self.full)
+
+    def _checkpoint(self) -> None:
+        """Checkpoint after a commit; a failure (a full disk) leaves what was committed as
+        it is, and is tried again `_RETRY_S` later (each try copies frames until it fails)."""
+        if self._checkpoint_after and time.monotonic() < self._checkpoint_after:
+            return
+        try:
+            self._db.checkpoint()
+        except Exception as exc:
+            if not self._checkpoint_after:
+                why = self._db.full(exc, "the copy of the WAL into the database") or exc
+                log.warning("nbjobs: committed writes stay in the WAL for now: %s", why)
+            self._checkpoint_after = time.monotonic() + _RETRY_S
+        else:
+            self._checkpoint_after = 0.0
+
+
+def _updates(n: int) -> str:
+    return f"{n} update{'s' if n != 1 else ''} queued by this process"
 
 
 def _deliver(item: _Item, result: Any, error: BaseException | None) -> None:

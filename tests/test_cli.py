@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -41,6 +42,13 @@ def noisy(n):
 
 def boom():
     raise ValueError("boom in user code")
+
+
+def reports_then_fails():
+    import nbjobs
+
+    nbjobs.progress(3, 10, "three of ten")
+    raise ValueError("after reporting")
 
 
 def fails_then_waits(flag):
@@ -139,6 +147,30 @@ def test_show_of_a_failed_job_has_its_traceback_and_attempts(filled: nbjobs.Stor
     assert shown["job"]["status"] == "failed"
     assert "ValueError: boom in user code" in shown["traceback"]
     assert [a["number"] for a in shown["attempts"]] == [1]
+
+
+RAW_EPOCH = re.compile(r"\b1\d{9}(\.\d+)?\b")
+
+
+def test_show_formats_dates_durations_progress_and_past_runs(
+    store: nbjobs.Store, user: Any
+) -> None:
+    job = store.submit(user.reports_then_fails, key="rep", tags=["a", "b"], timeout=30)
+    job.wait(timeout=60)
+    job.retry().wait(timeout=60)
+    out = run("show", "rep", store=store)
+    assert out.returncode == 0, out.stderr
+    fields = dict(
+        line.split(None, 1) for line in out.stdout.split("\n\n")[0].splitlines() if " " in line
+    )
+    assert not RAW_EPOCH.search(out.stdout.split("Traceback")[0]), out.stdout
+    assert "{" not in fields["progress"] and fields["progress"].startswith("30%")
+    assert "three of ten" in fields["progress"]
+    assert fields["history"].startswith(
+        "run 1: failed after 1 attempt (ValueError: after reporting)"
+    )
+    assert fields["timeout"] == "30s"
+    assert fields["tags"] == "a, b"
 
 
 def test_logs_prints_the_captured_output(filled: nbjobs.Store) -> None:

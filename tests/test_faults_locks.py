@@ -199,20 +199,20 @@ def test_a_slow_predicate_of_a_timed_out_job_holds_up_no_other_job(
     other = store.submit(fails_once, str(tmp_path / "counter"), retries=1, backoff=0)
     wait_for(lambda: other.status == "succeeded", timeout=GATE_DEADLINE)
     assert other.attempts == 2
-    # A cancel of the job being decided about does not wait for its predicate either.
-    cancelled: list[bool] = []
-    canceller = in_thread(lambda: cancelled.append(slow.cancel()))
-    canceller.join(timeout=30)
-    assert not canceller.is_alive(), "cancel() waited for the job's retry predicate"
     # Its call returns now, late: the time limit ended the attempt, so that success is
     # dropped (the writer handled it once a job submitted after it is done).
     (gates / "slow.open").touch()
     wait_for((gates / "slow.returned").exists, timeout=60)
     assert store.submit(pow, 2, 3).result(timeout=60) == 8
+    assert slow.status == "running"  # its end is being decided
+    # A cancel of the job being decided about does not wait for its predicate either.
+    canceller = in_thread(slow.cancel)
+    canceller.join(timeout=30)
+    assert not canceller.is_alive(), "cancel() waited for the job's retry predicate"
     (gates / "predicate.open").touch()
     slow.wait(timeout=60)
-    assert slow.status == "failed"  # its time limit; no new attempt after the cancel
-    assert slow.error is not None and slow.error["type"] == "nbjobs.errors.JobTimeout"
+    assert slow.status in ("cancelled", "failed")  # no new attempt after the cancel
+    assert slow.attempts == 1
     assert len(runs_of(gates, "slow")) == 1
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -176,6 +177,12 @@ def test_progress_and_logs_flow_into_the_store_while_the_worker_runs_the_job(
     assert (progress.current, progress.total, progress.message) == (1, 4, "a quarter")
     assert job.status == "running"
     wait_for(lambda: "hello from the worker" in job.logs())
+    shown = subprocess.run(
+        [sys.executable, "-m", "nbjobs", "show", "--store", str(store.path), job.id],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    lease = next(line for line in shown.splitlines() if line.startswith("lease_until"))
+    assert re.fullmatch(r"lease_until +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", lease), shown
     gate.touch()
     assert job.result(timeout=60) == "done"
     done, _ = nbjobs.wait([job], timeout=10)
@@ -798,3 +805,27 @@ def test_a_stopping_worker_does_not_hand_back_a_job_whose_success_is_being_recor
     finally:
         worker.pool.shutdown()
         worker.storage.close()
+
+
+def test_the_worker_log_names_each_job_its_attempts_and_outcome(
+    store: nbjobs.Store, start: Start, tmp_path: Path, wait_for: Callable[..., Any]
+) -> None:
+    log = Path(start(workers=1).log)
+    counter = tmp_path / "count"
+    job = store.submit(
+        flaky, str(counter), 1, retries=2, retry_on=ConnectionError, backoff=0.01,
+        key="fetch-1", executor="worker",
+    )  # fmt: skip
+    assert job.result(timeout=60) == 2
+    failed = store.submit(flaky, str(tmp_path / "other"), 5, executor="worker")
+    with pytest.raises(ConnectionError):
+        failed.result(timeout=60)
+    label = f"job {job.id} (flaky, key 'fetch-1')"
+    wait_for(lambda: f"{label}: succeeded" in log.read_text())
+    text = log.read_text()
+    assert "with 1 slot " in text
+    assert f"{label}: attempt 1 starts" in text
+    assert f"{label}: attempt 2 starts after ConnectionError: attempt 1 failed" in text
+    assert f"{label}: succeeded after 2 attempts; the last took " in text
+    wait_for(lambda: f"job {failed.id} (flaky): failed after 1 attempt " in log.read_text())
+    assert "(ConnectionError: attempt 1 failed)" in log.read_text()

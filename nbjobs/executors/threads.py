@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import JobTimeout
+from ..errors import JobCancelled, JobTimeout
 from ..runner import LocalJob, Runner, failure
 from .pool import Pool
 
@@ -28,8 +28,14 @@ class ThreadExecutor(Pool[_NoSlot]):
         self.abandon(job.rec.id)
 
     def cancel_running(self, job: LocalJob) -> bool:
-        """Python cannot stop a thread: the job stops at its next `progress()`/`track()`."""
+        """Cancel the job now, abandon its thread and refill its slot. Python cannot stop
+        a thread: it runs on until its next `progress()`/`track()` (which raises
+        `JobCancelled`) or its end, and whatever it returns is dropped."""
         job.cancel_requested = True
+        self._runner.end_held(
+            job, failure(JobCancelled(f"job {job.rec.id} ({job.rec.name}) was cancelled"))
+        )
+        self.abandon(job.rec.id)
         return True
 
     def _run_job(self, job: LocalJob, slot: _NoSlot) -> None:
