@@ -95,6 +95,13 @@ class ResultNotPicklable(JobError):
     """The job returned a value that cannot be pickled, so it cannot be stored."""
 
 
+class RetryPolicyFailed(JobError):
+    """The job's retry policy (`retries=`, `retry_on=`, `backoff=`) raised while deciding
+    whether to retry a failed attempt, so the job failed instead of retrying. The message
+    names the policy and the attempt's own error; the traceback is the policy's, then the
+    attempt's."""
+
+
 class JobCancelled(JobError, concurrent.futures.CancelledError):
     """The job was cancelled before it produced a result."""
 

@@ -78,6 +78,7 @@ from ..runner import (
     call_job,
     ending,
     failure,
+    judge,
     load_failure,
     store_log,
 )
@@ -474,17 +475,27 @@ def _checkpoint(task: Task, storage: Storage | None) -> Any:
 
 def _write_outcome(storage: Storage, task: Task, outcome: Outcome) -> None:
     """End the attempt in the store, in one transaction, if the job is still ours."""
-    policy = None
+    now = storage.clock.now()
+    delay = None
     if not outcome.ok:
+        # The retry policy is user code: asked here, not in the write's transaction (which
+        # holds the store's write lock), from the record as it is now. The transaction
+        # writes the verdict only if the attempt is still ours, so the record it was
+        # given is still the record of this attempt.
         payload = storage.call(task.info.id)
         policy = codec.payload_policy(payload) if payload is not None else None
+        rec = storage.record_by_id(task.info.id)
+        if not _ours(rec, task):
+            return
+        assert rec is not None
+        outcome, delay = judge(rec, outcome, now, policy)
 
     def write(sql: Sql) -> bool:
         rec = storage.read_in(sql, task.info.id)
         if not _ours(rec, task):
             return False
         assert rec is not None
-        new, blobs = ending(rec, outcome, storage.clock.now(), policy)
+        new, blobs = ending(rec, outcome, now, delay)
         for key, data, file in blobs:
             storage.put_blob(sql, key, data, file)
         return storage.update(sql, new, states.RUNNING)

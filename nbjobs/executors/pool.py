@@ -45,7 +45,7 @@ class Pool(Generic[S]):
         self._queue: queue.SimpleQueue[LocalJob | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._busy: dict[str, threading.Thread] = {}  # job id -> thread running it
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards `_threads` and `_busy`
 
     def start(self, job: LocalJob) -> None:
         """Queue `job`; a free thread starts it."""
@@ -99,12 +99,17 @@ class Pool(Generic[S]):
                 job = self._queue.get()
                 if job is None:
                     break
-                self._busy[job.rec.id] = me
+                job_id = job.rec.id
+                with self._lock:
+                    self._busy[job_id] = me
                 try:
                     self._run(job, slot)
                 finally:
-                    if self._busy.get(job.rec.id) is me:
-                        del self._busy[job.rec.id]
+                    # (`abandon` may have taken it already, or a new attempt on another
+                    # thread holds the entry now: only this thread's own entry goes.)
+                    with self._lock:
+                        if self._busy.get(job_id) is me:
+                            del self._busy[job_id]
                     # An idle thread must not keep its last job (function, arguments) alive.
                     del job
         finally:
