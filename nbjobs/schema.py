@@ -39,6 +39,11 @@ CREATE TABLE IF NOT EXISTS nbjobs_counts (
     status TEXT PRIMARY KEY, n INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS nbjobs_blobs (key TEXT PRIMARY KEY, data BLOB, file TEXT);
+-- Which file names are in use: the sweep of files under blobs/ that no row names.
+CREATE INDEX IF NOT EXISTS nbjobs_blobs_file ON nbjobs_blobs (file) WHERE file IS NOT NULL;
+-- Files of blobs deleted by a committed transaction, removed from blobs/ after its COMMIT:
+-- names left here by a process that died in between are removed by the next opener.
+CREATE TABLE IF NOT EXISTS nbjobs_dropped (file TEXT PRIMARY KEY) WITHOUT ROWID;
 -- Cancels asked by one process for a job another kernel runs or holds in its queue.
 CREATE TABLE IF NOT EXISTS nbjobs_cancels (
     owner TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (owner, id)
@@ -72,7 +77,7 @@ END;
 
 #: `PRAGMA user_version` of a store holding every table, index and column of `SCHEMA`
 #: (diskcache does not use it). Bump it with each change to `SCHEMA` or `_migrate`.
-VERSION = 1
+VERSION = 2
 
 
 def _migrate(sql: Sql) -> None:
