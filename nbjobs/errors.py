@@ -53,6 +53,11 @@ class StoreNotWritable(StoreError):
     """The store folder cannot be created or written."""
 
 
+class StoreCorrupt(StoreError):
+    """The store's database is damaged, missing or empty: the message names the file, what to
+    keep and how to recover what can still be read."""
+
+
 class PayloadNotPicklable(NbjobsError):
     """A function or argument cannot be pickled for an executor that needs it."""
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+from .connections import DBNAME
+from .errors import StoreCorrupt, StoreFormatError
 from .writer import Sql
 
 SCHEMA = """
@@ -88,17 +91,40 @@ def _migrate(sql: Sql) -> None:
         sql("ALTER TABLE nbjobs_jobs ADD COLUMN call BLOB")
 
 
-def ensure(sql: Sql, transact: Callable[..., Any]) -> None:
+def ensure(sql: Sql, transact: Callable[..., Any], path: Path, created: bool) -> None:
     """Create what is missing and migrate, in one transaction (`transact`: diskcache's), so
     that concurrent openers do it once; a store already at `VERSION` (`PRAGMA user_version`)
-    is left as it is: opening it writes nothing of ours."""
-    if sql("PRAGMA user_version").fetchone()[0] >= VERSION:
+    is left as it is: opening it writes nothing of ours. Raises `StoreFormatError` for a
+    store of a newer schema, and `StoreCorrupt` for a database of an existing store (not
+    just `created`) that holds none of our tables.
+    """
+    version = sql("PRAGMA user_version").fetchone()[0]
+    if version == VERSION:
         return
+    if version > VERSION:
+        raise StoreFormatError(
+            f"the job store at {path} was written by a newer version of nbjobs (its database "
+            f"has schema {version}, this nbjobs knows schema {VERSION} and older). Install "
+            "the newer nbjobs, or use another folder."
+        )
+    if not created and not _has_jobs_table(sql):
+        raise StoreCorrupt(
+            f"the job store at {path} has lost its jobs: its database {path / DBNAME} holds "
+            f"no nbjobs tables (replaced or emptied). Restore {DBNAME} from a copy if you have "
+            "one; to start a new store, use another folder or remove this one"
+        )
     with transact(retry=True):
         for stmt in _statements(SCHEMA):
             sql(stmt)
         _migrate(sql)
         sql(f"PRAGMA user_version = {VERSION}")
+
+
+def _has_jobs_table(sql: Sql) -> bool:
+    """Whether the database holds the job records (stores made before `VERSION` existed have
+    user_version 0)."""
+    row = sql("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'nbjobs_jobs'")
+    return row.fetchone() is not None
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -22,24 +22,26 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import diskcache
 
 from . import blobfiles, codec, schema, states
 from .clock import SYSTEM, Clock
-from .connections import Connections
+from .connections import Connections, check_present, damaged
 from .errors import (
     IllegalTransition,
     JobNotFound,
     PayloadLoadError,
+    StoreCorrupt,
     StoreNotWritable,
 )
-from .folder import prepare_folder
+from .folder import prepared
 from .records import CORRUPT, ErrorInfo, JobRecord, ScheduleRecord
 from .writer import Call, Insert, Op, Sql, Writer
 
 T = TypeVar("T")
+P = ParamSpec("P")
 # A call up to this size lives in its job's row: a keyed submit is then one INSERT (two
 # B-tree pages fewer than a separate blob), and a row still fits in one 4 KiB page.
 ROW_CALL_LIMIT = 2048
@@ -71,6 +73,23 @@ def open_cache(path: Path) -> diskcache.Cache:
 
 
 # --------------------------------------------------------------------------- storage
+def _reported(method: Callable[Concatenate[Storage, P], T]) -> Callable[Concatenate[Storage, P], T]:
+    """A read of the store that raises `StoreCorrupt` where SQLite finds a damaged page (and
+    works where it finds none): never a raw `sqlite3.DatabaseError`."""
+
+    @functools.wraps(method)
+    def read(self: Storage, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            corrupt = damaged(self.path, exc)
+            if corrupt is None:
+                raise
+            raise corrupt from exc
+
+    return read
+
+
 class Storage:
     """Records, indexes and blobs in one store folder. Knows nothing of executors."""
 
@@ -78,22 +97,38 @@ class Storage:
         self.path = Path(path).expanduser().absolute()
         self.clock = clock
         self.blob_dir = self.path / "blobs"
-        prepare_folder(self.path)
-        try:
-            self.cache = open_cache(self.path)
-            schema.ensure(self.cache._sql, self.cache.transact)
-        except (sqlite3.OperationalError, OSError) as exc:
-            raise StoreNotWritable(
-                f"the job store at {self.path} cannot be opened for writing: {exc}. "
-                "Choose a folder you can write (nbjobs.configure(store=...) or $NBJOBS_STORE)."
-            ) from exc
+        self.cache = self._open_database()
         self.fn_written: set[str] = set()
         self.db = Connections(self.cache, self.path)
         self._dropped = _Dropped()
         self.writer = Writer(self._batch, self.db.sql, self)
         self.blob_dir.mkdir(mode=0o700, exist_ok=True)
-        self.remove_dropped()
+        with contextlib.suppress(StoreCorrupt):  # what can be read is still served
+            self.remove_dropped()
         _OPEN.add(self)
+
+    def _open_database(self) -> diskcache.Cache:
+        """diskcache's database in the (checked or new) store folder, at this schema."""
+        cache = None
+        try:
+            with prepared(self.path) as new:
+                if not new:
+                    check_present(self.path)
+                cache = open_cache(self.path)
+                schema.ensure(cache._sql, cache.transact, self.path, new)
+            return cache
+        except BaseException as exc:
+            if cache is not None:
+                cache.close()
+            if isinstance(exc, sqlite3.DatabaseError) and (corrupt := damaged(self.path, exc)):
+                raise corrupt from exc
+            if isinstance(exc, sqlite3.OperationalError | OSError):
+                raise StoreNotWritable(
+                    f"the job store at {self.path} cannot be opened for writing: {exc}. "
+                    "Choose a folder you can write (nbjobs.configure(store=...) or "
+                    "$NBJOBS_STORE)."
+                ) from exc
+            raise
 
     def __repr__(self) -> str:
         return f"Storage({str(self.path)!r})"
@@ -110,6 +145,7 @@ class Storage:
         sql: Sql = self.cache._sql
         return sql
 
+    @_reported
     def record(self, id_or_key: str) -> JobRecord:
         """The record of the job with this id or key; raises `JobNotFound`."""
         row = self._sql(
@@ -139,11 +175,12 @@ class Storage:
 
     @contextlib.contextmanager
     def _then_remove_dropped(self) -> Iterator[None]:
-        """Around a transaction: the files of the blobs it drops (`drop_blobs`) are removed
-        once it has committed, never before. Removed inside it, a crash or a rollback before
-        the COMMIT left jobs `succeeded` whose result file was gone (300 jobs in 4 of 24
-        purges killed 15 ms in). Names still listed in `nbjobs_dropped` (the process died
-        after the COMMIT) are removed by the next `remove_dropped`."""
+        """Around each write transaction of this process: the files of the blobs it drops
+        (`drop_blobs`) are removed once it has committed, never before. Removed inside it, a
+        crash or a rollback before the COMMIT left jobs `succeeded` whose result file was
+        gone (300 jobs in 4 of 24 purges killed 15 ms in). Names still listed in
+        `nbjobs_dropped` (the process died after the COMMIT) are removed by the next
+        `remove_dropped`. A damaged page met raises `StoreCorrupt`."""
         local = self._dropped
         if local.files is not None:  # inside this thread's transaction: its end removes them
             yield
@@ -152,6 +189,11 @@ class Storage:
         try:
             yield
             files = local.files
+        except sqlite3.DatabaseError as exc:
+            corrupt = damaged(self.path, exc)
+            if corrupt is None:
+                raise
+            raise corrupt from exc
         finally:
             local.files = None
         if files:
@@ -174,6 +216,7 @@ class Storage:
             return False
         return True
 
+    @_reported
     def remove_dropped(self) -> None:
         """Remove the files of blobs deleted by a process that died between its COMMIT and
         their removal. At open: one read of a table that is empty unless that happened."""
@@ -212,17 +255,20 @@ class Storage:
             blobfiles.remove(self.blob_dir / name)
         return len(unnamed)
 
+    @_reported
     def record_by_key(self, key: str, sql: Sql | None = None) -> JobRecord | None:
         row = (sql or self._sql)(
             "SELECT id, key, status, name, data FROM nbjobs_jobs WHERE key = ?", (key,)
         ).fetchone()
         return _decode(*row) if row else None
 
+    @_reported
     def cancel_requests(self, owner: str) -> list[str]:
         """Ids of `owner`'s jobs that other processes cancelled (see `request_cancel`)."""
         rows = self._sql("SELECT id FROM nbjobs_cancels WHERE owner = ?", (owner,)).fetchall()
         return [job_id for (job_id,) in rows]
 
+    @_reported
     def cancel_owners(self) -> list[str]:
         """The processes that have cancel requests waiting for them."""
         rows = self._sql("SELECT DISTINCT owner FROM nbjobs_cancels").fetchall()
@@ -240,12 +286,14 @@ class Storage:
             (owner, *ids),
         )
 
+    @_reported
     def record_by_id(self, job_id: str) -> JobRecord | None:
         row = self._sql(
             "SELECT id, key, status, name, data FROM nbjobs_jobs WHERE id = ?", (job_id,)
         ).fetchone()
         return _decode(*row) if row else None
 
+    @_reported
     def page(
         self,
         statuses: Iterable[str] | None = None,
@@ -287,6 +335,7 @@ class Storage:
         ).fetchall()
         return [_decode(*r) for r in rows]
 
+    @_reported
     def statuses(self, ids: list[str]) -> dict[str, str]:
         """The status of each of these jobs that is in the store (one indexed read per 500)."""
         found: dict[str, str] = {}
@@ -302,6 +351,7 @@ class Storage:
     def active_records(self) -> list[JobRecord]:
         return self.page(states.ACTIVE, limit=1_000_000)
 
+    @_reported
     def worker_queue(self, limit: int, sql: Sql | None = None) -> list[JobRecord]:
         """Pending jobs for detached workers, oldest first, through their own partial index
         (a pending job has no owner only while it waits for a worker). Records that cannot
@@ -319,16 +369,19 @@ class Storage:
         """Running and retrying jobs (few: they hold a worker or wait for their next try)."""
         return self.page((states.RUNNING, states.RETRYING), limit=1_000_000)
 
+    @_reported
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(states.STATES, 0)
         for status, n in self._sql("SELECT status, n FROM nbjobs_counts").fetchall():
             out[status] = n
         return out
 
+    @_reported
     def blob(self, key: str) -> bytes | None:
         row = self._sql("SELECT data, file FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone()
         return None if row is None else self._blob_bytes(*row)
 
+    @_reported
     def blobs(self, keys: list[str]) -> dict[str, bytes]:
         """The blobs at `keys` that exist (fewer than 900 keys), read in one query."""
         rows = self._sql(
@@ -343,11 +396,13 @@ class Storage:
             return (self.blob_dir / str(file)).read_bytes()
         return None if data is None else bytes(data)
 
+    @_reported
     def blob_inline(self, key: str) -> bool | None:
         """True if the blob is stored inline (small), False if in a file, None if absent."""
         row = self._sql("SELECT file IS NULL FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone()
         return None if row is None else bool(row[0])
 
+    @_reported
     def attempts(self, job_id: str) -> list[dict[str, Any]]:
         """The job's attempt history, oldest first (a range scan of its `a:` blobs)."""
         rows = self._sql(
@@ -356,6 +411,7 @@ class Storage:
         ).fetchall()
         return [pickle.loads(data) for (data,) in rows]
 
+    @_reported
     def load_value(self, key: str) -> Any:
         """Load a value written by `blobfiles.write_value`, reading a large one from its file."""
         row = self._sql("SELECT data, file FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone()
@@ -440,6 +496,7 @@ class Storage:
         statement)."""
         return not rec.tags and (call is None or len(call) <= ROW_CALL_LIMIT)
 
+    @_reported
     def claim(self, rec: JobRecord, call: bytes | None) -> bool:
         """Insert a new keyed job with its call in one autocommitted statement, on this
         thread's connection (see `transact_here`); False (nothing written) if the key is
@@ -458,6 +515,7 @@ class Storage:
         if call is not None and inline is None:
             self.put_blob(sql, f"p:{job_id}", call)
 
+    @_reported
     def call(self, job_id: str) -> bytes | None:
         """A job's pickled call (None: not stored, or the job is gone)."""
         row = self._sql("SELECT call FROM nbjobs_jobs WHERE id = ?", (job_id,)).fetchone()
@@ -535,6 +593,7 @@ class Storage:
         return (len(rows), rows[-1][0]) if rows else (0, after)
 
     # ---- schedules (see nbjobs/recurring.py)
+    @_reported
     def schedules(self, sql: Sql | None = None) -> list[ScheduleRecord]:
         """Every schedule, by name (few: one row each, no blob read)."""
         rows = (sql or self._sql)(
@@ -542,12 +601,14 @@ class Storage:
         ).fetchall()
         return [_decode_schedule(*row) for row in rows]
 
+    @_reported
     def schedule(self, name: str, sql: Sql | None = None) -> ScheduleRecord | None:
         row = (sql or self._sql)(
             "SELECT name, paused, data FROM nbjobs_schedules WHERE name = ?", (name,)
         ).fetchone()
         return None if row is None else _decode_schedule(*row)
 
+    @_reported
     def earliest_schedule(self, sql: Sql | None = None) -> float | None:
         """When the next active schedule is due (None: no active schedule): one index read."""
         row = (sql or self._sql)(
@@ -599,6 +660,7 @@ class Storage:
         sql("DELETE FROM nbjobs_blobs WHERE key = ?", (f"s:{name}",))
         return cur.rowcount == 1
 
+    @_reported
     def scan_consistency(self) -> dict[str, int]:
         """Counts per status computed from the records themselves (tests, diagnostics)."""
         out = dict.fromkeys(states.STATES, 0)
