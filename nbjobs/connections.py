@@ -36,7 +36,8 @@ _DAMAGE = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)  # SQLite's codes for 
 def damaged(path: Path, exc: sqlite3.DatabaseError) -> StoreCorrupt | None:
     """The `StoreCorrupt` to raise for `exc`, an error of the database of the store at
     `path`, when SQLite found the file damaged (None: another error)."""
-    if (exc.sqlite_errorcode or 0) & 0xFF not in _DAMAGE:
+    code = getattr(exc, "sqlite_errorcode", None) or 0  # only errors SQLite itself raised
+    if code & 0xFF not in _DAMAGE:
         return None
     db = path / DBNAME
     return StoreCorrupt(

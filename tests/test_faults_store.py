@@ -30,8 +30,9 @@ from nbjobs import schema
 BIG = 300 * 1024  # above the inline limit (nbjobs/blobfiles.py): each result is a file
 JOBS = 600  # more than one purge batch (nbjobs/api.py, _PURGE_BATCH = 500)
 
-# The child purges the store; it dies by SIGKILL right after its `kill_at`-th file removal (a moment
-# inside the purge chosen exactly), or when the parent kills it (a moment chosen by time).
+# The child purges the store (or forgets one job); it dies by SIGKILL right after its
+# `kill_at`-th file removal (a moment inside the purge chosen exactly), or when the parent
+# kills it (a moment chosen by time).
 PURGER = textwrap.dedent(
     """
     import os, signal, sys
@@ -51,7 +52,10 @@ PURGER = textwrap.dedent(
 
         os.unlink = dying_unlink
     Path(ready).touch()
-    store.purge(status="succeeded")
+    if sys.argv[4] == "forget":
+        store.forget(store.jobs(limit=1)[0].id)
+    else:
+        store.purge(status="succeeded")
     os._exit(0)
     """
 )
@@ -68,6 +72,7 @@ KILLS = [
     ("timer", 25),
     ("timer", 45),
     ("timer", 70),
+    ("forget", 1),
 ]
 
 
@@ -103,8 +108,10 @@ def purge_and_die(path: Path, how: str, when: int) -> int:
     script = path.parent / "purger.py"
     script.write_text(PURGER)
     ready = path.parent / "ready"
+    kill_at = 0 if how == "timer" else when
+    what = "forget" if how == "forget" else "purge"
     child = subprocess.Popen(
-        [sys.executable, str(script), str(path), str(ready), str(when if how == "unlink" else 0)]
+        [sys.executable, str(script), str(path), str(ready), str(kill_at), what]
     )
     try:
         if how == "timer":
@@ -119,7 +126,7 @@ def purge_and_die(path: Path, how: str, when: int) -> int:
 
 
 @pytest.mark.parametrize(("how", "when"), KILLS, ids=[f"{h}-{w}" for h, w in KILLS])
-def test_a_purge_killed_at_any_moment_loses_no_result_and_leaves_no_file(
+def test_a_purge_or_forget_killed_at_any_moment_loses_no_result_and_leaves_no_file(
     many_big_results: Path, tmp_path: Path, how: str, when: int
 ) -> None:
     path = copy_store(many_big_results, tmp_path / "store")
