@@ -303,6 +303,20 @@ def test_damaged_pages_fail_only_the_reads_that_meet_them(
     assert_one_line_error(cli(path, "ls", "--limit", str(FILLED)), ".recover")
 
 
+def test_a_store_whose_database_was_replaced_is_an_error_not_a_new_store(
+    filled_store: Path, tmp_path: Path
+) -> None:
+    path = copy_of(filled_store, tmp_path / "store")
+    db = path / DATABASE
+    db.unlink()
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE notes (text TEXT)")
+    con.close()
+    with pytest.raises(nbjobs.StoreCorrupt, match="no nbjobs tables"):
+        nbjobs.Store(path)
+    assert_one_line_error(cli(path, "ls"), str(db), "no nbjobs tables")
+
+
 @pytest.mark.parametrize("what", ["empty", "missing"])
 def test_a_store_whose_database_is_gone_is_an_error_not_a_new_store(
     filled_store: Path, tmp_path: Path, what: str
