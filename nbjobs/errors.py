@@ -62,6 +62,11 @@ class StoreClosed(StoreError):
     """The store was closed (`Store.close()`); open it again to submit or change jobs."""
 
 
+class StoreCorrupt(StoreError):
+    """The store's database is damaged, missing or empty: the message names the file, what to
+    keep and how to recover what can still be read."""
+
+
 class PayloadNotPicklable(NbjobsError):
     """A function or argument cannot be pickled for an executor that needs it."""
 
