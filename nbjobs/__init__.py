@@ -10,7 +10,6 @@ from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
 
 from .api import Store
 from .autokey import AutoKey, auto
-from .calls import RESERVED
 from .defaults import (
     configure,
     dead_letters,
@@ -65,6 +64,7 @@ from .errors import (
 from .executors.worker import WorkerInfo
 from .futures import Executor
 from .job import Job
+from .options import RESERVED
 from .records import JobRecord, Progress
 from .recurring import Schedule
 from .reporting import CurrentJob, current_job, progress, track

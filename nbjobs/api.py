@@ -11,11 +11,11 @@ import os
 import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack, overload
 
 from . import arguments, recurring, states, validate
-from .autokey import AutoKey, auto, auto_key
-from .calls import PLAIN, RESERVED, MapKey, map_key, merge_kwargs, new_id, options
+from .autokey import auto, auto_key
+from .calls import fn_name, map_key, merge_kwargs, new_id
 from .clock import SYSTEM, Clock
 from .errors import InvalidArgument, InvalidArgumentType, JobNotFound
 from .executors import NAMES as EXECUTOR_NAMES
@@ -31,10 +31,19 @@ from .executors.worker import (
 )
 from .job import Job
 from .lifecycle import LocalJobs
+from .options import (
+    PLAIN,
+    RESERVED,
+    SCHEDULE_NAMES,
+    JobOptions,
+    ScheduleOptions,
+    entry,
+    resolve,
+    split,
+)
 from .owners import owner_token
 from .records import JobRecord
 from .recurring import Schedule
-from .retrying import Retry
 from .store import Storage
 from .submitting import Submitter
 from .validate import Duration
@@ -81,92 +90,80 @@ class Store:
         return f"nbjobs.Store({str(self.path)!r})"
 
     # ------------------------------------------------------------------ submit
+    @overload
     def submit(
         self,
         fn: Callable[..., Any],
         /,
         *args: Any,
-        key: str | AutoKey | None = None,
-        name: str | None = None,
-        tags: str | list[str] | tuple[str, ...] | None = None,
-        retries: int | Retry | Any = 0,
-        retry_on: type[BaseException] | tuple[type[BaseException], ...] | Any = None,
-        backoff: Duration | Any = None,
-        timeout: Duration | None = None,
-        soft_timeout: Duration | None = None,
-        executor: str | Any = None,
-        force: bool = False,
+        kwargs: dict[str, Any] | None = None,
+        **options: Unpack[JobOptions],
+    ) -> Job: ...
+    @overload
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        kwargs: dict[str, Any] | None = None,
+        **fn_kwargs: Any,
+    ) -> Job: ...
+    @entry()
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
         kwargs: dict[str, Any] | None = None,
         **fn_kwargs: Any,
     ) -> Job:
         """Record a call of `fn(*args, **kwargs)` in the store and start it; returns at once.
 
-        `key` is an idempotency key: if a job with that key exists it is returned instead
-        (re-run only if it failed, was cancelled or interrupted, or with `force=True`).
-        `key=nbjobs.auto` derives it from the function's name and source and the arguments,
-        so re-running an unchanged cell, even after a kernel restart, finds the stored job.
-        Arguments whose names clash with these options go through `kwargs={...}`.
-
-        Retries: `retries=n` allows n retries after the first attempt (or a tenacity stop
-        strategy, or `nbjobs.Retry(...)`); `retry_on` the exception types (or a tenacity
-        retry strategy) worth retrying, others fail at once; `backoff` a tenacity wait
-        strategy or a fixed wait (default: exponential with full jitter). `timeout` is the
-        hard time limit; `soft_timeout` raises `nbjobs.SoftTimeout` inside the job first.
-        Durations (`backoff`, `timeout`, `soft_timeout`) are seconds, a `timedelta`, or a
-        str such as "30s", "5m", "1h30m", "7d".
+        Keywords that are not job options (listed below) go to `fn`; arguments whose
+        names clash with the options go through `kwargs={...}`.
 
         >>> job = store.submit(fit, df, alpha=0.1, key="fit-a0.1")   # doctest: +SKIP
         >>> job = store.submit(fetch, url, retries=5, retry_on=ConnectionError)  # doctest: +SKIP
         """
         if not callable(fn):
             raise InvalidArgumentType(f"fn must be callable, not {type(fn).__name__}")
+        given = split(fn_kwargs) if fn_kwargs else fn_kwargs
         call_kwargs = merge_kwargs(fn_kwargs, kwargs)
         arguments.check(fn, len(args), call_kwargs, fn_kwargs, RESERVED)
-        if (
-            key is None
-            and name is None
-            and tags is None
-            and type(retries) is int
-            and retries == 0
-            and retry_on is None
-            and backoff is None
-            and timeout is None
-            and soft_timeout is None
-            and executor is None
-            and force is False
-        ):
-            # Nothing to check: the usual case.
+        if not given:  # the usual case: nothing to check
             return Job(self, self._submitter.submit(fn, args, call_kwargs, PLAIN))
-        opts = options(
-            fn,
-            key=auto_key(fn, args, call_kwargs) if key is auto else validate.key(key),
-            name=name,
-            tags=tags,
-            retries=retries,
-            retry_on=retry_on,
-            backoff=backoff,
-            timeout=timeout,
-            soft_timeout=soft_timeout,
-            executor=executor,
-            force=force,
-        )
+        key = given.get("key")
+        if key is auto:
+            key = auto_key(fn, args, call_kwargs)
+        elif key is not None:
+            key = validate.key(key)
+        opts = resolve(given, key, fn_name(fn))
         return Job(self, self._submitter.submit(fn, args, call_kwargs, opts))
 
+    @overload
     def map(
         self,
         fn: Callable[..., Any],
         /,
         *iterables: Iterable[Any],
-        key: MapKey = None,
-        name: str | None = None,
-        tags: str | list[str] | tuple[str, ...] | None = None,
-        retries: int | Retry | Any = 0,
-        retry_on: type[BaseException] | tuple[type[BaseException], ...] | Any = None,
-        backoff: Duration | Any = None,
-        timeout: Duration | None = None,
-        soft_timeout: Duration | None = None,
-        executor: str | Any = None,
-        force: bool = False,
+        kwargs: dict[str, Any] | None = None,
+        **options: Unpack[JobOptions],
+    ) -> list[Job]: ...
+    @overload
+    def map(
+        self,
+        fn: Callable[..., Any],
+        /,
+        *iterables: Iterable[Any],
+        kwargs: dict[str, Any] | None = None,
+        **fn_kwargs: Any,
+    ) -> list[Job]: ...
+    @entry()
+    def map(
+        self,
+        fn: Callable[..., Any],
+        /,
+        *iterables: Iterable[Any],
         kwargs: dict[str, Any] | None = None,
         **fn_kwargs: Any,
     ) -> list[Job]:
@@ -198,22 +195,13 @@ class Store:
             raise InvalidArgumentType(f"fn must be callable, not {type(fn).__name__}")
         if not iterables:
             raise InvalidArgumentType("map needs an iterable of items after the function")
+        given = split(fn_kwargs)
         shared = merge_kwargs(fn_kwargs, kwargs)
         arguments.check(fn, len(iterables), shared, fn_kwargs, RESERVED)
-        opts = options(
-            fn,
-            key=None,
-            name=name,
-            tags=tags,
-            retries=retries,
-            retry_on=retry_on,
-            backoff=backoff,
-            timeout=timeout,
-            soft_timeout=soft_timeout,
-            executor=executor,
-            force=force,
-        )
-        key = map_key(key)  # before reading the items: a generator is not consumed in vain
+        opts = resolve(given, None, fn_name(fn))
+        key = map_key(
+            given.get("key")
+        )  # before reading the items: a generator is not consumed in vain
         stored = self._submitter.map(fn, iterables, key, shared, opts)
         return [Job(self, rec) for rec in stored]
 
@@ -502,23 +490,18 @@ class Store:
         return stop(self.storage, worker, wait, limit, STOP_GRACE if grace_s is None else grace_s)
 
     # ------------------------------------------------------------------ schedules
+    @entry(SCHEDULE_NAMES)
     def schedule(
         self,
         fn: Callable[..., Any],
         *,
         every: Duration | None = None,
         cron: str | None = None,
-        name: str | None = None,
         args: tuple[Any, ...] | list[Any] = (),
         kwargs: dict[str, Any] | None = None,
         tz: str | None = None,
         missed: str = "once",
-        tags: str | list[str] | tuple[str, ...] | None = None,
-        retries: int | Retry | Any = 0,
-        retry_on: type[BaseException] | tuple[type[BaseException], ...] | Any = None,
-        backoff: Duration | Any = None,
-        timeout: Duration | None = None,
-        soft_timeout: Duration | None = None,
+        **options: Unpack[ScheduleOptions],
     ) -> Schedule:
         """Run `fn(*args, **kwargs)` on a schedule, as a detached-worker job per firing.
 
@@ -532,8 +515,7 @@ class Store:
         named `name` (default: the function's name), tagged `schedule:<name>`, with the key
         `schedule:<name>:<slot time, UTC ISO>`, so a slot never runs twice however many
         workers serve the store. A worker does not stop for idleness while an active
-        schedule is stored. `retries`, `retry_on`, `backoff`, `timeout`, `soft_timeout` and
-        `tags` apply to every firing, as for `submit`.
+        schedule is stored. The job options below apply to every firing, as for `submit`.
 
         Missed slots (no worker was running): `missed="once"` (default) fires one job for
         the latest missed slot, not one per missed slot; `missed="skip"` fires none; both
@@ -548,10 +530,16 @@ class Store:
         >>> store.schedule(report, cron="0 2 * * *", tz="Europe/Berlin")    # doctest: +SKIP
         """
         return recurring.create(
-            self, fn, every=every, cron=cron, name=name, args=args, kwargs=kwargs, tz=tz,
-            missed=missed, tags=tags, retries=retries, retry_on=retry_on, backoff=backoff,
-            timeout=timeout, soft_timeout=soft_timeout,
-        )  # fmt: skip
+            self,
+            fn,
+            every=every,
+            cron=cron,
+            args=args,
+            kwargs=kwargs,
+            tz=tz,
+            missed=missed,
+            options=options,
+        )
 
     def schedules(self) -> list[Schedule]:
         """Every schedule of this store, by name (each shows its timing, time zone, next

@@ -6,86 +6,11 @@ import functools
 import os
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from . import codec, retrying, validate
+from . import codec, validate
 from .autokey import AutoKey, CallDigests, auto
 from .errors import InvalidArgument, InvalidArgumentType, PayloadNotPicklable
-from .executors import NAMES as EXECUTOR_NAMES
-from .retrying import Policy
-
-#: Option names `submit` takes for itself; pass a function's own arguments with these
-#: names through `kwargs={...}`.
-RESERVED = (
-    "key",
-    "name",
-    "tags",
-    "retries",
-    "retry_on",
-    "backoff",
-    "timeout",
-    "soft_timeout",
-    "executor",
-    "force",
-    "kwargs",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """A submit's validated options."""
-
-    key: str | None = None
-    name: str | None = None
-    tags: tuple[str, ...] = ()
-    executor: str | Any = None  # a name, a dask.distributed.Client, or None (the default)
-    force: bool = False
-    policy: Policy | None = None
-    timeout: float | None = None
-    soft_timeout: float | None = None
-
-
-#: The options of a submit that gives none.
-PLAIN = Options()
-
-
-def options(
-    fn: Callable[..., Any],
-    *,
-    key: str | None,
-    name: Any,
-    tags: Any,
-    retries: Any,
-    retry_on: Any,
-    backoff: Any,
-    timeout: Any,
-    soft_timeout: Any,
-    executor: Any,
-    force: Any,
-) -> Options:
-    """Validate a submit's options (shared by `submit`, `map` and `task`); `key` is resolved.
-
-    `executor=None` stays None: the store's default executor at the time of the call.
-    """
-    plain = type(retries) is int and retries == 0 and retry_on is None and backoff is None
-    opts = Options(
-        key=key,
-        name=validate.name(name, fn_name(fn)),
-        tags=validate.tags(tags),
-        executor=None if executor is None else validate.executor(executor, EXECUTOR_NAMES),
-        force=validate.flag(force, "force"),
-        policy=None if plain else retrying.policy(retries, retry_on, backoff),
-        timeout=validate.limit(timeout, "timeout"),
-        soft_timeout=validate.limit(soft_timeout, "soft_timeout"),
-    )
-    if opts.timeout and opts.soft_timeout and opts.soft_timeout >= opts.timeout:
-        raise InvalidArgument(
-            f"soft_timeout ({opts.soft_timeout} s) must be shorter than timeout "
-            f"({opts.timeout} s): it is the warning before the hard limit"
-        )
-    return opts
-
 
 #: What `map(..., key=...)` accepts: no keys, automatic keys, a prefix, or a function of
 #: the job's arguments (as the function gets them) that returns the key.

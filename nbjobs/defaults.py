@@ -9,11 +9,12 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack, overload
 
 from .api import STORES, Store
 from .executors.worker import STOP_GRACE, WorkerInfo
 from .job import Job
+from .options import SCHEDULE_NAMES, JobOptions, ScheduleOptions, entry
 from .recurring import Schedule
 from .validate import Duration
 
@@ -95,10 +96,26 @@ def _close_when_done(store: Store) -> None:
     store.close()
 
 
-def submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
+@overload
+def submit(
+    fn: Callable[..., Any],
+    /,
+    *args: Any,
+    kwargs: dict[str, Any] | None = None,
+    **options: Unpack[JobOptions],
+) -> Job: ...
+@overload
+def submit(
+    fn: Callable[..., Any], /, *args: Any, kwargs: dict[str, Any] | None = None, **fn_kwargs: Any
+) -> Job: ...
+@entry()
+def submit(
+    fn: Callable[..., Any], /, *args: Any, kwargs: dict[str, Any] | None = None, **fn_kwargs: Any
+) -> Job:
     """Run `fn(*args, **kwargs)` in the background and record it in the default store.
 
-    Returns a `Job` at once. Options (keywords): key, name, tags, executor, force, kwargs.
+    Returns a `Job` at once. Keywords that are not job options (listed below) go to `fn`;
+    arguments whose names clash with the options go through `kwargs={...}`. See `Store.submit`.
 
     >>> def fit(n, alpha=0.1):
     ...     return sum(i * alpha for i in range(n))
@@ -106,21 +123,43 @@ def submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
     >>> job.result(timeout=60)                                       # doctest: +SKIP
     2499750.0
     """
-    return default_store().submit(fn, *args, **kwargs)
+    return default_store().submit(fn, *args, kwargs=kwargs, **fn_kwargs)
 
 
-def map_jobs(fn: Callable[..., Any], /, *iterables: Iterable[Any], **options: Any) -> list[Job]:
+@overload
+def map_jobs(
+    fn: Callable[..., Any],
+    /,
+    *iterables: Iterable[Any],
+    kwargs: dict[str, Any] | None = None,
+    **options: Unpack[JobOptions],
+) -> list[Job]: ...
+@overload
+def map_jobs(
+    fn: Callable[..., Any],
+    /,
+    *iterables: Iterable[Any],
+    kwargs: dict[str, Any] | None = None,
+    **fn_kwargs: Any,
+) -> list[Job]: ...
+@entry()
+def map_jobs(
+    fn: Callable[..., Any],
+    /,
+    *iterables: Iterable[Any],
+    kwargs: dict[str, Any] | None = None,
+    **fn_kwargs: Any,
+) -> list[Job]:
     """`nbjobs.map`: one job per item in the default store, in input order. See `Store.map`.
 
     Job i runs `fn(*items_i, **kwargs)`; the function and the keyword arguments are stored
-    once for all the jobs. Options (keywords) are those of `submit`; `key` is None,
-    `nbjobs.auto`, a str prefix (keys "P/0", "P/1", ...) or a function of the job's
-    arguments (the item and the shared keyword arguments). The iterables must have one length.
+    once for all the jobs. The job options (below) apply to every job. The iterables must
+    have one length.
 
     >>> jobs = nbjobs.map(fit, [0.1, 0.2, 0.5], data=df, key="fit")   # doctest: +SKIP
     >>> [job.result() for job in jobs]                                  # doctest: +SKIP
     """
-    return default_store().map(fn, *iterables, **options)
+    return default_store().map(fn, *iterables, kwargs=kwargs, **fn_kwargs)
 
 
 def get(id_or_key: str) -> Job:
@@ -224,18 +263,32 @@ def stop_worker(
         return target.stop_worker(worker, wait=wait, timeout=timeout, grace=grace)
 
 
-def schedule(fn: Callable[..., Any], /, **options: Any) -> Schedule:
+@entry(SCHEDULE_NAMES)
+def schedule(
+    fn: Callable[..., Any],
+    /,
+    *,
+    every: Duration | None = None,
+    cron: str | None = None,
+    args: tuple[Any, ...] | list[Any] = (),
+    kwargs: dict[str, Any] | None = None,
+    tz: str | None = None,
+    missed: str = "once",
+    **options: Unpack[ScheduleOptions],
+) -> Schedule:
     """Run `fn` on a schedule in the default store: `every=` or `cron=`. See `Store.schedule`.
 
     Detached workers fire it (`nbjobs.start_worker()` or `nbjobs worker`); each firing is a
     worker job keyed `schedule:<name>:<slot>`. Missed slots: one firing for the latest
     (`missed="once"`, the default) or none (`missed="skip"`). Calling it again with the same
-    name replaces the schedule in place.
+    name replaces the schedule in place. The job options (below) apply to every firing.
 
     >>> nbjobs.schedule(refresh_prices, every="30m")                       # doctest: +SKIP
     >>> nbjobs.schedule(report, cron="0 2 * * *", tz="Europe/Berlin")      # doctest: +SKIP
     """
-    return default_store().schedule(fn, **options)
+    return default_store().schedule(
+        fn, every=every, cron=cron, args=args, kwargs=kwargs, tz=tz, missed=missed, **options
+    )
 
 
 def schedules() -> list[Schedule]:

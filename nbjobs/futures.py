@@ -17,9 +17,9 @@ from typing import Any, ParamSpec, TypeVar
 
 from . import validate
 from .api import Store
-from .calls import Options
 from .defaults import default_store
 from .job import Job
+from .options import Options
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -12,11 +12,11 @@ import datetime
 import html
 import logging
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import arguments, codec, refs, render, scheduling, validate
-from .calls import fn_name, merge_kwargs, new_id, options, pickle_call
+from .calls import fn_name, merge_kwargs, new_id, pickle_call
 from .errors import (
     InvalidArgument,
     InvalidArgumentType,
@@ -26,6 +26,7 @@ from .errors import (
 )
 from .executors.worker import list_workers
 from .job import Job
+from .options import SCHEDULE_NAMES, resolve, unknown
 from .records import CORRUPT, JobRecord, ScheduleRecord
 from .store import Storage
 from .writer import Sql
@@ -63,17 +64,17 @@ def create(
     *,
     every: Any,
     cron: Any,
-    name: Any,
     args: Any,
     kwargs: Any,
     tz: Any,
     missed: Any,
-    **submit_options: Any,
+    options: Mapping[str, Any],
 ) -> Schedule:
     """`Store.schedule`: check everything, then write the schedule in one transaction.
 
-    `submit_options`: tags, retries, retry_on, backoff, timeout, soft_timeout (as `submit`).
+    `options`: the job options of every firing (`nbjobs.options.SCHEDULE_NAMES`).
     """
+    unknown(options, SCHEDULE_NAMES, "schedule()")
     if not callable(fn):
         raise InvalidArgumentType(f"fn must be callable, not {type(fn).__name__}")
     if not isinstance(args, tuple | list):
@@ -86,7 +87,7 @@ def create(
     now = storage.clock.now()
     spec, tz_source = scheduling.define(every, cron, tz, now)
     policy = scheduling.missed_policy(missed)
-    opts = options(fn, key=None, name=name, executor="worker", force=False, **submit_options)
+    opts = resolve({**options, "executor": "worker"}, None, fn_name(fn))
     if refs.call_dependencies(fn, call_args, call_kwargs):
         raise InvalidArgument(
             "a schedule's arguments cannot be jobs (each firing is a new job, run on its own); "

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import codec, refs, states, validate
 from .autokey import arguments_digest
-from .calls import MapKey, Options, Payload, fn_name, map_keys, new_id, pickle_call
+from .calls import MapKey, Payload, fn_name, map_keys, new_id, pickle_call
 from .errors import InvalidArgument, InvalidArgumentType, PayloadNotPicklable, StoreClosed
 from .executors import Backend
 from .executors.processes import ProcessExecutor
@@ -25,6 +25,7 @@ from .executors.threads import ThreadExecutor
 from .executors.worker import WorkerBackend
 from .job import Job
 from .lifecycle import LocalJobs
+from .options import Options
 from .records import JobRecord, transition
 from .runner import LocalJob
 from .writer import Insert, Sql

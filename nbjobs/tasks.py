@@ -9,33 +9,19 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, TypeVar, Unpack, overload
 
 from . import arguments
 from .api import STORES, Store
-from .autokey import AutoKey, auto
-from .calls import RESERVED, called_key, fn_name, merge_kwargs, options
+from .autokey import auto
+from .calls import called_key, fn_name, merge_kwargs
 from .defaults import default_store
 from .errors import InvalidArgumentType
 from .job import Job
-from .validate import Duration
+from .options import DEFAULTS, NAMES, RESERVED, JobOptions, entry, resolve, split, unknown
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-#: The job options a task can carry, with the defaults `submit` gives them.
-DEFAULTS: dict[str, Any] = {
-    "key": None,
-    "name": None,
-    "tags": None,
-    "retries": 0,
-    "retry_on": None,
-    "backoff": None,
-    "timeout": None,
-    "soft_timeout": None,
-    "executor": None,
-    "force": False,
-}
 
 
 class Task(Generic[P, R]):
@@ -62,24 +48,47 @@ class Task(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
 
-    def submit(self, *args: Any, **kwargs: Any) -> Job:
-        """Submit `fn(*args, **kwargs)` with the task's options (see `nbjobs.submit`).
+    @overload
+    def submit(
+        self, *args: Any, kwargs: dict[str, Any] | None = None, **options: Unpack[JobOptions]
+    ) -> Job: ...
+    @overload
+    def submit(self, *args: Any, kwargs: dict[str, Any] | None = None, **fn_kwargs: Any) -> Job: ...
+    @entry()
+    def submit(self, *args: Any, kwargs: dict[str, Any] | None = None, **fn_kwargs: Any) -> Job:
+        """Submit `fn(*args, **kwargs)` with the task's options (see `nbjobs.submit`); an
+        option given here overrides the task's for this call.
 
         A key function given to the task receives the call's arguments.
         """
-        opts, fn_kwargs = self._options(kwargs)
+        opts = self._options(fn_kwargs)
         key = opts.get("key")
         if callable(key):
-            call_kwargs = merge_kwargs(fn_kwargs, opts.get("kwargs"))
+            call_kwargs = merge_kwargs(fn_kwargs, kwargs)
             # Before the key function sees them (the submit below warns about near misses).
             arguments.check(self.fn, len(args), call_kwargs, fn_kwargs, RESERVED, warn=False)
             opts["key"] = called_key(key, args, call_kwargs, None)
-        return self.store.submit(self.fn, *args, **opts, **fn_kwargs)
+        return self.store.submit(self.fn, *args, kwargs=kwargs, **opts, **fn_kwargs)
 
-    def map(self, *iterables: Iterable[Any], **kwargs: Any) -> list[Job]:
-        """One job per item with the task's options (see `nbjobs.map`)."""
-        opts, fn_kwargs = self._options(kwargs)
-        return self.store.map(self.fn, *iterables, **opts, **fn_kwargs)
+    @overload
+    def map(
+        self,
+        *iterables: Iterable[Any],
+        kwargs: dict[str, Any] | None = None,
+        **options: Unpack[JobOptions],
+    ) -> list[Job]: ...
+    @overload
+    def map(
+        self, *iterables: Iterable[Any], kwargs: dict[str, Any] | None = None, **fn_kwargs: Any
+    ) -> list[Job]: ...
+    @entry()
+    def map(
+        self, *iterables: Iterable[Any], kwargs: dict[str, Any] | None = None, **fn_kwargs: Any
+    ) -> list[Job]:
+        """One job per item with the task's options (see `nbjobs.map`); an option given
+        here overrides the task's for this call."""
+        opts = self._options(fn_kwargs)
+        return self.store.map(self.fn, *iterables, kwargs=kwargs, **opts, **fn_kwargs)
 
     @property
     def store(self) -> Store:
@@ -91,15 +100,16 @@ class Task(Generic[P, R]):
             self._store = next((s for s in STORES if str(s.path) == path), None) or Store(path)
         return self._store
 
-    def _options(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(job options, the function's own keyword arguments) of one call."""
-        given = {name: kwargs.pop(name) for name in RESERVED if name in kwargs}
+    def _options(self, fn_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The job options of one call (taken out of `fn_kwargs`): the task's, overridden by
+        those the call gives."""
+        given = split(fn_kwargs)
         opts = dict(self.defaults)
         if given.get("retries", 1) in (0, None):  # retries turned off for this call
             opts.pop("retry_on", None)
             opts.pop("backoff", None)
         opts.update(given)
-        return opts, kwargs
+        return opts
 
     def __repr__(self) -> str:
         shown = [fn_name(self.fn)]
@@ -125,30 +135,17 @@ def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 
 @overload
 def task(
-    fn: None = None,
-    /,
-    *,
-    key: AutoKey | Callable[..., str] | None = None,
-    name: str | None = None,
-    tags: str | list[str] | tuple[str, ...] | None = None,
-    retries: int | Any = 0,
-    retry_on: type[BaseException] | tuple[type[BaseException], ...] | Any = None,
-    backoff: Duration | Any = None,
-    timeout: Duration | None = None,
-    soft_timeout: Duration | None = None,
-    executor: str | Any = None,
-    force: bool = False,
-    store: Store | None = None,
+    fn: None = None, /, *, store: Store | None = None, **options: Unpack[JobOptions]
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
+@entry()
 def task(
     fn: Callable[P, R] | None = None,
     /,
     *,
-    key: Any = None,
-    store: Any = None,
-    **settings: Any,
+    store: Store | None = None,
+    **options: Unpack[JobOptions],
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Make a function a reusable job definition: `@nbjobs.task` or `@nbjobs.task(...)`.
 
@@ -164,14 +161,8 @@ def task(
     >>> job = fit.submit(df, alpha=0.1)                      # doctest: +SKIP
     >>> jobs = fit.map([df1, df2, df3], alpha=0.1)           # doctest: +SKIP
     """
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        meant = arguments.closest(unknown[0], ("store", *DEFAULTS))
-        raise TypeError(
-            f"nbjobs.task() got unknown option(s) {unknown}; it takes "
-            f"{', '.join(['store', *DEFAULTS])}"
-            + ("" if meant is None else f" (did you mean {meant}=?)")
-        )
+    unknown(options, ("store", *NAMES), "nbjobs.task()")
+    key = options.get("key")
     if not (key is None or key is auto or callable(key)):
         raise InvalidArgumentType(
             f"a task's key must be nbjobs.auto, a callable that takes the call's arguments "
@@ -182,13 +173,13 @@ def task(
         raise InvalidArgumentType(
             f"store must be an nbjobs.Store or None (the default store), not {type(store).__name__}"
         )
-    given = {**DEFAULTS, **settings, "key": key}
-    defaults = {k: v for k, v in given.items() if v is not DEFAULTS[k]}
+    given: dict[str, Any] = dict(options)
+    defaults = {k: given[k] for k in NAMES if given.get(k, DEFAULTS[k]) is not DEFAULTS[k]}
 
     def decorate(fn: Callable[P, R]) -> Task[P, R]:
         if not callable(fn):
             raise InvalidArgumentType(f"@nbjobs.task decorates a function, not {type(fn).__name__}")
-        options(fn, **{**given, "key": None})  # bad options raise here, not at the first call
+        resolve(options, None, fn_name(fn))  # bad options raise here, not at the first call
         return Task(fn, defaults, store)
 
     return decorate if fn is None else decorate(fn)
