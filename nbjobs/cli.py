@@ -74,7 +74,7 @@ def _ls(store: Store, args: argparse.Namespace) -> int:
     if args.json:
         _print_json([rec.to_dict() for rec in records])
         return 0
-    now = time.time()
+    now = store.storage.clock.now()
     rows = [_row(rec, now) for rec in records]
     header = ("ID", "KEY", "NAME", "STATUS", "ATTEMPTS", "CREATED", "DURATION", "ERROR")
     _print_table(header, rows)
@@ -290,7 +290,7 @@ def _progress_line(job: Job, rec: JobRecord) -> str:
     if rec.status in states.ACTIVE:
         parts.append(render.progress_text(rec.progress_info(), rec.status))
     elif rec.status == states.SUCCEEDED:
-        parts.append(f"in {render.duration(render.elapsed(rec, time.time()))}")
+        parts.append(f"in {render.duration(render.elapsed(rec, job.store.storage.clock.now()))}")
     else:
         parts.append(render.error_line(rec))
     if rec.status == states.FAILED:

@@ -1,4 +1,12 @@
-"""The only place nbjobs reads time, so tests can inject a fake clock."""
+"""The time nbjobs stores and decides by, read in one place so tests can inject a fake clock.
+
+Every time written into the store or compared with one (records, leases, backoff, deadlines
+of retries, schedules, purge ages, the elapsed times shown for a job) comes from a store's
+`Clock`. Code that waits in real time reads `time` itself: a sleep, the runner's wait for
+an attempt's end, the writer's pause before retrying a checkpoint, the retry loop of a
+locked connection, the refresh of the list of watcher sockets (a fake clock cannot make a
+thread wait less), and the local time zone of a timestamp shown.
+"""
 
 from __future__ import annotations
 

@@ -293,12 +293,17 @@ class Job:
         return self.result()
 
     def cancel(self) -> bool:
-        """Cancel the job: True if it is now cancelled, False if it had already finished.
+        """Cancel the job: True if this call cancelled it, False if it had already
+        finished (cancelled included).
 
-        A pending, retrying or running job is `cancelled` at once. A running process or
-        worker job's process is killed. A running thread job's thread cannot be stopped:
-        it runs on until its next `nbjobs.progress()`/`track()` call or its end (a warning
-        says so), its result is dropped and its slot goes to the next job.
+        A pending or retrying job is `cancelled` at once. A job this process runs is
+        stopped at once: a process job's process is killed, a Dask job's task cancelled;
+        a thread job's thread cannot be stopped: it runs on until its next
+        `nbjobs.progress()`/`track()` call or its end (a warning says so), its result is
+        dropped and its slot goes to the next job. A running job of another kernel or of
+        a detached worker is marked `cancelled` in the store at once; that kernel stops it
+        within a fraction of a second, the worker at its next heartbeat (its process is
+        killed).
 
         >>> job.cancel()       # doctest: +SKIP
         True
@@ -364,13 +369,13 @@ class Job:
         extra = f" error={rec.error.type}" if rec.error else ""
         return (
             f"<Job {rec.name}{key} {rec.status} attempts={rec.attempts}"
-            f"{_duration(rec)}{extra} id={rec.id}>"
+            f"{_duration(rec, self._store.storage.clock.now())}{extra} id={rec.id}>"
         )
 
     def _repr_html_(self) -> str:
         """A static card (nbconvert, plain HTML): status, progress, attempts, elapsed, error."""
         try:
-            return render.job_card(self.record())
+            return render.job_card(self.record(), self._store.storage.clock.now())
         except JobNotFound:
             return f"<code>{html.escape(repr(self))}</code>"
 
@@ -391,8 +396,8 @@ def _call_quietly(fn: Callable[[Job], object], job: Job) -> None:
         logging.getLogger("nbjobs").exception("nbjobs: a done callback of job %s failed", job.id)
 
 
-def _duration(rec: JobRecord) -> str:
+def _duration(rec: JobRecord, now: float) -> str:
     if rec.started_at is None:
         return ""
-    end = rec.finished_at if rec.finished_at is not None else time.time()
+    end = rec.finished_at if rec.finished_at is not None else now
     return f" {end - rec.started_at:.2f}s"

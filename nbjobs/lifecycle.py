@@ -40,7 +40,7 @@ class LocalJobs:
         self.owner = owner
         self.active: dict[str, LocalJob] = {}
         self.runner = Runner(storage, owner, self.finished, self.restart, self.expire)
-        self.backends: dict[str, Backend] = {}  # filled by the store, which builds them
+        self.backends: dict[str, Backend] = {}  # shared with the Submitter, which fills it
         self.closed = False
         self._watcher = Watcher(storage)
         self.callbacks = CallbackThread(storage.release_thread)  # where users' done callbacks run

@@ -154,13 +154,12 @@ def meta_line(rec: JobRecord, now: float) -> str:
     return " · ".join(parts)
 
 
-def job_card(rec: JobRecord, now: float | None = None) -> str:
+def job_card(rec: JobRecord, now: float) -> str:
     """The static HTML card of one job (`Job._repr_html_`): the facts the live widget shows.
 
-    >>> "failed" in job_card(JobRecord(id="a1", name="fit", status="failed"))
+    >>> "failed" in job_card(JobRecord(id="a1", name="fit", status="failed"), 0.0)
     True
     """
-    now = time.time() if now is None else now
     key = f" <code>{html.escape(rec.key)}</code>" if rec.key else ""
     p = rec.progress_info()
     progress = ""

@@ -45,7 +45,6 @@ P = ParamSpec("P")
 # A call up to this size lives in its job's row: a keyed submit is then one INSERT (two
 # B-tree pages fewer than a separate blob), and a row still fits in one 4 KiB page.
 ROW_CALL_LIMIT = 2048
-_BATCH_MAX = 512
 _PARAMS_PER_STATEMENT = 900  # SQLite builds before 3.32 allow 999 parameters per statement
 _UNREADABLE_SLACK = 16  # a worker looks past this many unreadable queued records
 # A file under blobs/ that no blob names is removed by purge() once this old: a younger one
@@ -166,14 +165,10 @@ class Storage:
     @_reported
     def record(self, id_or_key: str) -> JobRecord:
         """The record of the job with this id or key; raises `JobNotFound`."""
-        row = self._sql(
-            "SELECT id, key, status, name, data FROM nbjobs_jobs WHERE id = ? OR key = ? "
-            "ORDER BY id = ? DESC LIMIT 1",
-            (id_or_key, id_or_key, id_or_key),
-        ).fetchone()
-        if row is None:
+        rec = self.read_in(self._sql, id_or_key)
+        if rec is None:
             raise JobNotFound(f"no job with id or key {id_or_key!r} in the store at {self.path}")
-        return _decode(*row)
+        return rec
 
     def transact_here(self, fn: Callable[[Sql], T], what: str) -> T:
         """Run `fn(sql)` in one transaction on this thread's own connection (`what` it
@@ -486,6 +481,7 @@ class Storage:
                     dropped += files
 
     def read_in(self, sql: Sql, id_or_key: str) -> JobRecord | None:
+        """The record of the job with this id (first) or key, read with `sql`; None if none."""
         row = sql(
             "SELECT id, key, status, name, data FROM nbjobs_jobs WHERE id = ? OR key = ? "
             "ORDER BY id = ? DESC LIMIT 1",
@@ -678,14 +674,6 @@ class Storage:
         cur = sql("DELETE FROM nbjobs_schedules WHERE name = ?", (name,))
         sql("DELETE FROM nbjobs_blobs WHERE key = ?", (f"s:{name}",))
         return cur.rowcount == 1
-
-    @_reported
-    def scan_consistency(self) -> dict[str, int]:
-        """Counts per status computed from the records themselves (tests, diagnostics)."""
-        out = dict.fromkeys(states.STATES, 0)
-        for (data,) in self._sql("SELECT data FROM nbjobs_jobs").fetchall():
-            out[JobRecord.decode(data).status] += 1
-        return out
 
 
 class _WriterDatabase:
