@@ -203,9 +203,14 @@ class LocalJobs:
 
     def stored(self, job_id: str) -> JobRecord | None:
         """The job's record on disk. Jobs this process does not run (a worker's) are not held
-        here, so one submitted a moment ago may still be queued: a miss waits for the writer."""
+        here, so one submitted a moment ago may still be queued: a miss waits for the writer.
+
+        Not in the writer thread, which would wait for itself: the hooks it runs (a job's
+        end seen by the jobs that depend on it) follow the commit of what they look up, so
+        a miss there is a job that is gone (forgotten, purged).
+        """
         rec = self.storage.record_by_id(job_id)
-        if rec is None:
+        if rec is None and not self.storage.writer.in_thread():
             self.storage.writer.flush()
             rec = self.storage.record_by_id(job_id)
         return rec

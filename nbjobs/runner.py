@@ -223,6 +223,7 @@ class LocalJob:
         "on_start",
         "payload",
         "policy",
+        "prepare",
         "rec",
         "returned",
         "soft_deadline",
@@ -249,8 +250,12 @@ class LocalJob:
         self.on_start: list[Callable[[], bool]] = []
         self.on_done: list[Callable[[], None]] = []
         self.policy: Policy | None = None
+        # Run (until it succeeds) before an attempt's call, on the thread that starts it:
+        # a detached worker's job unpickles its policy and call there (see worker._load).
+        self.prepare: Callable[[], None] | None = None
         self.attempt = 0  # which attempt of this process is current; late outcomes are dropped
-        self.returned = 0  # the attempt whose call returned: its success is on its way to the store
+        self.returned = -1  # the attempt whose call returned (its success is on its way to the
+        # store); -1: none, so a job claimed but not begun yet (attempt 0) holds its slot
         self.judging = 0  # the attempt ended by another thread, its retry policy being asked
         self.timed_out = False
         self.soft_deadline: float | None = None

@@ -41,7 +41,9 @@ class CallbackThread:
         self._closed = False
 
     def run(self, callback: Callable[[], object]) -> None:
-        """Queue `callback()` for the callback thread (after `stop()`: call it here)."""
+        """Queue `callback()` for the callback thread (after `stop()`: a thread of its own,
+        since the caller may be the writer thread committing a job's end as the store
+        closes, where a callback that reads the store would wait for itself)."""
         with self._lock:
             if not self._closed:
                 if self._thread is None or not self._thread.is_alive():  # first, or forked
@@ -55,7 +57,7 @@ class CallbackThread:
                     self._thread.start()
                 self._queue.put(callback)
                 return
-        callback()
+        threading.Thread(target=callback, name="nbjobs-callback", daemon=True).start()
 
     def stop(self) -> None:
         """Run the callbacks queued so far, then end the thread (not waited for from a

@@ -260,7 +260,9 @@ class Worker:
     def _hold(self, rec: JobRecord) -> LocalJob | None:
         """A `LocalJob` for a job this worker now holds, its payload read from the store.
 
-        A payload that cannot be read fails the job's attempt (None is returned).
+        A payload that is gone fails the job's attempt (None is returned). What is user code
+        (its retry policy, and the call of a job with dependencies) is unpickled later, on
+        the pool thread that starts its attempt (`_load`): this is the loop that heartbeats.
         """
         local = LocalJob(rec, _runs_in_child, (), {})
         local.claimed = rec.status == states.RUNNING
@@ -273,13 +275,11 @@ class Worker:
             if fn_blob is None or payload is None:
                 raise PayloadLoadError(f"job {rec.id} ({rec.name}) has lost its payload")
             local.payload = (fn_blob, codec.payload_args(payload))
-            local.policy = codec.payload_policy(payload)
-            if rec.deps:  # their results are put in place here, before the call is sent
-                local.fn, local.args, local.kwargs = codec.load_payload(payload, fn_blob)
         except Exception as exc:
             broken = failure(exc)
             self.runner.run(local, lambda _job: broken)
             return None
+        local.prepare = functools.partial(_load, local, payload, fn_blob)
         logs = found.get(f"l:{rec.id}")
         local.log_state = None if logs is None else codec.load_plain(logs)
         return local
@@ -535,6 +535,16 @@ def _took(rec: JobRecord) -> str:
     if rec.started_at is None or rec.finished_at is None:
         return "-"
     return f"{rec.finished_at - rec.started_at:.3f} s"
+
+
+def _load(local: LocalJob, payload: bytes, fn_blob: bytes) -> None:
+    """Unpickle a held job's retry policy and, if it has dependencies, its call (their
+    results are put in place before the call is sent): user code (`__reduce__`), so run by
+    the process executor before an attempt's call, never on the worker's loop, where a slow
+    one would stall the heartbeat that keeps the leases of every job the worker holds."""
+    local.policy = codec.payload_policy(payload)
+    if local.rec.deps:
+        local.fn, local.args, local.kwargs = codec.load_payload(payload, fn_blob)
 
 
 def _orphaned(rec: JobRecord, now: float) -> bool:

@@ -183,6 +183,11 @@ class Writer:
             self.flush()
         self.put(op, callback)
 
+    def in_thread(self) -> bool:
+        """True in the writer thread itself (write callbacks, deferred updates): whatever
+        runs there reads what is committed and cannot wait for more (`call`, `flush`)."""
+        return threading.current_thread() is self._thread
+
     def backlog(self) -> int:
         """Ops queued for the writer and not yet taken into a batch."""
         return self._queue.qsize()

@@ -183,9 +183,12 @@ class ProcessExecutor(Pool[ChildProcess]):
 
         def invoke(local: LocalJob) -> Outcome:
             try:
+                if local.prepare is not None:  # (a worker's job: its payload is read here)
+                    local.prepare()
+                    local.prepare = None
                 shipped, digest = with_results(self._runner, local, payload)
-            except Exception as exc:  # a result it depends on cannot be loaded or pickled
-                return failure(exc)
+            except Exception as exc:  # its payload, or a result it depends on, cannot be
+                return failure(exc)  # loaded, or its call cannot be pickled again
             self._running[local.rec.id] = child
             try:
                 outcome = child.call(
