@@ -125,9 +125,10 @@ class Options:
 PLAIN = Options()
 
 
-def split(given: dict[str, Any]) -> dict[str, Any]:
+def split(given: dict[str, Any], defaults: bool = False) -> dict[str, Any]:
     """Take the job options out of `given` (a call's keywords), which keeps the function's
-    own; returns those not left at their default (`key=None` is no option given).
+    own; returns those not left at their default (`key=None` is no option given), or all
+    of them with `defaults` (a task's call overrides its options with defaults too).
 
     >>> kw = {"alpha": 0.1, "retries": 3, "key": None}
     >>> split(kw), kw
@@ -136,7 +137,7 @@ def split(given: dict[str, Any]) -> dict[str, Any]:
     opts = {}
     for name in given.keys() & _NAMES:
         value = given.pop(name)
-        if value is not DEFAULTS[name]:
+        if defaults or value is not DEFAULTS[name]:
             opts[name] = value
     return opts
 

@@ -103,7 +103,7 @@ class Task(Generic[P, R]):
     def _options(self, fn_kwargs: dict[str, Any]) -> dict[str, Any]:
         """The job options of one call (taken out of `fn_kwargs`): the task's, overridden by
         those the call gives."""
-        given = split(fn_kwargs)
+        given = split(fn_kwargs, defaults=True)
         opts = dict(self.defaults)
         if given.get("retries", 1) in (0, None):  # retries turned off for this call
             opts.pop("retry_on", None)
