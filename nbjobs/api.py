@@ -322,7 +322,8 @@ class Store:
         "30s", "5m", "1h30m", "7d"). `status`: only jobs in this finished state (or list of
         them: succeeded, failed, cancelled, interrupted). Give at least one of the two;
         pending, running and retrying jobs are never removed. Functions shared by several
-        jobs stay stored. Works in batches, so other writers are not held up.
+        jobs stay stored. Works in batches, so other writers are not held up. Also removes
+        files under `blobs/` left by processes that died (none that a job still needs).
 
         >>> store.purge(older_than="7d")                      # doctest: +SKIP
         1520
@@ -359,8 +360,10 @@ class Store:
                 )
             )
             if not n:
-                return total
+                break
             total += n
+        storage.remove_orphans()
+        return total
 
     def resume(self) -> list[Job]:
         """Run every interrupted job again (those whose kernel died while they ran).

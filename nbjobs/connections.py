@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import StoreError, StoreFull
+from .errors import StoreCorrupt, StoreError, StoreFull
 from .folder import disk_full, full_error
 from .writer import Sql
 
@@ -31,6 +31,48 @@ _BLIND_ROWS = 400  # or rows written (each at least one WAL page), whichever com
 _CLAIM_PAUSE_S = 50e-6  # a claim that finds the database locked tries again after this,
 _CLAIM_PAUSE_MAX_S = 2e-3  # then waits 1.5 times longer each time up to this,
 _CLAIM_TIMEOUT_S = 60.0  # for this long in all (diskcache's own timeout)
+_DAMAGE = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)  # SQLite's codes for a bad file
+
+
+def damaged(path: Path, exc: sqlite3.DatabaseError) -> StoreCorrupt | None:
+    """The `StoreCorrupt` to raise for `exc`, an error of the database of the store at
+    `path`, when SQLite found the file damaged (None: another error)."""
+    code = getattr(exc, "sqlite_errorcode", None) or 0  # only errors SQLite itself raised
+    if code & 0xFF not in _DAMAGE:
+        return None
+    db = path / DBNAME
+    return StoreCorrupt(
+        f"the job store's database {db} is damaged ({exc}). Keep a copy of the folder "
+        f"{path} before anything else; then, with no process using the store, "
+        f"`sqlite3 {db} .recover | sqlite3 {path / 'recovered.db'}` saves what can still be "
+        f"read (put recovered.db in the place of {DBNAME}, and remove {DBNAME}-wal and "
+        f"{DBNAME}-shm)"
+    )
+
+
+def check_present(path: Path) -> None:
+    """Raise `StoreCorrupt` if the database of the existing store at `path` is missing, or
+    empty with no WAL to replay: SQLite opens either as a new, empty database, and every
+    job of the store would vanish without a word."""
+    db = path / DBNAME
+    if not db.exists():
+        what = "missing"
+    elif _size(db) or _size(Path(f"{db}-wal")):
+        return
+    else:
+        what = "empty (0 bytes)"
+    raise StoreCorrupt(
+        f"the job store at {path} has lost its jobs: its database {db} is {what}. "
+        f"Restore {DBNAME} from a copy if you have one; to start a new store, use another "
+        "folder or remove this one"
+    )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 class _Quiet(threading.local):

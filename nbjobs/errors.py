@@ -58,6 +58,11 @@ class StoreFull(StoreError):
     names the store and the free space). The store works again as soon as space is freed."""
 
 
+class StoreCorrupt(StoreError):
+    """The store's database is damaged, missing or empty: the message names the file, what to
+    keep and how to recover what can still be read."""
+
+
 class PayloadNotPicklable(NbjobsError):
     """A function or argument cannot be pickled for an executor that needs it."""
 

@@ -1,41 +1,94 @@
-"""The store folder: created 0700 with a `.gitignore`, marked by a format file that a
+"""The store folder: created 0700 with a `.gitignore`, marked (last) by a format file that a
 store written by another version of nbjobs is refused by; and what a full disk under it
 raises (`StoreFull`)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .errors import StoreFormatError, StoreFull, StoreNotWritable
 
 FORMAT_VERSION = 1
 FORMAT_FILE = "nbjobs-format.json"
+T = TypeVar("T")
 
 
-def prepare_folder(path: Path) -> None:
-    """Create the folder 0700 with a `.gitignore`, or check the format of an existing one."""
-    fmt = path / FORMAT_FILE
-    try:
-        if fmt.exists():
-            _check_format(fmt, path)
+@contextlib.contextmanager
+def prepared(path: Path) -> Iterator[bool]:
+    """Check the store folder at `path` (yields False), or create it (yields True: the caller
+    creates the database inside the block). The format file that marks a store is written
+    last, once that block has ended without an error, so a folder with a format file has had
+    a database: one that has lost it is damaged (`StoreCorrupt`), never a new store.
+    Concurrent creators take turns on a lock of the folder.
+
+    >>> with prepared(Path("~/.nbjobs").expanduser()) as new:    # doctest: +SKIP
+    ...     ...                                    # open (and, if new, create) the database
+    """
+    if _guarded(path, _existing, path):
+        yield False
+        return
+    with _creating(path):
+        if _guarded(path, _existing, path):  # another process created it meanwhile
+            yield False
             return
-        if path.exists() and not path.is_dir():
-            raise StoreNotWritable(f"the job store path {path} exists and is not a folder")
-        if path.is_dir() and any(p.name not in (".gitignore",) for p in path.iterdir()):
-            raise StoreFormatError(
-                f"{path} is not an nbjobs store (it has files but no {FORMAT_FILE}); "
-                "choose an empty or new folder"
-            )
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(path, 0o700)
-        (path / ".gitignore").write_text("# nbjobs store: holds pickles, never commit it\n*\n")
-        tmp = path / f".{FORMAT_FILE}.tmp"
-        tmp.write_text(json.dumps({"format": FORMAT_VERSION, "created_by": "nbjobs"}))
-        os.replace(tmp, fmt)
+        _guarded(path, _start, path)
+        yield True
+        _guarded(path, _mark, path)
+
+
+def _existing(path: Path) -> bool:
+    fmt = path / FORMAT_FILE
+    if fmt.exists():
+        _check_format(fmt, path)
+        return True
+    if path.exists() and not path.is_dir():
+        raise StoreNotWritable(f"the job store path {path} exists and is not a folder")
+    return False
+
+
+def _start(path: Path) -> None:
+    if any(p.name != ".gitignore" for p in path.iterdir()):
+        raise StoreFormatError(
+            f"{path} is not an nbjobs store (it has files but no {FORMAT_FILE}); "
+            "choose an empty or new folder"
+        )
+    os.chmod(path, 0o700)
+    (path / ".gitignore").write_text("# nbjobs store: holds pickles, never commit it\n*\n")
+
+
+def _mark(path: Path) -> None:
+    tmp = path / f".{FORMAT_FILE}.tmp"
+    tmp.write_text(json.dumps({"format": FORMAT_VERSION, "created_by": "nbjobs"}))
+    os.replace(tmp, path / FORMAT_FILE)
+
+
+@contextlib.contextmanager
+def _creating(path: Path) -> Iterator[None]:
+    """The folder, created if need be, locked while this process creates the store in it."""
+    _guarded(path, path.mkdir, mode=0o700, parents=True, exist_ok=True)
+    try:
+        import fcntl  # POSIX only: imported here so that `import nbjobs` works without it
+    except ImportError:  # not POSIX: no lock (a concurrent creator is refused, as today)
+        yield
+        return
+    fd = _guarded(path, os.open, path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # (closing releases the lock)
+
+
+def _guarded(path: Path, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    try:
+        return fn(*args, **kwargs)
     except OSError as exc:
         raise StoreNotWritable(
             f"the job store at {path} cannot be created or written: {exc.strerror or exc}. "

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+from .connections import DBNAME
+from .errors import StoreCorrupt, StoreFormatError
 from .writer import Sql
 
 SCHEMA = """
@@ -39,6 +42,11 @@ CREATE TABLE IF NOT EXISTS nbjobs_counts (
     status TEXT PRIMARY KEY, n INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS nbjobs_blobs (key TEXT PRIMARY KEY, data BLOB, file TEXT);
+-- Which file names are in use: the sweep of files under blobs/ that no row names.
+CREATE INDEX IF NOT EXISTS nbjobs_blobs_file ON nbjobs_blobs (file) WHERE file IS NOT NULL;
+-- Files of blobs deleted by a committed transaction, removed from blobs/ after its COMMIT:
+-- names left here by a process that died in between are removed by the next opener.
+CREATE TABLE IF NOT EXISTS nbjobs_dropped (file TEXT PRIMARY KEY) WITHOUT ROWID;
 -- Cancels asked by one process for a job another kernel runs or holds in its queue.
 CREATE TABLE IF NOT EXISTS nbjobs_cancels (
     owner TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (owner, id)
@@ -72,7 +80,7 @@ END;
 
 #: `PRAGMA user_version` of a store holding every table, index and column of `SCHEMA`
 #: (diskcache does not use it). Bump it with each change to `SCHEMA` or `_migrate`.
-VERSION = 1
+VERSION = 2
 
 
 def _migrate(sql: Sql) -> None:
@@ -83,17 +91,40 @@ def _migrate(sql: Sql) -> None:
         sql("ALTER TABLE nbjobs_jobs ADD COLUMN call BLOB")
 
 
-def ensure(sql: Sql, transact: Callable[..., Any]) -> None:
+def ensure(sql: Sql, transact: Callable[..., Any], path: Path, created: bool) -> None:
     """Create what is missing and migrate, in one transaction (`transact`: diskcache's), so
     that concurrent openers do it once; a store already at `VERSION` (`PRAGMA user_version`)
-    is left as it is: opening it writes nothing of ours."""
-    if sql("PRAGMA user_version").fetchone()[0] >= VERSION:
+    is left as it is: opening it writes nothing of ours. Raises `StoreFormatError` for a
+    store of a newer schema, and `StoreCorrupt` for a database of an existing store (not
+    just `created`) that holds none of our tables.
+    """
+    version = sql("PRAGMA user_version").fetchone()[0]
+    if version == VERSION:
         return
+    if version > VERSION:
+        raise StoreFormatError(
+            f"the job store at {path} was written by a newer version of nbjobs (its database "
+            f"has schema {version}, this nbjobs knows schema {VERSION} and older). Install "
+            "the newer nbjobs, or use another folder."
+        )
+    if not created and not _has_jobs_table(sql):
+        raise StoreCorrupt(
+            f"the job store at {path} has lost its jobs: its database {path / DBNAME} holds "
+            f"no nbjobs tables (replaced or emptied). Restore {DBNAME} from a copy if you have "
+            "one; to start a new store, use another folder or remove this one"
+        )
     with transact(retry=True):
         for stmt in _statements(SCHEMA):
             sql(stmt)
         _migrate(sql)
         sql(f"PRAGMA user_version = {VERSION}")
+
+
+def _has_jobs_table(sql: Sql) -> bool:
+    """Whether the database holds the job records (stores made before `VERSION` existed have
+    user_version 0)."""
+    row = sql("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'nbjobs_jobs'")
+    return row.fetchone() is not None
 
 
 def _statements(script: str) -> Iterator[str]:

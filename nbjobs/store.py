@@ -13,37 +13,45 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import os
 import pickle
 import sqlite3
+import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import diskcache
 
 from . import blobfiles, codec, schema, states
 from .clock import SYSTEM, Clock
-from .connections import Connections
+from .connections import Connections, check_present, damaged
 from .errors import (
     IllegalTransition,
     JobNotFound,
     PayloadLoadError,
+    StoreCorrupt,
+    StoreFull,
     StoreNotWritable,
 )
-from .folder import prepare_folder
+from .folder import prepared
 from .records import CORRUPT, ErrorInfo, JobRecord, ScheduleRecord
 from .writer import Call, Insert, Op, Sql, Writer
 
 T = TypeVar("T")
+P = ParamSpec("P")
 # A call up to this size lives in its job's row: a keyed submit is then one INSERT (two
 # B-tree pages fewer than a separate blob), and a row still fits in one 4 KiB page.
 ROW_CALL_LIMIT = 2048
 _BATCH_MAX = 512
 _PARAMS_PER_STATEMENT = 900  # SQLite builds before 3.32 allow 999 parameters per statement
 _UNREADABLE_SLACK = 16  # a worker looks past this many unreadable queued records
+# A file under blobs/ that no blob names is removed by purge() once this old: a younger one
+# may hold a value written by another process that has not committed it yet.
+_ORPHAN_AGE_S = 86_400.0
 
 log = logging.getLogger("nbjobs")
 
@@ -66,6 +74,23 @@ def open_cache(path: Path) -> diskcache.Cache:
 
 
 # --------------------------------------------------------------------------- storage
+def _reported(method: Callable[Concatenate[Storage, P], T]) -> Callable[Concatenate[Storage, P], T]:
+    """A read of the store that raises `StoreCorrupt` where SQLite finds a damaged page (and
+    works where it finds none): never a raw `sqlite3.DatabaseError`."""
+
+    @functools.wraps(method)
+    def read(self: Storage, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            corrupt = damaged(self.path, exc)
+            if corrupt is None:
+                raise
+            raise corrupt from exc
+
+    return read
+
+
 class Storage:
     """Records, indexes and blobs in one store folder. Knows nothing of executors."""
 
@@ -73,20 +98,38 @@ class Storage:
         self.path = Path(path).expanduser().absolute()
         self.clock = clock
         self.blob_dir = self.path / "blobs"
-        prepare_folder(self.path)
-        try:
-            self.cache = open_cache(self.path)
-            schema.ensure(self.cache._sql, self.cache.transact)
-        except (sqlite3.OperationalError, OSError) as exc:
-            raise StoreNotWritable(
-                f"the job store at {self.path} cannot be opened for writing: {exc}. "
-                "Choose a folder you can write (nbjobs.configure(store=...) or $NBJOBS_STORE)."
-            ) from exc
+        self.cache = self._open_database()
         self.fn_written: set[str] = set()
         self.db = Connections(self.cache, self.path)
-        self.writer = Writer(self.db, self)
+        self._dropped = _Dropped()
+        self.writer = Writer(_WriterDatabase(self), self)
         self.blob_dir.mkdir(mode=0o700, exist_ok=True)
+        with contextlib.suppress(StoreCorrupt):  # what can be read is still served
+            self.remove_dropped()
         _OPEN.add(self)
+
+    def _open_database(self) -> diskcache.Cache:
+        """diskcache's database in the (checked or new) store folder, at this schema."""
+        cache = None
+        try:
+            with prepared(self.path) as new:
+                if not new:
+                    check_present(self.path)
+                cache = open_cache(self.path)
+                schema.ensure(cache._sql, cache.transact, self.path, new)
+            return cache
+        except BaseException as exc:
+            if cache is not None:
+                cache.close()
+            if isinstance(exc, sqlite3.DatabaseError) and (corrupt := damaged(self.path, exc)):
+                raise corrupt from exc
+            if isinstance(exc, sqlite3.OperationalError | OSError):
+                raise StoreNotWritable(
+                    f"the job store at {self.path} cannot be opened for writing: {exc}. "
+                    "Choose a folder you can write (nbjobs.configure(store=...) or "
+                    "$NBJOBS_STORE)."
+                ) from exc
+            raise
 
     def __repr__(self) -> str:
         return f"Storage({str(self.path)!r})"
@@ -103,6 +146,7 @@ class Storage:
         sql: Sql = self.cache._sql
         return sql
 
+    @_reported
     def record(self, id_or_key: str) -> JobRecord:
         """The record of the job with this id or key; raises `JobNotFound`."""
         row = self._sql(
@@ -122,20 +166,111 @@ class Storage:
         INSERT): skipping the writer thread saves two thread hand-offs. The caller never
         checkpoints the WAL (see `connections`).
         """
-        with self.db.transaction(what) as sql:
+        with self._then_remove_dropped(), self.db.transaction(what) as sql:
             return fn(sql)
 
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator[None]:
+        """The writer thread's transaction (`Connections.batch`)."""
+        with self._then_remove_dropped(), self.db.batch():
+            yield
+
+    @contextlib.contextmanager
+    def _then_remove_dropped(self) -> Iterator[None]:
+        """Around each write transaction of this process: the files of the blobs it drops
+        (`drop_blobs`) are removed once it has committed, never before. Removed inside it, a
+        crash or a rollback before the COMMIT left jobs `succeeded` whose result file was
+        gone (300 jobs in 4 of 24 purges killed 15 ms in). Names still listed in
+        `nbjobs_dropped` (the process died after the COMMIT) are removed by the next
+        `remove_dropped`. A damaged page met raises `StoreCorrupt`."""
+        local = self._dropped
+        if local.files is not None:  # inside this thread's transaction: its end removes them
+            yield
+            return
+        local.files = []
+        try:
+            yield
+            files = local.files
+        except sqlite3.DatabaseError as exc:
+            corrupt = damaged(self.path, exc)
+            if corrupt is None:
+                raise
+            raise corrupt from exc
+        finally:
+            local.files = None
+        if files:
+            self._remove_files(files)
+
+    def _remove_files(self, files: list[str]) -> bool:
+        """Remove dropped files and then their names in `nbjobs_dropped`; False if that
+        failed (the names stay for the next try). Never raises: its transaction committed."""
+        try:
+            for name in files:
+                blobfiles.remove(self.blob_dir / name)
+            sql = self.db.sql()
+            with self.cache.transact(retry=True):
+                for chunk in _chunks(files):
+                    sql(f"DELETE FROM nbjobs_dropped WHERE file IN ({_marks(chunk)})", chunk)
+        except Exception as exc:
+            log.warning(
+                "nbjobs: the files of deleted blobs stay in %s for now: %s", self.blob_dir, exc
+            )
+            return False
+        return True
+
+    @_reported
+    def remove_dropped(self) -> None:
+        """Remove the files of blobs deleted by a process that died between its COMMIT and
+        their removal. At open: one read of a table that is empty unless that happened."""
+        while True:
+            rows = self._sql(f"SELECT file FROM nbjobs_dropped LIMIT {_PARAMS_PER_STATEMENT}")
+            files = [file for (file,) in rows.fetchall()]
+            if not files or not self._remove_files(files):
+                return
+
+    def remove_orphans(self) -> int:
+        """Remove what dead processes left under `blobs/`: the files of dropped blobs, and
+        files no blob names that are a day old (a value written, then its process died before
+        the commit naming it). Returns how many of the latter were removed."""
+        self.remove_dropped()
+        cutoff = SYSTEM.now() - _ORPHAN_AGE_S  # file times are the real clock's
+        old = []
+        with os.scandir(self.blob_dir) as entries:
+            for entry in entries:
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        old.append(entry.name)
+        removed = 0
+        for chunk in _chunks(old):
+            removed += self.writer.call(functools.partial(self._remove_unnamed, names=chunk))
+        return removed
+
+    def _remove_unnamed(self, sql: Sql, names: list[str]) -> int:
+        """Remove those of these files that no blob names. Inside a write transaction: no
+        other process can commit a blob naming one of them meanwhile, and this one writes
+        nothing, so the removal need not wait for its COMMIT."""
+        named = sql(
+            f"SELECT file FROM nbjobs_blobs WHERE file IN ({_marks(names)})", names
+        ).fetchall()
+        unnamed = set(names).difference(file for (file,) in named)
+        for name in unnamed:
+            blobfiles.remove(self.blob_dir / name)
+        return len(unnamed)
+
+    @_reported
     def record_by_key(self, key: str, sql: Sql | None = None) -> JobRecord | None:
         row = (sql or self._sql)(
             "SELECT id, key, status, name, data FROM nbjobs_jobs WHERE key = ?", (key,)
         ).fetchone()
         return _decode(*row) if row else None
 
+    @_reported
     def cancel_requests(self, owner: str) -> list[str]:
         """Ids of `owner`'s jobs that other processes cancelled (see `request_cancel`)."""
         rows = self._sql("SELECT id FROM nbjobs_cancels WHERE owner = ?", (owner,)).fetchall()
         return [job_id for (job_id,) in rows]
 
+    @_reported
     def cancel_owners(self) -> list[str]:
         """The processes that have cancel requests waiting for them."""
         rows = self._sql("SELECT DISTINCT owner FROM nbjobs_cancels").fetchall()
@@ -153,12 +288,14 @@ class Storage:
             (owner, *ids),
         )
 
+    @_reported
     def record_by_id(self, job_id: str) -> JobRecord | None:
         row = self._sql(
             "SELECT id, key, status, name, data FROM nbjobs_jobs WHERE id = ?", (job_id,)
         ).fetchone()
         return _decode(*row) if row else None
 
+    @_reported
     def page(
         self,
         statuses: Iterable[str] | None = None,
@@ -200,6 +337,7 @@ class Storage:
         ).fetchall()
         return [_decode(*r) for r in rows]
 
+    @_reported
     def statuses(self, ids: list[str]) -> dict[str, str]:
         """The status of each of these jobs that is in the store (one indexed read per 500)."""
         found: dict[str, str] = {}
@@ -215,6 +353,7 @@ class Storage:
     def active_records(self) -> list[JobRecord]:
         return self.page(states.ACTIVE, limit=1_000_000)
 
+    @_reported
     def worker_queue(self, limit: int, sql: Sql | None = None) -> list[JobRecord]:
         """Pending jobs for detached workers, oldest first, through their own partial index
         (a pending job has no owner only while it waits for a worker). Records that cannot
@@ -232,16 +371,19 @@ class Storage:
         """Running and retrying jobs (few: they hold a worker or wait for their next try)."""
         return self.page((states.RUNNING, states.RETRYING), limit=1_000_000)
 
+    @_reported
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(states.STATES, 0)
         for status, n in self._sql("SELECT status, n FROM nbjobs_counts").fetchall():
             out[status] = n
         return out
 
+    @_reported
     def blob(self, key: str) -> bytes | None:
         row = self._sql("SELECT data, file FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone()
         return None if row is None else self._blob_bytes(*row)
 
+    @_reported
     def blobs(self, keys: list[str]) -> dict[str, bytes]:
         """The blobs at `keys` that exist (fewer than 900 keys), read in one query."""
         rows = self._sql(
@@ -256,11 +398,13 @@ class Storage:
             return (self.blob_dir / str(file)).read_bytes()
         return None if data is None else bytes(data)
 
+    @_reported
     def blob_inline(self, key: str) -> bool | None:
         """True if the blob is stored inline (small), False if in a file, None if absent."""
         row = self._sql("SELECT file IS NULL FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone()
         return None if row is None else bool(row[0])
 
+    @_reported
     def attempts(self, job_id: str) -> list[dict[str, Any]]:
         """The job's attempt history, oldest first (a range scan of its `a:` blobs)."""
         rows = self._sql(
@@ -269,6 +413,7 @@ class Storage:
         ).fetchall()
         return [pickle.loads(data) for (data,) in rows]
 
+    @_reported
     def load_value(self, key: str) -> Any:
         """Load a value written by `blobfiles.write_value`, reading a large one from its file."""
         row = self._sql("SELECT data, file FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone()
@@ -303,17 +448,25 @@ class Storage:
             self.put_blob(sql, key, None, name)
 
     def drop_blobs(self, sql: Sql, keys: Iterable[str]) -> None:
-        """Delete these blobs and their files; two statements per 900 keys (a purge batch)."""
-        listed = list(keys)
-        for start in range(0, len(listed), _PARAMS_PER_STATEMENT):
-            chunk = listed[start : start + _PARAMS_PER_STATEMENT]
-            marks = ",".join("?" * len(chunk))
-            files = sql(
+        """Delete these blobs; their files are listed in `nbjobs_dropped` in the same
+        transaction and removed after its COMMIT (`_then_remove_dropped`). Two statements
+        per 900 keys (a purge batch), a third when some had files."""
+        for chunk in _chunks(list(keys)):
+            marks = _marks(chunk)
+            rows = sql(
                 f"SELECT file FROM nbjobs_blobs WHERE key IN ({marks}) AND file IS NOT NULL", chunk
             ).fetchall()
             sql(f"DELETE FROM nbjobs_blobs WHERE key IN ({marks})", chunk)
-            for (file,) in files:
-                blobfiles.remove(self.blob_dir / file)
+            if rows:
+                files = [file for (file,) in rows]
+                sql(
+                    "INSERT OR IGNORE INTO nbjobs_dropped (file) VALUES "
+                    + ",".join(["(?)"] * len(files)),
+                    files,
+                )
+                dropped = self._dropped.files
+                if dropped is not None:
+                    dropped += files
 
     def read_in(self, sql: Sql, id_or_key: str) -> JobRecord | None:
         row = sql(
@@ -345,6 +498,7 @@ class Storage:
         statement)."""
         return not rec.tags and (call is None or len(call) <= ROW_CALL_LIMIT)
 
+    @_reported
     def claim(self, rec: JobRecord, call: bytes | None) -> bool:
         """Insert a new keyed job with its call in one autocommitted statement, on this
         thread's connection (see `transact_here`); False (nothing written) if the key is
@@ -363,6 +517,7 @@ class Storage:
         if call is not None and inline is None:
             self.put_blob(sql, f"p:{job_id}", call)
 
+    @_reported
     def call(self, job_id: str) -> bytes | None:
         """A job's pickled call (None: not stored, or the job is gone)."""
         row = self._sql("SELECT call FROM nbjobs_jobs WHERE id = ?", (job_id,)).fetchone()
@@ -440,6 +595,7 @@ class Storage:
         return (len(rows), rows[-1][0]) if rows else (0, after)
 
     # ---- schedules (see nbjobs/recurring.py)
+    @_reported
     def schedules(self, sql: Sql | None = None) -> list[ScheduleRecord]:
         """Every schedule, by name (few: one row each, no blob read)."""
         rows = (sql or self._sql)(
@@ -447,12 +603,14 @@ class Storage:
         ).fetchall()
         return [_decode_schedule(*row) for row in rows]
 
+    @_reported
     def schedule(self, name: str, sql: Sql | None = None) -> ScheduleRecord | None:
         row = (sql or self._sql)(
             "SELECT name, paused, data FROM nbjobs_schedules WHERE name = ?", (name,)
         ).fetchone()
         return None if row is None else _decode_schedule(*row)
 
+    @_reported
     def earliest_schedule(self, sql: Sql | None = None) -> float | None:
         """When the next active schedule is due (None: no active schedule): one index read."""
         row = (sql or self._sql)(
@@ -504,12 +662,48 @@ class Storage:
         sql("DELETE FROM nbjobs_blobs WHERE key = ?", (f"s:{name}",))
         return cur.rowcount == 1
 
+    @_reported
     def scan_consistency(self) -> dict[str, int]:
         """Counts per status computed from the records themselves (tests, diagnostics)."""
         out = dict.fromkeys(states.STATES, 0)
         for (data,) in self._sql("SELECT data FROM nbjobs_jobs").fetchall():
             out[JobRecord.decode(data).status] += 1
         return out
+
+
+class _WriterDatabase:
+    """The store's connections as the writer thread sees them (`writer.Database`): each of
+    its batches removes the files of the blobs it dropped once it has committed."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._db = storage.db
+        self.path = storage.path
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        return self._storage._batch()
+
+    def sql(self) -> Sql:
+        return self._db.sql()
+
+    def checkpoint(self) -> None:
+        self._db.checkpoint()
+
+    def full(self, exc: BaseException, what: str) -> StoreFull | None:
+        return self._db.full(exc, what)
+
+
+class _Dropped(threading.local):
+    files: list[str] | None = None  # dropped by this thread's transaction, while one is open
+
+
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), _PARAMS_PER_STATEMENT):
+        yield items[start : start + _PARAMS_PER_STATEMENT]
+
+
+def _marks(items: list[str]) -> str:
+    return ",".join("?" * len(items))
 
 
 def blob_keys(job_id: str) -> tuple[str, str, str, str]:
