@@ -253,5 +253,5 @@ def culprit(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     return "an argument"
 
 
-Payload = tuple[codec.CallParts, bytes | None] | None
-"""(the call's parts, function bytes if not yet stored), or None if unpicklable."""
+Payload = tuple[codec.CallParts, bytes] | None
+"""(the call's parts, the function's bytes), or None if unpicklable."""

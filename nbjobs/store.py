@@ -188,6 +188,7 @@ class Storage:
             yield
             return
         local.files = []
+        local.stored = set()
         try:
             yield
             files = local.files
@@ -198,18 +199,22 @@ class Storage:
             raise corrupt from exc
         finally:
             local.files = None
+            local.stored = None
         if files:
             self._remove_files(files)
 
     def _remove_files(self, files: list[str]) -> bool:
         """Remove dropped files and then their names in `nbjobs_dropped`; False if that
-        failed (the names stay for the next try). Never raises: its transaction committed."""
+        failed (the names stay for the next try). Never raises: its transaction committed.
+
+        In a write transaction, and only the files no blob names: a function or a large
+        argument dropped by a purge may have been stored again since (same content, same
+        file name) by a submit that committed in between."""
         try:
-            for name in files:
-                blobfiles.remove(self.blob_dir / name)
             sql = self.db.sql()
             with self.cache.transact(retry=True):
                 for chunk in _chunks(files):
+                    self._remove_unnamed(sql, chunk)
                     sql(f"DELETE FROM nbjobs_dropped WHERE file IN ({_marks(chunk)})", chunk)
         except Exception as exc:
             log.warning(
@@ -435,9 +440,19 @@ class Storage:
     def put_blob_once(self, sql: Sql, key: str, data: bytes) -> None:
         """Store a content-addressed blob (a function) unless it is there already.
 
+        Every transaction that stores a job does this for the job's function, even when this
+        process wrote it before: the last job that used it may have been purged since, by any
+        process, and the function with it (`drop_unused`). Within one transaction only the
+        first call for a key looks (`_Dropped.stored`).
+
         A large one (a function that carries a big array) goes to a file named after its
         key: inline, SQLite would hold it twice (database and WAL) and copy it per call.
         """
+        stored = self._dropped.stored
+        if stored is not None:
+            if key in stored:
+                return
+            stored.add(key)
         if len(data) <= blobfiles.INLINE_LIMIT:
             sql("INSERT OR IGNORE INTO nbjobs_blobs (key, data) VALUES (?, ?)", (key, data))
             return
@@ -451,7 +466,10 @@ class Storage:
         """Delete these blobs; their files are listed in `nbjobs_dropped` in the same
         transaction and removed after its COMMIT (`_then_remove_dropped`). Two statements
         per 900 keys (a purge batch), a third when some had files."""
+        stored = self._dropped.stored
         for chunk in _chunks(list(keys)):
+            if stored is not None:
+                stored.difference_update(chunk)
             marks = _marks(chunk)
             rows = sql(
                 f"SELECT file FROM nbjobs_blobs WHERE key IN ({marks}) AND file IS NOT NULL", chunk
@@ -483,7 +501,7 @@ class Storage:
         if isinstance(call, tuple):
             call = codec.payload_blob(*call)
         inline = call if call is not None and len(call) <= ROW_CALL_LIMIT else None
-        cur = sql(_INSERT_JOB, (*_new_row(rec), inline))
+        cur = sql(_INSERT_JOB, (*_new_row(rec), inline, rec.fn_digest))
         if cur.rowcount != 1:
             return False
         if call is not None and inline is None:
@@ -502,20 +520,32 @@ class Storage:
     def claim(self, rec: JobRecord, call: bytes | None) -> bool:
         """Insert a new keyed job with its call in one autocommitted statement, on this
         thread's connection (see `transact_here`); False (nothing written) if the key is
-        taken. Only for what `claims_at_once` accepts. Durable when it returns, as a
-        transaction would be: a statement outside BEGIN is its own transaction.
+        taken, or if the job's function is no longer stored (a purge removed it since this
+        process stored it: the caller stores both in a transaction). Only for what
+        `claims_at_once` accepts. Durable when it returns, as a transaction would be: a
+        statement outside BEGIN is its own transaction.
         """
         assert self.claims_at_once(rec, call)
-        changed = self.db.execute_now(_INSERT_JOB, (*_new_row(rec), call), f"job {rec.key!r}")
+        row = (*_new_row(rec), call, rec.fn_digest)
+        what = f"job {rec.key!r}"
+        if rec.fn_digest is None:
+            changed = self.db.execute_now(_INSERT_JOB, row, what)
+        else:
+            changed = self.db.execute_now(_INSERT_JOB_WITH_FN, (*row, f"f:{rec.fn_digest}"), what)
         return changed == 1
 
-    def set_call(self, sql: Sql, job_id: str, call: bytes | None) -> None:
-        """Replace a stored job's call (a resubmitted key runs the new one)."""
+    def set_call(self, sql: Sql, job_id: str, call: bytes | None, fn_digest: str | None) -> None:
+        """Replace a stored job's call (a resubmitted key runs the new one), which uses the
+        function `fn_digest`; the old call's function goes if no job uses it any more."""
+        row = sql("SELECT fn FROM nbjobs_jobs WHERE id = ?", (job_id,)).fetchone()
+        old_fns = () if row is None or row[0] is None else (row[0],)
+        old_values = self._forget_values(sql, [job_id])
         self.drop_blobs(sql, (f"p:{job_id}",))
         inline = call if call is not None and len(call) <= ROW_CALL_LIMIT else None
-        sql("UPDATE nbjobs_jobs SET call = ? WHERE id = ?", (inline, job_id))
+        sql("UPDATE nbjobs_jobs SET call = ?, fn = ? WHERE id = ?", (inline, fn_digest, job_id))
         if call is not None and inline is None:
             self.put_blob(sql, f"p:{job_id}", call)
+        self.drop_unused(sql, old_fns, old_values)
 
     @_reported
     def call(self, job_id: str) -> bytes | None:
@@ -568,16 +598,59 @@ class Storage:
         return None
 
     def delete(self, sql: Sql, job_ids: list[str]) -> None:
-        """Remove jobs' records and everything stored for them (not their shared function)."""
-        for start in range(0, len(job_ids), _PARAMS_PER_STATEMENT):
-            chunk = job_ids[start : start + _PARAMS_PER_STATEMENT]
-            sql(f"DELETE FROM nbjobs_jobs WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        """Remove jobs' records and everything stored for them, and the functions and large
+        arguments that no other job (or schedule) uses."""
+        fns: set[str] = set()
+        for chunk in _chunks(job_ids):
+            marks = _marks(chunk)
+            rows = sql(f"SELECT DISTINCT fn FROM nbjobs_jobs WHERE id IN ({marks})", chunk)
+            fns.update(fn for (fn,) in rows.fetchall() if fn is not None)
+            sql(f"DELETE FROM nbjobs_jobs WHERE id IN ({marks})", chunk)
+        values = self._forget_values(sql, job_ids)
         self.drop_blobs(sql, [key for job_id in job_ids for key in blob_keys(job_id)])
         for job_id in job_ids:
             sql(
                 "DELETE FROM nbjobs_blobs WHERE key >= ? AND key < ?",
                 (f"a:{job_id}:", f"a:{job_id};"),
             )
+        self.drop_unused(sql, fns, values)
+
+    def _forget_values(self, sql: Sql, job_ids: list[str]) -> set[str]:
+        """Delete what these jobs' calls say of the large arguments they use; returns those."""
+        values: set[str] = set()
+        for chunk in _chunks(job_ids):
+            marks = _marks(chunk)
+            rows = sql(f"SELECT value FROM nbjobs_values WHERE job IN ({marks})", chunk)
+            values.update(value for (value,) in rows.fetchall())
+            if values:
+                sql(f"DELETE FROM nbjobs_values WHERE job IN ({marks})", chunk)
+        return values
+
+    def drop_unused(self, sql: Sql, fns: Iterable[str], values: Iterable[str]) -> None:
+        """Delete the blobs of these functions and large arguments that no job (and, for a
+        function, no schedule) uses any more, in the caller's transaction.
+
+        Safe against a submit in any process that takes one for stored: the job it inserts
+        uses it, so either that insert committed first (its row is seen here: the blob
+        stays), or it comes after this transaction and stores the blob again, since every
+        insert of a job checks for its function in its own transaction (`put_blob_once`,
+        `claim`). A function's file that a submit stored again before the removal after
+        this COMMIT is left in place (`_remove_files`)."""
+        unused = []
+        scheduled: set[str] | None = None
+        for fn in fns:
+            if sql("SELECT 1 FROM nbjobs_jobs WHERE fn = ? LIMIT 1", (fn,)).fetchone():
+                continue
+            if scheduled is None:  # few schedules, read once and only when it may matter
+                scheduled = {rec.fn_digest for rec in self.schedules(sql) if rec.fn_digest}
+            if fn not in scheduled:
+                unused.append(f"f:{fn}")
+        for value in values:
+            if not sql("SELECT 1 FROM nbjobs_values WHERE value = ? LIMIT 1", (value,)).fetchone():
+                unused.append(f"v:{value}")
+        if unused:
+            self.drop_blobs(sql, unused)
+            self.fn_written.difference_update(unused)
 
     def delete_finished(
         self, sql: Sql, statuses: Iterable[str], before: float | None, after: int, limit: int
@@ -657,9 +730,12 @@ class Storage:
         )
 
     def delete_schedule(self, sql: Sql, name: str) -> bool:
-        """Remove a schedule and its stored call (its function blob stays, as for jobs)."""
+        """Remove a schedule and its stored call, and its function if no job uses it."""
+        rec = self.schedule(name, sql)
         cur = sql("DELETE FROM nbjobs_schedules WHERE name = ?", (name,))
         sql("DELETE FROM nbjobs_blobs WHERE key = ?", (f"s:{name}",))
+        if rec is not None and rec.fn_digest is not None:
+            self.drop_unused(sql, (rec.fn_digest,), ())
         return cur.rowcount == 1
 
     @_reported
@@ -695,6 +771,7 @@ class _WriterDatabase:
 
 class _Dropped(threading.local):
     files: list[str] | None = None  # dropped by this thread's transaction, while one is open
+    stored: set[str] | None = None  # content-addressed blobs it found or wrote (then)
 
 
 def _chunks(items: list[str]) -> Iterator[list[str]]:
@@ -712,8 +789,14 @@ def blob_keys(job_id: str) -> tuple[str, str, str, str]:
 
 
 _INSERT_JOB = (
-    "INSERT INTO nbjobs_jobs (id, key, status, name, owner, updated, data, call) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+    "INSERT INTO nbjobs_jobs (id, key, status, name, owner, updated, data, call, fn) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+)
+# The same, only if the job's function (the last parameter, its blob's key) is stored.
+_INSERT_JOB_WITH_FN = (
+    "INSERT INTO nbjobs_jobs (id, key, status, name, owner, updated, data, call, fn) "
+    "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? "
+    "WHERE EXISTS (SELECT 1 FROM nbjobs_blobs WHERE key = ?) ON CONFLICT (key) DO NOTHING"
 )
 
 

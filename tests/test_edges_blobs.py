@@ -7,6 +7,7 @@ detached worker, which loads every job's function and arguments from the store."
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import threading
 import warnings
 from pathlib import Path
@@ -89,6 +90,25 @@ def test_resubmitting_a_key_with_another_function_removes_the_old_one(
     assert new.result(timeout=60) == 0.0
     assert store.storage.blob(old_key) is None
     assert blob_files(store) == []
+
+
+def test_a_store_from_before_keeps_the_functions_its_jobs_use(tmp_path: Path) -> None:
+    path = tmp_path / "old"
+    with nbjobs.Store(path) as old:
+        jobs = old.map(scaled, [1.0, 2.0], data=np.ones(4))
+        nbjobs.wait(jobs, timeout=60)
+        key = f"f:{jobs[0].record().fn_digest}"
+    con = sqlite3.connect(path / "cache.db")  # as nbjobs wrote it before jobs named their function
+    con.executescript(
+        "DROP INDEX nbjobs_jobs_fn; ALTER TABLE nbjobs_jobs DROP COLUMN fn;"
+        "DROP TABLE nbjobs_values; PRAGMA user_version = 2;"
+    )
+    con.close()
+    with nbjobs.Store(path) as store:
+        assert store.forget(jobs[0].id)
+        assert store.storage.blob(key) is not None  # the other job still uses it
+        assert store.forget(jobs[1].id)
+        assert store.storage.blob(key) is None
 
 
 def _submit_after_each_purge(path: str, rounds: int, out: Any) -> None:
