@@ -34,8 +34,6 @@ CREATE TABLE IF NOT EXISTS nbjobs_jobs (
 );
 CREATE INDEX IF NOT EXISTS nbjobs_jobs_status ON nbjobs_jobs (status, seq);
 CREATE INDEX IF NOT EXISTS nbjobs_jobs_name ON nbjobs_jobs (name, seq);
--- Whether a job still uses a function: its blob goes with the last job that does.
-CREATE INDEX IF NOT EXISTS nbjobs_jobs_fn ON nbjobs_jobs (fn);
 -- A pending job without an owner waits for a detached worker (kernels own their jobs).
 CREATE INDEX IF NOT EXISTS nbjobs_jobs_worker_queue ON nbjobs_jobs (seq)
     WHERE status = 'pending' AND owner IS NULL;
@@ -43,6 +41,9 @@ CREATE TABLE IF NOT EXISTS nbjobs_tags (
     tag TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (tag, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS nbjobs_tags_seq ON nbjobs_tags (seq);
+-- Jobs per status, and per function (rows 'f:<digest>': its blob goes with the last job
+-- that uses it). Beside the statuses, a function's count is on a page every insert writes
+-- anyway: an index of nbjobs_jobs (fn) wrote one WAL frame more per job (+13%).
 CREATE TABLE IF NOT EXISTS nbjobs_counts (
     status TEXT PRIMARY KEY, n INTEGER NOT NULL
 ) WITHOUT ROWID;
@@ -87,6 +88,21 @@ CREATE TRIGGER IF NOT EXISTS nbjobs_count_del AFTER DELETE ON nbjobs_jobs BEGIN
     UPDATE nbjobs_counts SET n = n - 1 WHERE status = OLD.status;
     DELETE FROM nbjobs_tags WHERE seq = OLD.seq;
 END;
+CREATE TRIGGER IF NOT EXISTS nbjobs_fn_ins AFTER INSERT ON nbjobs_jobs
+WHEN NEW.fn IS NOT NULL BEGIN
+    INSERT INTO nbjobs_counts (status, n) VALUES ('f:' || NEW.fn, 1)
+        ON CONFLICT (status) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS nbjobs_fn_upd AFTER UPDATE OF fn ON nbjobs_jobs
+WHEN OLD.fn IS NOT NEW.fn BEGIN
+    UPDATE nbjobs_counts SET n = n - 1 WHERE status = 'f:' || OLD.fn;
+    INSERT INTO nbjobs_counts (status, n) SELECT 'f:' || NEW.fn, 1 WHERE NEW.fn IS NOT NULL
+        ON CONFLICT (status) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS nbjobs_fn_del AFTER DELETE ON nbjobs_jobs
+WHEN OLD.fn IS NOT NULL BEGIN
+    UPDATE nbjobs_counts SET n = n - 1 WHERE status = 'f:' || OLD.fn;
+END;
 """
 
 #: `PRAGMA user_version` of a store holding every table, index and column of `SCHEMA`
@@ -111,6 +127,10 @@ def _migrate(sql: Sql) -> None:
                 digest = JobRecord.decode(data).fn_digest
                 if digest is not None:
                     sql("UPDATE nbjobs_jobs SET fn = ? WHERE seq = ?", (digest, seq))
+        sql(
+            "INSERT INTO nbjobs_counts (status, n) SELECT 'f:' || fn, count(*) "
+            "FROM nbjobs_jobs WHERE fn IS NOT NULL GROUP BY fn"
+        )
 
 
 def ensure(sql: Sql, transact: Callable[..., Any], path: Path, created: bool) -> None:

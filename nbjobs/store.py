@@ -134,6 +134,11 @@ class Storage:
     def __repr__(self) -> str:
         return f"Storage({str(self.path)!r})"
 
+    @property
+    def values(self) -> Callable[[str], Any]:
+        """What loads a job's large argument by its digest (`codec.load_args`)."""
+        return blobfiles.values_in(self.blob_dir)
+
     def close(self) -> None:
         self.writer.stop()
         self.db.close()
@@ -379,7 +384,7 @@ class Storage:
     @_reported
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(states.STATES, 0)
-        for status, n in self._sql("SELECT status, n FROM nbjobs_counts").fetchall():
+        for status, n in self._sql(_STATUS_COUNTS, states.STATES).fetchall():
             out[status] = n
         return out
 
@@ -458,7 +463,7 @@ class Storage:
             return
         if sql("SELECT 1 FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone() is None:
             # Same content, same name: a batch replayed after a rollback rewrites one file.
-            name = key.replace(":", "-")
+            name = blobfiles.once_name(key)
             blobfiles.write_file(self.blob_dir, name, (data,), blobfiles.describe(key, len(data)))
             self.put_blob(sql, key, None, name)
 
@@ -494,9 +499,16 @@ class Storage:
         ).fetchone()
         return _decode(*row) if row else None
 
-    def insert(self, sql: Sql, rec: JobRecord, call: bytes | codec.CallParts | None = None) -> bool:
-        """Insert a new job and its pickled `call`; False (nothing written) if its key is
-        already taken. A small call goes in the job's row, a larger one in the blob p:<id>.
+    def insert(
+        self,
+        sql: Sql,
+        rec: JobRecord,
+        call: bytes | codec.CallParts | None = None,
+        values: list[Staged] | None = None,
+    ) -> bool:
+        """Insert a new job and its pickled `call` (with the large arguments it refers to,
+        see `stage_values`); False (nothing written) if its key is already taken. A small
+        call goes in the job's row, a larger one in the blob p:<id>.
         """
         if isinstance(call, tuple):
             call = codec.payload_blob(*call)
@@ -508,7 +520,50 @@ class Storage:
             self.put_blob(sql, f"p:{rec.id}", call)
         for tag in rec.tags:
             sql("INSERT OR IGNORE INTO nbjobs_tags (tag, seq) VALUES (?, ?)", (tag, cur.lastrowid))
+        if values:
+            self.put_values(sql, rec.id, values)
         return True
+
+    def stage_values(self, values: list[codec.Value]) -> list[Staged]:
+        """Write the files of the large arguments of a call that are not stored yet, ahead of
+        the transaction that stores its job (`put_values`): written inside it, a file of
+        hundreds of MB would hold up every writer of the store. Each is (digest, frames,
+        its temporary file or None); `unstage` removes the files no transaction took."""
+        staged: list[Staged] = []
+        try:
+            for digest, frames in values:
+                key = f"v:{digest}"
+                tmp = None
+                if self.blob_inline(key) is None:
+                    what = blobfiles.describe(key, frames.size)
+                    tmp = blobfiles.write_temporary(self.blob_dir, frames.chunks(), what)
+                staged.append((digest, frames, tmp))
+        except BaseException:
+            self.unstage(staged)
+            raise
+        return staged
+
+    def put_values(self, sql: Sql, job_id: str, staged: list[Staged]) -> None:
+        """Store a job's large arguments (once each per store, under v:<digest>) and that
+        the job uses them (`nbjobs_values`, read by `drop_unused`)."""
+        for digest, frames, tmp in staged:
+            key = f"v:{digest}"
+            if sql("SELECT 1 FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone() is None:
+                name = blobfiles.once_name(key)
+                if tmp is not None:
+                    os.replace(tmp, self.blob_dir / name)
+                else:  # a purge removed it since `stage_values` found it: written again
+                    what = blobfiles.describe(key, frames.size)
+                    blobfiles.write_file(self.blob_dir, name, frames.chunks(), what)
+                self.put_blob(sql, key, None, name)
+            sql("INSERT OR IGNORE INTO nbjobs_values (value, job) VALUES (?, ?)", (digest, job_id))
+
+    @staticmethod
+    def unstage(staged: list[Staged]) -> None:
+        """Remove the temporary files of `stage_values` that no transaction took."""
+        for _, _, tmp in staged:
+            if tmp is not None:
+                blobfiles.remove(tmp)
 
     @staticmethod
     def claims_at_once(rec: JobRecord, call: bytes | None) -> bool:
@@ -534,9 +589,17 @@ class Storage:
             changed = self.db.execute_now(_INSERT_JOB_WITH_FN, (*row, f"f:{rec.fn_digest}"), what)
         return changed == 1
 
-    def set_call(self, sql: Sql, job_id: str, call: bytes | None, fn_digest: str | None) -> None:
+    def set_call(
+        self,
+        sql: Sql,
+        job_id: str,
+        call: bytes | None,
+        fn_digest: str | None,
+        values: list[Staged] | None = None,
+    ) -> None:
         """Replace a stored job's call (a resubmitted key runs the new one), which uses the
-        function `fn_digest`; the old call's function goes if no job uses it any more."""
+        function `fn_digest` and the large arguments `values`; the old call's function and
+        large arguments go if no job uses them any more."""
         row = sql("SELECT fn FROM nbjobs_jobs WHERE id = ?", (job_id,)).fetchone()
         old_fns = () if row is None or row[0] is None else (row[0],)
         old_values = self._forget_values(sql, [job_id])
@@ -545,6 +608,8 @@ class Storage:
         sql("UPDATE nbjobs_jobs SET call = ?, fn = ? WHERE id = ?", (inline, fn_digest, job_id))
         if call is not None and inline is None:
             self.put_blob(sql, f"p:{job_id}", call)
+        if values:
+            self.put_values(sql, job_id, values)
         self.drop_unused(sql, old_fns, old_values)
 
     @_reported
@@ -639,8 +704,11 @@ class Storage:
         unused = []
         scheduled: set[str] | None = None
         for fn in fns:
-            if sql("SELECT 1 FROM nbjobs_jobs WHERE fn = ? LIMIT 1", (fn,)).fetchone():
+            used = f"f:{fn}"  # its count of jobs (see schema.py)
+            row = sql("SELECT n FROM nbjobs_counts WHERE status = ?", (used,)).fetchone()
+            if row is not None and row[0] > 0:
                 continue
+            sql("DELETE FROM nbjobs_counts WHERE status = ?", (used,))
             if scheduled is None:  # few schedules, read once and only when it may matter
                 scheduled = {rec.fn_digest for rec in self.schedules(sql) if rec.fn_digest}
             if fn not in scheduled:
@@ -769,6 +837,10 @@ class _WriterDatabase:
         return self._db.full(exc, what)
 
 
+Staged = tuple[str, codec.Frames, Path | None]
+"""A large argument on its way to the store: (digest, frames, temporary file or None)."""
+
+
 class _Dropped(threading.local):
     files: list[str] | None = None  # dropped by this thread's transaction, while one is open
     stored: set[str] | None = None  # content-addressed blobs it found or wrote (then)
@@ -788,6 +860,10 @@ def blob_keys(job_id: str) -> tuple[str, str, str, str]:
     return f"p:{job_id}", f"r:{job_id}", f"e:{job_id}", f"l:{job_id}"
 
 
+# The counts of jobs per status (beside them, nbjobs_counts counts the jobs per function).
+_STATUS_COUNTS = (
+    f"SELECT status, n FROM nbjobs_counts WHERE status IN ({','.join('?' * len(states.STATES))})"
+)
 _INSERT_JOB = (
     "INSERT INTO nbjobs_jobs (id, key, status, name, owner, updated, data, call, fn) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"

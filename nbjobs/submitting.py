@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import codec, refs, states, validate
 from .autokey import arguments_digest
-from .calls import MapKey, Options, Payload, fn_name, map_keys, new_id, pickle_call
+from .calls import MapKey, Options, Payload, fn_name, map_keys, new_id, pickle_call, set_apart
 from .errors import InvalidArgument, InvalidArgumentType, PayloadNotPicklable
 from .executors import Backend
 from .executors.processes import ProcessExecutor
@@ -132,7 +132,8 @@ class Submitter:
         rec.fn_digest = fn_digest
         if key is not None:  # only keyed resubmits compare arguments
             rec.args_digest = arguments_digest(fn, args, kwargs)
-        return rec, local, ((fn_digest, args_bytes, opts.policy), fn_bytes)
+        stored, values = set_apart(fn, args, kwargs, args_bytes)
+        return rec, local, ((fn_digest, stored, opts.policy), fn_bytes, values)
 
     def _prepare_map(
         self,
@@ -172,7 +173,7 @@ class Submitter:
         one claims its key first (and may return the job that holds it)."""
         if self.storage.writer.full is not None:  # the disk was full: is there room now?
             self.storage.writer.check_room()  # (StoreFull if not: no new job is taken)
-        if rec.key is None:
+        if rec.key is None and (blobs is None or not blobs[2]):
             return self._enqueue(rec, local, blobs)
         return self._claim(rec, local, blobs, force)
 
@@ -180,7 +181,7 @@ class Submitter:
         op = Insert(rec)
         written = None
         if blobs is not None:
-            op.call, fn_bytes = blobs  # the writer thread encodes the call
+            op.call, fn_bytes, _ = blobs  # the writer thread encodes the call
             key = f"f:{blobs[0][0]}"
             op.once.append((key, fn_bytes))  # (stored again if a purge removed it)
             if key not in self.storage.fn_written:
@@ -192,10 +193,12 @@ class Submitter:
         return rec
 
     def _claim(self, rec: JobRecord, local: LocalJob, blobs: Payload, force: bool) -> JobRecord:
+        """Store a keyed job, or one with large arguments (whose files are written first,
+        then named in this thread's transaction: `Storage.stage_values`)."""
         storage = self.storage
         now = rec.created_at
         key = rec.key
-        assert key is not None
+        values = [] if blobs is None else blobs[2]
 
         call = None if blobs is None else codec.payload_blob(*blobs[0])
         # The common case, a new key whose function is stored already, is one INSERT of
@@ -203,7 +206,12 @@ class Submitter:
         # load, and a row is fewer pages than a row and a blob. A taken key is read: only
         # a job to run again needs the transaction below.
         fn_key = None if blobs is None else f"f:{blobs[0][0]}"
-        if storage.claims_at_once(rec, call) and (fn_key is None or fn_key in storage.fn_written):
+        if (
+            key is not None
+            and not values
+            and storage.claims_at_once(rec, call)
+            and (fn_key is None or fn_key in storage.fn_written)
+        ):
             if storage.claim(rec, call):
                 return self._started(local, rec, now)
             old = storage.record_by_key(key)
@@ -213,9 +221,10 @@ class Submitter:
                 storage.fn_written.discard(fn_key)
 
         def claim(sql: Sql) -> tuple[str, JobRecord]:
-            if storage.insert(sql, rec, call):  # the key was free: it is ours now
+            if storage.insert(sql, rec, call, staged):  # the key was free: it is ours now
                 self._store_function(sql, blobs)
                 return "new", rec
+            assert key is not None, "a job without a key is always inserted"
             old = storage.record_by_key(key, sql)
             assert old is not None, "a taken key has a job"
             if not _rerun_wanted(old, force):
@@ -237,13 +246,17 @@ class Submitter:
             if fresh:
                 storage.drop_blobs(sql, (f"r:{old.id}", f"e:{old.id}"))
             self._store_function(sql, blobs)
-            storage.set_call(sql, old.id, call, rec.fn_digest)
+            storage.set_call(sql, old.id, call, rec.fn_digest, staged)
             if not storage.update(sql, new, old.status):
                 raise InvalidArgument(f"job with key {rec.key!r} changed while resubmitting")
             return "rerun", new
 
         # In this thread, not the writer's: one short transaction, no thread hand-offs.
-        outcome, stored = storage.transact_here(claim, f"job {key!r}")
+        staged = storage.stage_values(values)
+        try:
+            outcome, stored = storage.transact_here(claim, f"job {key or rec.name!r}")
+        finally:
+            storage.unstage(staged)
         if fn_key is not None:  # committed: later submits try the single INSERT
             storage.fn_written.add(fn_key)
         if outcome == "existing":
@@ -350,7 +363,7 @@ class Submitter:
             validate.warn(f"job {rec.id} ({rec.name}) cannot be resumed: {stored}")
             return None
         fn_blob, payload = stored
-        fn, args, kwargs = codec.load_payload(payload, fn_blob)
+        fn, args, kwargs = codec.load_payload(payload, fn_blob, self.storage.values)
         backend = self._rerun_backend(rec)
         now = self.storage.clock.now()
         new = transition(

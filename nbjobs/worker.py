@@ -237,7 +237,9 @@ class Worker:
             local.payload = (fn_blob, codec.payload_args(payload))
             local.policy = codec.payload_policy(payload)
             if rec.deps:  # their results are put in place here, before the call is sent
-                local.fn, local.args, local.kwargs = codec.load_payload(payload, fn_blob)
+                local.fn, local.args, local.kwargs = codec.load_payload(
+                    payload, fn_blob, self.storage.values
+                )
         except Exception as exc:
             broken = failure(exc)
             self.runner.run(local, lambda _job: broken)

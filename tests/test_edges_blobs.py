@@ -100,8 +100,10 @@ def test_a_store_from_before_keeps_the_functions_its_jobs_use(tmp_path: Path) ->
         key = f"f:{jobs[0].record().fn_digest}"
     con = sqlite3.connect(path / "cache.db")  # as nbjobs wrote it before jobs named their function
     con.executescript(
-        "DROP INDEX nbjobs_jobs_fn; ALTER TABLE nbjobs_jobs DROP COLUMN fn;"
-        "DROP TABLE nbjobs_values; PRAGMA user_version = 2;"
+        "DROP TRIGGER nbjobs_fn_ins; DROP TRIGGER nbjobs_fn_upd; DROP TRIGGER nbjobs_fn_del;"
+        "DELETE FROM nbjobs_counts WHERE status LIKE 'f:%';"
+        "ALTER TABLE nbjobs_jobs DROP COLUMN fn; DROP TABLE nbjobs_values;"
+        "PRAGMA user_version = 2;"
     )
     con.close()
     with nbjobs.Store(path) as store:
@@ -223,11 +225,11 @@ def test_a_huge_argument_warns_once_per_call_site(
         for i in range(3):
             store.submit(first, data, i)  # one call site
         store.submit(first, np.ones(3), 0)  # small: no warning
-        store.submit(first, 1, data=data)  # another call site
+        store.submit(first, np.ones(3), extra=data)  # another call site
     messages = [str(w.message) for w in caught]
     assert len(messages) == 2, messages
     assert all(w.filename == __file__ for w in caught)
-    assert "argument 0 (ndarray)" in messages[0] and "keyword argument 'data'" in messages[1]
+    assert "argument 0 (ndarray)" in messages[0] and "keyword argument 'extra'" in messages[1]
     for text in messages:
         assert "MB" in text and "map(" in text and "functools.partial" in text, text
     store.flush()
