@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import heapq
 import json
+import os
 import pickle
 import statistics
 import sys
@@ -22,6 +23,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
 
+import keyless_window
 import numpy as np
 import numpy.typing as npt
 import psutil
@@ -291,6 +293,17 @@ def build_results(contender: str, params: Params) -> Metrics:
         return {"results": count, "build_s": time.perf_counter() - t0}
 
 
+def window(contender: str, params: Params) -> Metrics:
+    """How old a returned keyless submit can be and still be lost to a SIGKILL
+    (`keyless_window.py`: `procs` processes submitting, one killed, `kills` times)."""
+    _require_nbjobs_thread(contender)
+    return dict(
+        keyless_window.measure(
+            params["procs"], params["interval"], params["run_s"], params["kills"], dict(os.environ)
+        )
+    )
+
+
 def _read_result(i: int) -> npt.NDArray[np.float64]:
     value: npt.NDArray[np.float64] = nbjobs.get(f"mem-{i}").result()
     return value
@@ -357,6 +370,7 @@ MEASURES: dict[str, Callable[[str, Params], Metrics]] = {
     "build_results": build_results,
     "read_results": read_results,
     "map_shared": map_shared,
+    "window": window,
 }
 
 

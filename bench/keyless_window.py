@@ -1,4 +1,5 @@
-"""The keyless durability window under load: `python bench/keyless_window.py`.
+"""The keyless durability window under load: `python bench/keyless_window.py`, and the
+`window` sections of `python bench/run.py`.
 
 A keyless `submit()` returns before its job is committed (the writer thread commits it with
 its next batch). How old can a returned submit be and still be lost to a SIGKILL? `--procs`
@@ -107,6 +108,20 @@ def _stored_ids(store: Path, ids: list[str], env: dict[str, str]) -> set[str]:
     return set(json.loads(out.stdout))
 
 
+def measure(
+    procs: int, interval: float, run_s: float, kills: int, env: dict[str, str]
+) -> dict[str, float]:
+    """`kills` trials: the median and the maximum of the oldest lost submit's age (ms), and
+    the median of submits lost per kill. `run.py` runs this as its `window` sections."""
+    results = [trial(procs, run_s, interval, env) for _ in range(kills)]
+    windows = [float(r["oldest_lost_ms"]) for r in results]
+    return {
+        "median_oldest_lost_ms": statistics.median(windows),
+        "max_oldest_lost_ms": max(windows),
+        "median_lost": statistics.median(float(r["lost"]) for r in results),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--procs", type=int, default=8, help="submitting processes")
@@ -118,7 +133,7 @@ def main() -> None:
         type=float,
         default=0.002,
         help="seconds each process sleeps between submits (0: a tight loop, which outruns "
-        "the writer: the window is then its backlog, hundreds of ms)",
+        "the writer until its queue is full, and then waits for it)",
     )
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -130,10 +145,11 @@ def main() -> None:
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(args.nbjobs.resolve()), env.get("PYTHONPATH")])
         )
-    windows = []
+    windows, lost = [], []
     for _ in range(args.trials):
         result = trial(args.procs, args.run, args.interval, env)
         windows.append(result["oldest_lost_ms"])
+        lost.append(result["lost"])
         print(json.dumps(result), flush=True)
     print(
         json.dumps(
@@ -142,6 +158,7 @@ def main() -> None:
                 "interval_s": args.interval,
                 "median_oldest_lost_ms": statistics.median(windows),
                 "max_oldest_lost_ms": max(windows),
+                "median_lost": statistics.median(lost),
             }
         )
     )

@@ -34,6 +34,10 @@ class Settings:
     workers: int = 4
     failed_jobs: int = 10
     key_every: int = 100  # one job in key_every of the big store has a key
+    window_procs: int = 8  # processes submitting keyless jobs, one SIGKILLed,
+    window_loop_procs: int = 4  # (those submitting in a tight loop)
+    window_kills: int = 10  # this many times
+    window_run_s: float = 1.0  # after they submitted for this long
 
 
 FULL = Settings(
@@ -63,6 +67,10 @@ SMOKE = Settings(
     reps=1,
     heavy_reps=1,
     timeout_s=300,
+    window_procs=2,
+    window_loop_procs=1,
+    window_kills=2,
+    window_run_s=0.3,
 )
 
 
@@ -130,6 +138,7 @@ def sections(s: Settings) -> list[Section]:
         _store_section(s),
         _large_section(s),
         *_memory_sections(s),
+        *_window_sections(s),
     ]
 
 
@@ -271,6 +280,42 @@ def _memory_sections(s: Settings) -> list[Section]:
                 Column("store_growth_mb", "store growth MB", "+,.1f"),
                 Column("jobs_per_s", "jobs/s", ",.0f"),
             ),
+        ),
+    ]
+
+
+def _window_sections(s: Settings) -> list[Section]:
+    columns = (
+        Column("median_oldest_lost_ms", "median ms", ",.1f"),
+        Column("max_oldest_lost_ms", "max ms", ",.1f"),
+        Column("median_lost", "lost per kill", ",.0f"),
+    )
+    base = {"run_s": s.window_run_s, "kills": s.window_kills}
+    note = (
+        "the age of the oldest returned keyless submit missing from the store after one "
+        f"submitting process is SIGKILLed (median and max over {s.window_kills} kills)",
+    )
+    return [
+        Section(
+            "window",
+            f"Keyless durability window: {s.window_procs} processes each submitting every 2 ms",
+            "window",
+            (THREAD,),
+            base | {"procs": s.window_procs, "interval": 0.002},
+            1,
+            columns,
+            notes=note,
+        ),
+        Section(
+            "window_loop",
+            f"Keyless durability window: {s.window_loop_procs} "
+            f"process{'es' if s.window_loop_procs != 1 else ''} submitting in a tight loop",
+            "window",
+            (THREAD,),
+            base | {"procs": s.window_loop_procs, "interval": 0.0},
+            1,
+            columns,
+            notes=note,
         ),
     ]
 

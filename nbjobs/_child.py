@@ -1,4 +1,4 @@
-"""Entry point of a process-executor child: `python -m nbjobs._child FD`.
+"""Entry point of a process-executor child: `python -c BOOT FD PARENT_PID` (see `BOOT`).
 
 Receives (job info, function digest and bytes, argument bytes) over the socket FD, runs
 the job in this process's main thread and sends back an `Outcome`. Keeps the last few
@@ -9,7 +9,6 @@ Exits when the parent goes away.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import pickle
 import signal
@@ -24,16 +23,25 @@ from . import blobfiles, capture, codec, reporting
 from .errors import PayloadLoadError, SoftTimeout
 from .runner import Outcome, call_job, load_failure
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):
-            pass
+# The child's first statements, run before nbjobs (or anything of the job) is imported.
+# PR_SET_PDEATHSIG (1) kills the child with its parent, but only from the moment it is set,
+# and not at all if the parent died before: a worker killed while its child started left
+# an orphan that read the job already in its socket and ran it while the job was requeued
+# elsewhere. So set it first, then compare the parent with the one that started us (its
+# pid in argv): a different one means ours is gone, and the child leaves without reading.
+BOOT = """\
+import os, sys
+if sys.platform.startswith("linux"):
+    import ctypes, signal
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+if os.getppid() != int(sys.argv[2]):
+    os._exit(0)
+from nbjobs._child import main
+main(int(sys.argv[1]))
+"""
 
 
 class _Channel:
@@ -114,7 +122,7 @@ _JOB_LOG: list[capture.LogBuffer | None] = [None]  # the one job this process ru
 
 
 def main(fd: int) -> None:
-    _die_with_parent()
+    """Serve jobs sent over the socket `fd` until the parent closes it (started by `BOOT`)."""
     capture.install(lambda: _JOB_LOG[0])
     conn = Connection(fd)
     channel = _Channel(conn)
@@ -128,7 +136,3 @@ def main(fd: int) -> None:
             channel.send(_run_one(message, blob_dir, channel))
     except (EOFError, OSError):  # the parent closed the pool or went away
         return
-
-
-if __name__ == "__main__":
-    main(int(sys.argv[1]))

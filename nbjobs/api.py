@@ -596,11 +596,19 @@ class Store:
             self._submitter.resize(validate.positive_int(workers, "workers", validate.WORKERS_MAX))
 
     def close(self) -> None:
-        """Stop this store's executors (running thread jobs are marked interrupted)."""
+        """Stop this store's threads and executors and close its files (idempotent).
+
+        Jobs this process still runs are marked interrupted (a process job's process is
+        killed; a thread job's thread, which Python cannot stop, finishes its call and its
+        outcome is dropped). Submitting to a closed store raises `nbjobs.StoreClosed`.
+
+        >>> with nbjobs.Store("/tmp/my-jobs") as store:     # doctest: +SKIP
+        ...     store.submit(pow, 2, 10).result()
+        1024
+        """
         if self._jobs.closed:
             return
-        self._jobs.closed = True
-        self._jobs.interrupt_all()
+        self._jobs.close()
         self._submitter.shutdown()
         self._jobs.callbacks.stop()  # runs the callbacks already queued, while the store is open
         self.storage.close()

@@ -326,9 +326,14 @@ def payload_blob(fn_digest: str, args: bytes, policy: Any = None) -> bytes:
 
 
 def payload_policy(blob: bytes) -> Any:
-    """The retry policy stored with a payload, or None."""
-    data = pickle.loads(blob).get("policy")
-    return pickle.loads(data) if data else None
+    """The retry policy stored with a payload, or None; raises `PayloadLoadError` when it
+    cannot be loaded."""
+    meta = pickle.loads(blob)
+    data = meta.get("policy")
+    try:
+        return pickle.loads(data) if data else None
+    except Exception as exc:
+        raise _unloadable("retry policy", meta, exc) from exc
 
 
 def load_plain(blob: bytes) -> Any:
@@ -354,13 +359,17 @@ def load_payload(
     except PayloadLoadError:
         raise
     except Exception as exc:
-        raise PayloadLoadError(
-            f"the job's function or arguments could not be loaded ({type(exc).__name__}: {exc}); "
-            f"they were written by Python {meta.get('python')} with cloudpickle "
-            f"{meta.get('cloudpickle')}, this is Python {VERSIONS['python']} with cloudpickle "
-            f"{VERSIONS['cloudpickle']}"
-        ) from exc
+        raise _unloadable("function or arguments", meta, exc) from exc
     return fn, args, kwargs
+
+
+def _unloadable(what: str, meta: dict[str, Any], exc: Exception) -> PayloadLoadError:
+    return PayloadLoadError(
+        f"the job's {what} could not be loaded ({type(exc).__name__}: {exc}); "
+        f"its call was stored by Python {meta.get('python')} with cloudpickle "
+        f"{meta.get('cloudpickle')}, this is Python {VERSIONS['python']} with cloudpickle "
+        f"{VERSIONS['cloudpickle']}"
+    )
 
 
 class FunctionCache:

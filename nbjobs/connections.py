@@ -114,6 +114,17 @@ class Connections:
             os.close(self._shm)
             self._shm = None
 
+    def release_thread(self) -> None:
+        """Forget the calling thread's connections: its claim connection is closed (see
+        `Storage.release_thread` for its diskcache connection)."""
+        self._quiet.con = None
+        con, self._claims.con = self._claims.con, None
+        if con is not None:
+            with self._claim_lock:
+                if con in self._claim_cons:
+                    self._claim_cons.remove(con)
+            con.close()
+
     def quiet(self) -> sqlite3.Connection:
         """This thread's diskcache connection, told never to checkpoint."""
         con: sqlite3.Connection = self._cache._con

@@ -6,7 +6,8 @@ import atexit
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterable
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 DEFAULT_PATH = ".nbjobs"
 _default: Store | None = None
 _default_lock = threading.Lock()
+_opened_here: weakref.WeakSet[Store] = weakref.WeakSet()  # default stores opened here
 
 
 def default_path() -> Path:
@@ -38,6 +40,7 @@ def default_store() -> Store:
     with _default_lock:
         if _default is None:
             _default = Store(default_path())
+            _opened_here.add(_default)
         return _default
 
 
@@ -59,11 +62,37 @@ def configure(
         new = store if isinstance(store, Store) else Store(store)
         with _default_lock:
             old, _default = _default, new
+            if not isinstance(store, Store):
+                _opened_here.add(new)
         if old is not None and old is not new:
-            old.flush()
+            _retire(old)
     target = default_store()
     target.configure(executor=executor, workers=workers)
     return target
+
+
+def _retire(old: Store) -> None:
+    """A default store that was replaced: one opened here (from a path) is closed once the
+    jobs this process runs in it are done (its threads and files are not left behind); one
+    the caller opened is theirs to close, and is only flushed."""
+    with _default_lock:
+        if old not in _opened_here:
+            old.flush()
+            return
+        _opened_here.discard(old)
+    if not old._jobs.active:
+        old.close()
+        return
+    threading.Thread(
+        target=_close_when_done, args=(old,), name="nbjobs-retire", daemon=True
+    ).start()
+
+
+def _close_when_done(store: Store) -> None:
+    while active := list(store._jobs.active):
+        for job_id in active:
+            store._jobs.wait(job_id, None)
+    store.close()
 
 
 def submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
@@ -165,7 +194,8 @@ def start_worker(
     >>> nbjobs.start_worker(workers=4)                     # doctest: +SKIP
     >>> job = nbjobs.submit(fit, df, executor="worker")     # doctest: +SKIP
     """
-    return _store(store).start_worker(workers, idle_timeout, lease=lease, new=new)
+    with _store(store) as target:
+        return target.start_worker(workers, idle_timeout, lease=lease, new=new)
 
 
 def workers(store: str | os.PathLike[str] | Store | None = None) -> list[WorkerInfo]:
@@ -174,7 +204,8 @@ def workers(store: str | os.PathLike[str] | Store | None = None) -> list[WorkerI
     >>> [(w.pid, w.workers, w.running) for w in nbjobs.workers()]   # doctest: +SKIP
     [(4242, 4, 1)]
     """
-    return _store(store).workers()
+    with _store(store) as target:
+        return target.workers()
 
 
 def stop_worker(
@@ -189,7 +220,8 @@ def stop_worker(
 
     >>> nbjobs.stop_worker()        # doctest: +SKIP
     """
-    return _store(store).stop_worker(worker, wait=wait, timeout=timeout, grace=grace)
+    with _store(store) as target:
+        return target.stop_worker(worker, wait=wait, timeout=timeout, grace=grace)
 
 
 def schedule(fn: Callable[..., Any], /, **options: Any) -> Schedule:
@@ -239,12 +271,17 @@ def resume_schedule(name: str) -> Schedule:
     return default_store().resume_schedule(name)
 
 
-def _store(store: str | os.PathLike[str] | Store | None) -> Store:
+@contextlib.contextmanager
+def _store(store: str | os.PathLike[str] | Store | None) -> Iterator[Store]:
+    """The store to use for one call: the default, the one given, or one opened from a
+    path for the call and closed after it (its threads and files are not left behind)."""
     if store is None:
-        return default_store()
-    if isinstance(store, Store):
-        return store
-    return Store(store)
+        yield default_store()
+    elif isinstance(store, Store):
+        yield store
+    else:
+        with Store(store) as opened:
+            yield opened
 
 
 def panel(store: Store | None = None, *, page_size: int = 20) -> Panel:

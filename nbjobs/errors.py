@@ -58,6 +58,10 @@ class StoreFull(StoreError):
     names the store and the free space). The store works again as soon as space is freed."""
 
 
+class StoreClosed(StoreError):
+    """The store was closed (`Store.close()`); open it again to submit or change jobs."""
+
+
 class StoreCorrupt(StoreError):
     """The store's database is damaged, missing or empty: the message names the file, what to
     keep and how to recover what can still be read."""
@@ -94,6 +98,13 @@ class JobFailed(JobError):
 
 class ResultNotPicklable(JobError):
     """The job returned a value that cannot be pickled, so it cannot be stored."""
+
+
+class RetryPolicyFailed(JobError):
+    """The job's retry policy (`retries=`, `retry_on=`, `backoff=`) raised while deciding
+    whether to retry a failed attempt, so the job failed instead of retrying. The message
+    names the policy and the attempt's own error; the traceback is the policy's, then the
+    attempt's."""
 
 
 class JobCancelled(JobError, concurrent.futures.CancelledError):

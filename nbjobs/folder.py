@@ -143,13 +143,21 @@ def full_error(path: Path, what: str) -> StoreFull:
     >>> raise full_error(Path("/data/jobs"), "job 'k'")  # doctest: +SKIP
     nbjobs.errors.StoreFull: the job store at /data/jobs is full (0 bytes free on its disk): ...
     """
-    try:
-        st = os.statvfs(path)
-        free = f"{st.f_bavail * st.f_frsize:,} bytes free on its disk"
-    except OSError as exc:
-        free = f"free space unknown: {exc.strerror or exc}"
     return StoreFull(
-        f"the job store at {path} is full ({free}): {what} could not be written. Free "
+        f"the job store at {path} is full ({free_space(path)}): {what} could not be written. Free "
         "space on that disk (or use a store on another one: nbjobs.configure(store=...)); "
         "the store works again as soon as there is room"
     )
+
+
+def free_space(path: Path) -> str:
+    """The free space of the disk of `path`, as a message says it.
+
+    >>> free_space(Path("/data/jobs"))  # doctest: +SKIP
+    '0 bytes free on its disk'
+    """
+    try:
+        st = os.statvfs(path)
+    except OSError as exc:
+        return f"free space unknown: {exc.strerror or exc}"
+    return f"{st.f_bavail * st.f_frsize:,} bytes free on its disk"

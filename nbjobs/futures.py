@@ -121,6 +121,12 @@ class Executor(concurrent.futures.Executor):
             self._futures.discard(fut)
 
     def _deliver(self) -> None:
+        try:
+            self._deliver_all()
+        finally:
+            self._store.storage.release_thread()
+
+    def _deliver_all(self) -> None:
         # Results are loaded from disk here, never in the store's writer thread.
         while (item := self._deliveries.get()) is not None:
             self._settle(*item)

@@ -43,7 +43,7 @@ class LocalJobs:
         self.backends: dict[str, Backend] = {}  # filled by the store, which builds them
         self.closed = False
         self._watcher = Watcher(storage)
-        self.callbacks = CallbackThread()  # where users' done callbacks run
+        self.callbacks = CallbackThread(storage.release_thread)  # where users' done callbacks run
         self._cancel_poll = threading.Lock()  # held while a poll for cancels is scheduled
 
     # ------------------------------------------------------------------ starting
@@ -203,9 +203,14 @@ class LocalJobs:
 
     def stored(self, job_id: str) -> JobRecord | None:
         """The job's record on disk. Jobs this process does not run (a worker's) are not held
-        here, so one submitted a moment ago may still be queued: a miss waits for the writer."""
+        here, so one submitted a moment ago may still be queued: a miss waits for the writer.
+
+        Not in the writer thread, which would wait for itself: the hooks it runs (a job's
+        end seen by the jobs that depend on it) follow the commit of what they look up, so
+        a miss there is a job that is gone (forgotten, purged).
+        """
         rec = self.storage.record_by_id(job_id)
-        if rec is None:
+        if rec is None and not self.storage.writer.in_thread():
             self.storage.writer.flush()
             rec = self.storage.record_by_id(job_id)
         return rec
@@ -376,6 +381,14 @@ class LocalJobs:
             self._interrupt(rec, now)
         with contextlib.suppress(Exception):
             self.storage.writer.flush()
+
+    def close(self) -> None:
+        """This process is done with the store: its active jobs become `interrupted`, and
+        the alarms (retries, time limits, cancel polls) and the watcher stop."""
+        self.closed = True
+        self.interrupt_all()
+        self.runner.alarms.close()
+        self._watcher.close()
 
     def _interrupt(self, rec: JobRecord, now: float) -> None:
         if rec.status not in states.ACTIVE:

@@ -10,13 +10,16 @@ returns the seconds to wait or None. Times come from our clock, never tenacity's
 from __future__ import annotations
 
 import datetime
+import functools
+import inspect
 import numbers
+import traceback
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from . import validate
-from .errors import InvalidArgument, InvalidArgumentType, JobCancelled
+from .errors import InvalidArgument, InvalidArgumentType, JobCancelled, RetryPolicyFailed
 
 
 def _tenacity() -> ModuleType:
@@ -44,6 +47,8 @@ class Policy:
     ) -> float | None:
         """Seconds to wait before attempt `attempt + 1`, or None to give up now.
 
+        Raises `RetryPolicyFailed` when one of the policy's strategies (user code) raises.
+
         >>> p = policy(retries=2, retry_on=None, backoff=0)
         >>> p.next_delay(1, ValueError(), 0.0, 1.0, 0.0)
         0.0
@@ -64,9 +69,57 @@ class Policy:
         retrying.begin()
         try:
             action = retrying.iter(state)
-        except BaseException:  # tenacity gives up by raising (RetryError or the error itself)
+        except tenacity.RetryError:  # the stop strategy gives up
             return None
+        except BaseException as bug:
+            if bug is error:  # the retry strategy gives up: tenacity raises the error again
+                return None
+            raise RetryPolicyFailed(
+                f"the job's retry policy ({self.describe()}) raised "
+                f"{type(bug).__name__}: {bug}{_where(bug)}"
+            ) from bug
         return float(action) if isinstance(action, tenacity.DoSleep) else None
+
+    def describe(self) -> str:
+        """The policy in words, as `submit()` was given it.
+
+        >>> print(policy(2, ValueError, 5).describe())  # doctest: +ELLIPSIS
+        retries=stop_after_attempt(3), retry_on=retry_if_exception_type(ValueError), ...
+        """
+        return (
+            f"retries={_describe(self.stop)}, retry_on={_describe(self.retry)}, "
+            f"backoff={_describe(self.wait)}"
+        )
+
+
+def _describe(strategy: Any) -> str:
+    """A strategy as its class and what it was given (tenacity's have no useful repr)."""
+    if isinstance(strategy, functools.partial):
+        strategy = strategy.func
+    if isinstance(strategy, type) or inspect.isroutine(strategy):
+        return str(getattr(strategy, "__qualname__", strategy))
+    given = [
+        _given(value)
+        for value in getattr(strategy, "__dict__", {}).values()
+        if not (inspect.ismethod(value) and value.__self__ is strategy)  # its own check
+    ]
+    return f"{type(strategy).__name__}({', '.join(given)})"
+
+
+def _given(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        inner = ", ".join(_given(item) for item in value)
+        return inner if len(value) == 1 else f"({inner})"
+    return _describe(value) if callable(value) else repr(value)
+
+
+def _where(bug: BaseException) -> str:
+    """` in fn (file:line)`: where in the policy's code `bug` was raised."""
+    frames = traceback.extract_tb(bug.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f" in {last.name} ({last.filename}:{last.lineno})"
 
 
 class Retry:

@@ -7,9 +7,11 @@ process executor. `Runner` owns the state changes of this process's jobs.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 from . import capture, codec, refs, reporting, states
 from .alarms import Alarms
 from .blobfiles import write_value
-from .errors import JobCancelled, PayloadLoadError, ResultNotPicklable, SoftTimeout
+from .errors import (
+    JobCancelled,
+    PayloadLoadError,
+    ResultNotPicklable,
+    RetryPolicyFailed,
+    SoftTimeout,
+)
 from .records import ErrorInfo, JobRecord, transition
 from .retrying import Policy
 from .store import Storage
@@ -144,36 +152,57 @@ def job_info(rec: JobRecord) -> reporting.CurrentJob:
 
 
 class OneShot:
-    """A cheap one-shot event (a `threading.Event` costs a Condition per job)."""
+    """A cheap one-shot event (a `threading.Event` costs a Condition per job).
 
-    __slots__ = ("_lock",)
+    A waiter takes the lock and gives it back; Ctrl-C (a KeyboardInterrupt raised between
+    the two) can leave it taken. The flag then still says it is set, and a waiter blocked
+    meanwhile looks at the flag every `_RECHECK_S`: nobody waits forever for a set event.
+    """
+
+    __slots__ = ("_done", "_lock")
 
     def __init__(self) -> None:
+        self._done = False
         self._lock = threading.Lock()
         self._lock.acquire()
 
     def set(self) -> None:
+        self._done = True
         if self._lock.locked():
-            self._lock.release()
+            with contextlib.suppress(RuntimeError):  # released meanwhile by another set()
+                self._lock.release()
 
     def is_set(self) -> bool:
-        return not self._lock.locked()
+        return self._done
 
     def wait(self, timeout: float | None = None) -> bool:
         """True once set; False if `timeout` seconds passed first."""
-        if self._lock.acquire(timeout=-1 if timeout is None else timeout):
-            self._lock.release()
+        if self._done:
             return True
-        return False
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = _RECHECK_S if deadline is None else deadline - time.monotonic()
+            if self._lock.acquire(timeout=max(0.0, min(_RECHECK_S, left))):
+                self._lock.release()
+                return True
+            if self._done:
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+
+
+_RECHECK_S = 1.0
 
 
 class LocalJob:
     """A job this process is responsible for: its callable, and its latest record.
 
     `rec` is the newest state this process has queued for the store; the lock orders
-    state changes made here (start, cancel) so that they reach the writer in order.
-    `on_start` hooks run under that lock when the job starts (one returning False
-    cancels it); `on_done` hooks run once the outcome is committed. A success is recorded
+    state changes made here (start, cancel) so that they reach the writer in order. No
+    user code runs under it (a worker's heartbeat takes the lock of every job it holds):
+    the retry policy of a failed attempt is asked before it is taken. `on_start` hooks
+    (nbjobs' own) run under that lock when the job starts (one returning False cancels
+    it); `on_done` hooks run once the outcome is committed. A success is recorded
     by the writer thread (`Runner.run`): between its return and that record, `rec` still
     says running and `returning` is True.
     """
@@ -186,6 +215,7 @@ class LocalJob:
         "claimed",
         "done",
         "fn",
+        "judging",
         "kwargs",
         "lock",
         "log_state",
@@ -193,6 +223,7 @@ class LocalJob:
         "on_start",
         "payload",
         "policy",
+        "prepare",
         "rec",
         "returned",
         "soft_deadline",
@@ -219,8 +250,13 @@ class LocalJob:
         self.on_start: list[Callable[[], bool]] = []
         self.on_done: list[Callable[[], None]] = []
         self.policy: Policy | None = None
+        # Run (until it succeeds) before an attempt's call, on the thread that starts it:
+        # a detached worker's job unpickles its policy and call there (see worker._load).
+        self.prepare: Callable[[], None] | None = None
         self.attempt = 0  # which attempt of this process is current; late outcomes are dropped
-        self.returned = 0  # the attempt whose call returned: its success is on its way to the store
+        self.returned = -1  # the attempt whose call returned (its success is on its way to the
+        # store); -1: none, so a job claimed but not begun yet (attempt 0) holds its slot
+        self.judging = 0  # the attempt ended by another thread, its retry policy being asked
         self.timed_out = False
         self.soft_deadline: float | None = None
         self.log_state: dict[str, Any] | None = None  # the job's output so far
@@ -260,7 +296,7 @@ class Runner:
         self.on_finished = on_finished
         self.restart = restart  # hand a job back to its executor (its next attempt)
         self.expire = expire  # end an attempt that passed its time limit
-        self.alarms = Alarms(storage.clock)
+        self.alarms = Alarms(storage.clock, storage.release_thread)
 
     def call_of(self, local: LocalJob) -> refs.Call:
         """The job's call, with the results of the jobs it depends on in place of them."""
@@ -346,11 +382,14 @@ class Runner:
         if outcome.ok:
             # The writer thread records a success: this thread takes its next job at once.
             # (A failure asks the job's retry policy, user code: it is asked here.)
-            local.returned = attempt  # no time limit, cancel or interrupt can end it now
+            with local.lock:  # (against `finish`, which judges an end it gave the attempt)
+                if local.judging == attempt:
+                    return  # a late success: a time limit ended the attempt first
+                local.returned = attempt  # no time limit, cancel or interrupt can end it now
             ended = self.storage.clock.now()
             self.storage.writer.later(lambda: self._end(local, outcome, attempt, ended))
         else:
-            self.finish(local, outcome, attempt)
+            self._end(local, outcome, attempt, self.storage.clock.now())
 
     def begin(self, local: LocalJob, limit: bool = True) -> int | None:
         """Move the job to running; returns the attempt token, or None if it must not run.
@@ -395,20 +434,47 @@ class Runner:
             self.alarms.at(when, lambda: self.expire(local, attempt))
 
     def finish(self, local: LocalJob, outcome: Outcome, attempt: int) -> None:
-        """Queue the end of attempt `attempt`: succeeded, failed, cancelled or retrying.
+        """Queue the end of attempt `attempt` from a thread other than the one that ran it
+        (a time limit on the alarm thread, Dask's callbacks): succeeded, failed, cancelled or
+        retrying.
 
         An outcome that arrives after its attempt was already ended (a thread job that
         outlived its time limit) is dropped, as is any other end of an attempt whose call
-        returned successfully (its success is being recorded).
+        returned successfully (its success is being recorded). A failure that the job's retry
+        policy must judge is judged on a thread of its own: the policy is user code, and
+        other jobs wait on the thread that called (their time limits, retries, cancels).
         """
-        if local.returned != attempt:
-            self._end(local, outcome, attempt, self.storage.clock.now())
+        if local.returned == attempt:
+            return
+        now = self.storage.clock.now()
+        if outcome.ok or outcome.cancelled or local.policy is None:
+            self._end(local, outcome, attempt, now)
+            return
+        with local.lock:
+            if local.returned == attempt:
+                return
+            local.judging = attempt  # its late success is dropped, as it would be once recorded
+        threading.Thread(
+            target=self._end,
+            args=(local, outcome, attempt, now),
+            name="nbjobs-retry-policy",
+            daemon=True,
+        ).start()
 
     def _end(self, local: LocalJob, outcome: Outcome, attempt: int, now: float) -> None:
+        delay = None
+        if not outcome.ok and local.policy is not None:
+            if attempt != local.attempt or local.rec.status != states.RUNNING:
+                return  # ended meanwhile: nothing to ask
+            # Not under the job's lock: the policy is user code, and a cancel of this job,
+            # its progress or a worker's heartbeat would wait for it.
+            outcome, delay = judge(local.rec, outcome, now, local.policy)
         with local.lock:
             if attempt != local.attempt or local.rec.status != states.RUNNING:
                 return
-            rec, blobs = ending(local.rec, outcome, now, local.policy)
+            if local.cancel_requested:
+                delay = None  # cancelled while its policy was asked: no new attempt
+            rec, blobs = ending(local.rec, outcome, now, delay)
             if outcome.log is not None:
                 local.log_state = outcome.log
             self._move(local, rec, states.RUNNING, blobs, self._after(local, rec))
@@ -417,7 +483,8 @@ class Runner:
         """End the running attempt of `local` with `outcome` now, for a caller that holds
         `local.lock` (a cancelled thread job, which Python cannot stop: whatever its thread
         does later is dropped, as the attempt is over)."""
-        rec, blobs = ending(local.rec, outcome, self.storage.clock.now(), local.policy)
+        # A cancelled attempt is never retried: no retry policy (user code) runs under the lock.
+        rec, blobs = ending(local.rec, outcome, self.storage.clock.now())
         self._move(local, rec, states.RUNNING, blobs, self._after(local, rec))
 
     def adopt(self, local: LocalJob, attempt: int) -> bool:
@@ -466,10 +533,11 @@ class Runner:
 
 
 def ending(
-    prev: JobRecord, outcome: Outcome, now: float, policy: Policy | None
+    prev: JobRecord, outcome: Outcome, now: float, delay: float | None = None
 ) -> tuple[JobRecord, list[Blob]]:
     """The record and blobs that end the running attempt of `prev` with `outcome`: succeeded,
-    failed, cancelled, or retrying when `policy` allows another attempt."""
+    failed, cancelled, or retrying in `delay` seconds (as `judge` decided, beforehand and
+    without any lock: it runs user code)."""
     job_id = prev.id
     changes: dict[str, Any] = {"progress": outcome.progress or prev.progress}
     if outcome.ok:
@@ -480,7 +548,6 @@ def ending(
         status = states.CANCELLED if outcome.cancelled else states.FAILED
         changes["error"] = ErrorInfo(outcome.error_type, outcome.error_message)
         blobs = [(f"e:{job_id}", outcome.data, None)]
-        delay = _retry_delay(prev, outcome, now, policy)
         if delay is not None:
             status = states.RETRYING
             changes["retry_at"] = now + delay
@@ -493,14 +560,42 @@ def ending(
     return rec, blobs
 
 
-def _retry_delay(
-    rec: JobRecord, outcome: Outcome, now: float, policy: Policy | None
-) -> float | None:
-    if policy is None or outcome.cancelled or outcome.data is None:
-        return None
+def judge(
+    prev: JobRecord, outcome: Outcome, now: float, policy: Policy | None
+) -> tuple[Outcome, float | None]:
+    """Ask `policy` whether the running attempt of `prev`, ended by `outcome`, is retried:
+    the outcome to record, and the seconds until the next attempt (None: no retry).
+
+    A policy that raises fails the job with `RetryPolicyFailed` (its outcome replaces the
+    attempt's, whose error it tells). User code runs here: the policy's strategies, and the
+    unpickling of the job's exception; call it under no lock, on no thread other jobs need.
+    """
+    if policy is None or outcome.ok or outcome.cancelled or outcome.data is None:
+        return outcome, None
     error = codec.decode_error(outcome.data)
-    first = rec.run_started_at if rec.run_started_at is not None else now
-    return policy.next_delay(rec.run_attempts, error, first, now, rec.idle_for)
+    first = prev.run_started_at if prev.run_started_at is not None else now
+    try:
+        return outcome, policy.next_delay(prev.run_attempts, error, first, now, prev.idle_for)
+    except RetryPolicyFailed as bug:
+        return _policy_failure(bug, prev, outcome, outcome.data), None
+
+
+def _policy_failure(
+    bug: RetryPolicyFailed, prev: JobRecord, outcome: Outcome, blob: bytes
+) -> Outcome:
+    """The outcome of an attempt whose retry policy raised `bug`: its traceback is the
+    policy's, then the attempt's own."""
+    error = RetryPolicyFailed(
+        f"{bug} while deciding whether to retry attempt {prev.attempts}, which failed with "
+        f"{outcome.error_type}: {outcome.error_message}; the job is failed, not retried: fix "
+        "the policy, then run the job again (job.retry())"
+    )
+    error.__cause__ = bug.__cause__
+    error.add_note("The attempt's own error:\n" + codec.error_traceback(blob).rstrip())
+    o = failure(error)
+    return Outcome(
+        False, o.data, None, o.error_type, o.error_message, False, outcome.progress, outcome.log
+    )
 
 
 def never_ran(rec: JobRecord, error: BaseException, now: float) -> tuple[JobRecord, list[Blob]]:

@@ -34,7 +34,6 @@ from .errors import (
     JobNotFound,
     PayloadLoadError,
     StoreCorrupt,
-    StoreFull,
     StoreNotWritable,
 )
 from .folder import prepared
@@ -102,7 +101,8 @@ class Storage:
         self.fn_written: set[str] = set()
         self.db = Connections(self.cache, self.path)
         self._dropped = _Dropped()
-        self.writer = Writer(_WriterDatabase(self), self)
+        self.writer = Writer(_WriterDatabase(self.db, self._batch), self, self.release_thread)
+        self._closed = False
         self.blob_dir.mkdir(mode=0o700, exist_ok=True)
         with contextlib.suppress(StoreCorrupt):  # what can be read is still served
             self.remove_dropped()
@@ -140,10 +140,27 @@ class Storage:
         return blobfiles.values_in(self.blob_dir)
 
     def close(self) -> None:
+        """Commit queued writes, stop the writer and close this process's connections and
+        files of the store (idempotent). The threads of the store close their own
+        connections as they end (`release_thread`)."""
+        if self._closed:
+            return
+        self._closed = True
         self.writer.stop()
         self.db.close()
         self.cache.close()
         _OPEN.discard(self)
+
+    def release_thread(self) -> None:
+        """Close the calling thread's connection to the database, if it has one.
+
+        Every thread of ours that may read the store calls this as it ends. A thread's end
+        alone does not close its connection: a `sqlite3.Connection` is in a reference cycle
+        with its statement cache, so it stays open (3 file descriptors) until the garbage
+        collector happens to run. Reading again later simply opens a new one.
+        """
+        self.db.release_thread()
+        self.cache.close()
 
     # ---- reads (any thread; WAL readers never wait for the writer)
     @property
@@ -816,25 +833,17 @@ class Storage:
 
 
 class _WriterDatabase:
-    """The store's connections as the writer thread sees them (`writer.Database`): each of
-    its batches removes the files of the blobs it dropped once it has committed."""
+    """`Connections` as the writer thread uses it, but with batches that remove the files
+    of the blobs they dropped once they have committed (`Storage._batch`)."""
 
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
-        self._db = storage.db
-        self.path = storage.path
-
-    def batch(self) -> contextlib.AbstractContextManager[None]:
-        return self._storage._batch()
-
-    def sql(self) -> Sql:
-        return self._db.sql()
-
-    def checkpoint(self) -> None:
-        self._db.checkpoint()
-
-    def full(self, exc: BaseException, what: str) -> StoreFull | None:
-        return self._db.full(exc, what)
+    def __init__(
+        self, db: Connections, batch: Callable[[], contextlib.AbstractContextManager[None]]
+    ) -> None:
+        self.path = db.path
+        self.batch = batch
+        self.sql = db.sql
+        self.checkpoint = db.checkpoint
+        self.full = db.full
 
 
 Staged = tuple[str, codec.Frames, Path | None]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import codec, refs, states, validate
 from .autokey import arguments_digest
 from .calls import MapKey, Options, Payload, fn_name, map_keys, new_id, pickle_call, set_apart
-from .errors import InvalidArgument, InvalidArgumentType, PayloadNotPicklable
+from .errors import InvalidArgument, InvalidArgumentType, PayloadNotPicklable, StoreClosed
 from .executors import Backend
 from .executors.processes import ProcessExecutor
 from .executors.threads import ThreadExecutor
@@ -100,6 +100,7 @@ class Submitter:
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], opts: Options
     ) -> tuple[JobRecord, LocalJob, Payload]:
         """The job's record, its in-memory run and its pickled call (None: not resumable)."""
+        self._check_open()
         backend = self.backend(opts.executor)
         key = opts.key
         rec = JobRecord(
@@ -188,7 +189,7 @@ class Submitter:
                 written = self._function_written(key)
         if self.jobs.backend_of(local).kernel_owned:
             self.jobs.keep(local)
-        self.storage.writer.put(op, written)
+        self.storage.writer.put_bounded(op, written)
         self.jobs.start(local)
         return rec
 
@@ -349,6 +350,15 @@ class Submitter:
         for backend in self.backends.values():
             backend.resize(workers)
 
+    def _check_open(self) -> None:
+        """Raise `StoreClosed` once the store is closed: its executors take no more jobs, and
+        a job handed to them would wait forever."""
+        if self.jobs.closed:
+            raise StoreClosed(
+                f"the job store at {self.storage.path} is closed; open it again with "
+                "nbjobs.Store(path) (or nbjobs.configure(store=path)) to submit jobs"
+            )
+
     def shutdown(self) -> None:
         """Stop every executor, Dask's included."""
         for backend in (*self.backends.values(), *self.dask.values()):
@@ -358,6 +368,7 @@ class Submitter:
     def rerun(self, rec: JobRecord, fresh: bool) -> JobRecord | None:
         """Run a finished job again under its id (`fresh`: with a new set of attempts);
         None, with a warning, when its call is not stored or it changed meanwhile."""
+        self._check_open()
         stored = self.stored_call(rec)
         if isinstance(stored, str):
             validate.warn(f"job {rec.id} ({rec.name}) cannot be resumed: {stored}")

@@ -33,28 +33,31 @@ class CallbackThread:
     the watcher's, so a slow callback delays no other job's end.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, release: Callable[[], None] = lambda: None) -> None:
         self._queue: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
+        self._release = release  # called by the thread as it ends: closes its connection
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
 
     def run(self, callback: Callable[[], object]) -> None:
-        """Queue `callback()` for the callback thread (after `stop()`: call it here)."""
+        """Queue `callback()` for the callback thread (after `stop()`: a thread of its own,
+        since the caller may be the writer thread committing a job's end as the store
+        closes, where a callback that reads the store would wait for itself)."""
         with self._lock:
             if not self._closed:
                 if self._thread is None or not self._thread.is_alive():  # first, or forked
                     self._queue = queue.SimpleQueue()
                     self._thread = threading.Thread(
                         target=self._loop,
-                        args=(self._queue,),
+                        args=(self._queue, self._release),
                         name="nbjobs-callbacks",
                         daemon=True,
                     )
                     self._thread.start()
                 self._queue.put(callback)
                 return
-        callback()
+        threading.Thread(target=callback, name="nbjobs-callback", daemon=True).start()
 
     def stop(self) -> None:
         """Run the callbacks queued so far, then end the thread (not waited for from a
@@ -69,10 +72,15 @@ class CallbackThread:
             thread.join(timeout=30)
 
     @staticmethod
-    def _loop(calls: queue.SimpleQueue[Callable[[], object] | None]) -> None:
-        while (callback := calls.get()) is not None:
-            callback()
-            del callback  # waiting for the next, keep this one's job and closure unreferenced
+    def _loop(
+        calls: queue.SimpleQueue[Callable[[], object] | None], release: Callable[[], None]
+    ) -> None:
+        try:
+            while (callback := calls.get()) is not None:
+                callback()
+                del callback  # waiting for the next, keep this one's job and closure unreferenced
+        finally:
+            release()  # a callback that read the store opened a connection in this thread
 
 
 class Watcher:
@@ -91,6 +99,7 @@ class Watcher:
         self._lock = threading.Lock()
         self._wake: wakeups.Doorbell | None = None  # the running thread's (two sockets)
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     def add(self, job_id: str, callback: Callable[[], None]) -> None:
         """Call `callback()` once the job is finished or gone."""
@@ -117,6 +126,8 @@ class Watcher:
         callback: Callable[[], object],
     ) -> None:
         with self._lock:
+            if self._closed:
+                return  # the store is closed: nothing will be watched
             table.setdefault(job_id, []).append(callback)
             if self._thread is None or not self._thread.is_alive():
                 self._wake = wakeups.Doorbell()
@@ -128,12 +139,25 @@ class Watcher:
                 assert self._wake is not None
                 self._wake.set()
 
+    def close(self) -> None:
+        """Drop what is watched and end the thread (its socket with it); idempotent."""
+        with self._lock:
+            self._closed = True
+            self._waiting.clear()
+            self._starting.clear()
+            thread, bell = self._thread, self._wake
+        if bell is not None:
+            bell.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=30)
+
     def _loop(self, bell: wakeups.Doorbell) -> None:
         bell.listen(wakeups.watcher_address(self._storage.path))
         try:
             self._watch_until_done(bell)
         finally:
             bell.close()  # stops listening, removes its socket
+            self._storage.release_thread()
 
     def _watch_until_done(self, bell: wakeups.Doorbell) -> None:
         delay = _POLL_MIN

@@ -12,12 +12,17 @@ died (a dead process on this host at once, an expired lease otherwise), at most 
 times per job. It stops when idle for `--idle-timeout` seconds (never while an active
 schedule is stored, and not right after a `start_worker()` reused it), or when asked
 (`nbjobs.stop_worker()`, SIGTERM): running jobs get a short grace, then go back to
-`pending` for another worker. See docs/design.md.
+`pending` for another worker. On a full disk it lives on: it takes no new job and fires no
+schedule while its writes are held (see nbjobs/writer.py), its running jobs go on (their
+outcomes are written once there is room), and its log says when the disk filled and when
+space returned. See docs/design.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import functools
 import logging
 import math
@@ -36,9 +41,11 @@ from .errors import (
     InvalidArgument,
     JobCrashed,
     PayloadLoadError,
+    StoreFull,
 )
 from .executors import worker as registry
 from .executors.processes import ProcessExecutor
+from .folder import free_space
 from .owners import owner_alive, owner_token
 from .records import ErrorInfo, JobRecord, transition
 from .runner import LocalJob, Runner, attempt_blob, failure, never_ran
@@ -57,6 +64,7 @@ POLL = 0.5
 _LOOK_MIN = 0.05  # seconds: a schedule that stays due (say, unwritable) must not spin the loop
 _REAP_EVERY = 1.0
 _LOOK_PAST = 64  # queued jobs still waiting for their dependencies a claim looks past
+_LOG_BACKLOG = 1000  # log lines kept while the disk is full (later ones are counted)
 
 
 def _runs_in_child(*args: Any, **kwargs: Any) -> Any:
@@ -94,6 +102,8 @@ class Worker:
         self.lock = threading.Lock()
         self.stopping = False
         self.stop_grace: float | None = None  # as asked by stop_worker(), else STOP_GRACE
+        self.full = False  # the store's disk is full: this process's writes are held
+        self.beating = False  # a heartbeat is queued, not committed yet
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
@@ -108,30 +118,58 @@ class Worker:
         woken = True
         while not self.stopping:
             now = mono()
-            if now >= next_reap:
-                woken = self.reap() or woken  # requeued jobs: claim them
-                next_reap = now + _REAP_EVERY
-            if now >= next_beat:
-                self._heartbeat("running")
-                next_beat = now + self.beat
-            if woken or now >= next_look:  # rung, a slot freed, or the fallback poll
-                due_in = self._fire_schedules()
-                claimed = self._claim()
-                next_look = now + min(self.poll, max(_LOOK_MIN, due_in))
-                if claimed or self.held or due_in < math.inf:  # a schedule keeps it serving
+            full = self._disk_full()
+            try:
+                if now >= next_reap:
+                    next_reap = now + _REAP_EVERY
+                    if not full:
+                        woken = self.reap() or woken  # requeued jobs: claim them
+                if now >= next_beat:
+                    next_beat = now + self.beat
+                    self._heartbeat("running")
+                if full:  # nothing it writes would land: it waits for room
+                    next_look = now + self.poll
                     idle_since = now
-                elif self.idle_timeout is not None and now - idle_since >= self.idle_timeout:
-                    if self._retire():
-                        log.info("idle for %s s: stopping", self.idle_timeout)
-                        self.stop_grace = 0.0
-                        break
-                    idle_since = now
+                elif woken or now >= next_look:  # rung, a slot freed, or the fallback poll
+                    next_look = now + self.poll
+                    due_in = self._fire_schedules()
+                    claimed = self._claim()
+                    next_look = now + min(self.poll, max(_LOOK_MIN, due_in))
+                    if claimed or self.held or due_in < math.inf:  # a schedule keeps it serving
+                        idle_since = now
+                    elif self.idle_timeout is not None and now - idle_since >= self.idle_timeout:
+                        if self._retire():
+                            log.info("idle for %s s: stopping", self.idle_timeout)
+                            self.stop_grace = 0.0
+                            break
+                        idle_since = now
+            except StoreFull:
+                pass  # its writer holds its writes now: the next turn says so, and waits
             woken = self.wake.wait(max(0.0, min(next_look, next_beat, next_reap) - mono()))
         if self.stop_grace is None:  # a signal: the grace asked in the store, if any
-            self.stop_grace = self.storage.writer.call(
-                lambda sql: registry.requested_grace(sql, self.id)
-            )
+            with contextlib.suppress(StoreFull):  # (then the default grace)
+                self.stop_grace = self.storage.writer.call(
+                    lambda sql: registry.requested_grace(sql, self.id)
+                )
         self._shutdown(registry.STOP_GRACE if self.stop_grace is None else self.stop_grace)
+
+    def _disk_full(self) -> bool:
+        """Whether the store's disk is full (this process's writes are held until there is
+        room); the log says so when that changes."""
+        full = self.storage.writer.full
+        if (full is not None) != self.full:
+            self.full = full is not None
+            if full is not None:
+                with self.lock:
+                    jobs = _plural(len(self.held), "job")
+                log.warning("worker %s: the job store at %s is full (%s): this worker takes "
+                            "no new job until there is room; its %s go on, their outcomes "
+                            "are written then", self.id, self.storage.path,
+                            free_space(self.storage.path), jobs)  # fmt: skip
+            else:
+                log.warning("worker %s: the job store at %s has space again: this worker "
+                            "takes jobs again", self.id, self.storage.path)  # fmt: skip
+        return self.full
 
     def request_stop(self, grace: float | None = None) -> None:
         """Stop claiming; running jobs get `grace` seconds, then go back to pending."""
@@ -222,7 +260,9 @@ class Worker:
     def _hold(self, rec: JobRecord) -> LocalJob | None:
         """A `LocalJob` for a job this worker now holds, its payload read from the store.
 
-        A payload that cannot be read fails the job's attempt (None is returned).
+        A payload that is gone fails the job's attempt (None is returned). What is user code
+        (its retry policy, and the call of a job with dependencies) is unpickled later, on
+        the pool thread that starts its attempt (`_load`): this is the loop that heartbeats.
         """
         local = LocalJob(rec, _runs_in_child, (), {})
         local.claimed = rec.status == states.RUNNING
@@ -235,22 +275,22 @@ class Worker:
             if fn_blob is None or payload is None:
                 raise PayloadLoadError(f"job {rec.id} ({rec.name}) has lost its payload")
             local.payload = (fn_blob, codec.payload_args(payload))
-            local.policy = codec.payload_policy(payload)
-            if rec.deps:  # their results are put in place here, before the call is sent
-                local.fn, local.args, local.kwargs = codec.load_payload(
-                    payload, fn_blob, self.storage.values
-                )
         except Exception as exc:
             broken = failure(exc)
             self.runner.run(local, lambda _job: broken)
             return None
+        local.prepare = functools.partial(_load, local, payload, fn_blob, self.storage.values)
         logs = found.get(f"l:{rec.id}")
         local.log_state = None if logs is None else codec.load_plain(logs)
         return local
 
     # ------------------------------------------------------------------ heartbeat
     def _heartbeat(self, state: str) -> None:
-        """Renew this worker's row and the leases of its jobs; notice a stop request."""
+        """Renew this worker's row and the leases of its jobs; notice a stop request.
+
+        On a full disk, one heartbeat waits for room at a time: the writes held stay few."""
+        if self.full and self.beating:
+            return
         until = self.clock.now() + self.lease
         with self.lock:
             held = list(self.held.values())
@@ -270,9 +310,13 @@ class Worker:
             return registry.heartbeat(sql, self.id, now, running, state)
 
         def asked(grace: float | None, err: BaseException | None) -> None:
+            self.beating = False
+            if self.full:
+                self.wake.set()  # committed: there is room again, the loop looks at once
             if grace is not None:
                 self.request_stop(grace)
 
+        self.beating = True
         self.storage.writer.put(Call(beat), asked)
 
     def _on_renewed(self, local: LocalJob) -> Callable[[Any, BaseException | None], None]:
@@ -378,9 +422,15 @@ class Worker:
                 next_beat = mono() + self.beat
             self.wake.wait(min(0.05, max(0.0, deadline - mono())))
         self.wake.close()
-        self._hand_back()
-        self.pool.shutdown()
-        self.storage.writer.call(lambda sql: registry.deregister(sql, self.storage, self.id))
+        try:
+            self._hand_back()
+            self.pool.shutdown()
+            self.storage.writer.call(lambda sql: registry.deregister(sql, self.storage, self.id))
+        except StoreFull as exc:
+            self.pool.shutdown()
+            log.warning("worker %s: %s; it stops without saying so in the store: the jobs it "
+                        "held stay running there until a worker started later requeues them",
+                        self.id, exc)  # fmt: skip
         self.storage.close()
         log.info("worker %s stopped", self.id)
 
@@ -394,6 +444,7 @@ class Worker:
         now = self.clock.now()
         with self.lock:
             held = list(self.held.values())
+        handed = []
         for local in held:
             with local.lock:
                 rec = local.rec
@@ -412,9 +463,52 @@ class Worker:
                     continue
                 local.rec = new
                 self.storage.writer.put(Cas(new, rec.status))
-                log.info("job %s handed back (%s)", rec.id, new.status)
-        self.storage.writer.flush()
+                handed.append(new)
+        self.storage.writer.flush()  # (StoreFull on a full disk: nothing was handed back)
+        for new in handed:
+            log.info("job %s handed back (%s)", new.id, new.status)
         registry.ring_others(self.storage, self.id)
+
+
+class _LogFile(logging.Handler):
+    """The worker's log: its stderr, a file of the store folder, so on the store's disk. A
+    line that meets a full disk is kept, with those after it (up to `_LOG_BACKLOG`, then
+    counted), and written whole, in order, once there is room: nothing is garbled, and the
+    line that says the disk is full is there when space returns."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self.fd = fd
+        self.backlog: collections.deque[bytes] = collections.deque()
+        self.dropped = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = (self.format(record) + "\n").encode("utf-8", "replace")
+        except Exception:
+            self.handleError(record)
+            return
+        if len(self.backlog) < _LOG_BACKLOG:
+            self.backlog.append(line)
+        else:
+            self.dropped += 1
+        self._write()
+
+    def _write(self) -> None:
+        while self.backlog:
+            data = self.backlog[0]
+            try:
+                n = os.write(self.fd, data)
+            except OSError:
+                return  # (a full disk) kept for the next line
+            if n < len(data):
+                self.backlog[0] = data[n:]
+                continue
+            self.backlog.popleft()
+            if not self.backlog and self.dropped:
+                note = f"({self.dropped} log lines were dropped: the disk was full)\n"
+                self.backlog.append(note.encode())
+                self.dropped = 0
 
 
 def _plural(n: int, noun: str) -> str:
@@ -441,6 +535,16 @@ def _took(rec: JobRecord) -> str:
     if rec.started_at is None or rec.finished_at is None:
         return "-"
     return f"{rec.finished_at - rec.started_at:.3f} s"
+
+
+def _load(local: LocalJob, payload: bytes, fn_blob: bytes, values: Callable[[str], Any]) -> None:
+    """Unpickle a held job's retry policy and, if it has dependencies, its call (their
+    results are put in place before the call is sent): user code (`__reduce__`), so run by
+    the process executor before an attempt's call, never on the worker's loop, where a slow
+    one would stall the heartbeat that keeps the leases of every job the worker holds."""
+    local.policy = codec.payload_policy(payload)
+    if local.rec.deps:
+        local.fn, local.args, local.kwargs = codec.load_payload(payload, fn_blob, values)
 
 
 def _orphaned(rec: JobRecord, now: float) -> bool:
@@ -517,7 +621,9 @@ def serve(store: str, opts: argparse.Namespace) -> int:
     """Run a worker on the store at `store` in this process until it stops (SIGTERM and
     Ctrl-C stop it gracefully); returns the exit code."""
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s nbjobs worker %(process)d: %(message)s"
+        level=logging.INFO,
+        format="%(asctime)s nbjobs worker %(process)d: %(message)s",
+        handlers=[_LogFile(sys.stderr.fileno())],
     )
     # NBJOBS_WORKER_POLL: a test's way to show that wake-ups, not the poll, start jobs.
     poll = float(os.environ.get("NBJOBS_WORKER_POLL") or POLL)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from disk_helpers import Disk
 from gates import poll
 
 import nbjobs
@@ -61,3 +63,31 @@ def fake_store(tmp_path: Path, clock: FakeClock) -> Iterator[nbjobs.Store]:
         yield s
     finally:
         s.close()
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[Disk]:
+    """A 20 MB tmpfs (see tests/disk_helpers.py), unmounted after the test; the test is
+    skipped where it cannot be mounted (not root, or mounts not allowed)."""
+    root = tmp_path / "tmpfs"
+    root.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(root)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(
+            "a full disk is tested on a 20 MB tmpfs, which needs root and a mount that is "
+            f"allowed here: {mounted.stderr.strip() or mounted.returncode}"
+        )
+    d = Disk(root)
+    try:
+        yield d
+    finally:
+        for s in d.stores:
+            if d.filler.exists():
+                d.unfill()  # a store closes with its queued writes committed
+            s.close()
+        subprocess.run(["umount", "-l", str(root)], check=False)

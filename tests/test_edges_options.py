@@ -266,7 +266,7 @@ def test_backoff_takes_the_duration_forms(
     job = fake_store.submit(failing, retries=2, backoff="1m30s")
 
     def retrying() -> Any:
-        rec = fake_store.storage.record(job.id)
+        rec = job.record()  # (flushes: a keyless submit's record may not be committed yet)
         return rec if rec.status == "retrying" else None
 
     rec = wait_for(retrying, timeout=60)

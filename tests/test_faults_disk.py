@@ -7,87 +7,16 @@ temporary file is left behind, and the store works again as soon as space is fre
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from disk_helpers import Disk, MiB
 from gates import Gates
 
 import nbjobs
-
-MiB = 1024 * 1024
-
-
-class Disk:
-    """A 20 MB tmpfs at `root`, a filler file that takes whatever room is left, and the
-    stores opened on it (closed before the tmpfs is unmounted)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.filler = root / "filler"
-        self.stores: list[nbjobs.Store] = []
-
-    def store(self) -> nbjobs.Store:
-        s = nbjobs.Store(self.root / "store")
-        self.stores.append(s)
-        return s
-
-    def fill(self) -> None:
-        """Write until the disk says ENOSPC, in ever smaller pieces: not a byte is left."""
-        with open(self.filler, "ab", buffering=0) as f:
-            for size in (MiB, 64 * 1024, 4096, 512, 1):
-                while True:
-                    try:
-                        f.write(b"\0" * size)
-                    except OSError as exc:
-                        assert exc.errno == errno.ENOSPC, exc
-                        break
-        assert self.free() == 0
-
-    def free_up(self, nbytes: int) -> None:
-        """Give back exactly `nbytes` (whole pages) of the filler's room."""
-        os.truncate(self.filler, self.filler.stat().st_size - nbytes)
-
-    def unfill(self) -> None:
-        self.filler.unlink()
-
-    def free(self) -> int:
-        st = os.statvfs(self.root)
-        return st.f_bavail * st.f_frsize
-
-    def temporary_files(self) -> list[str]:
-        return [p.name for p in (self.root / "store").rglob(".tmp-*")]
-
-
-@pytest.fixture
-def disk(tmp_path: Path) -> Iterator[Disk]:
-    root = tmp_path / "tmpfs"
-    root.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(root)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(
-            "a full disk is tested on a 20 MB tmpfs, which needs root and a mount that is "
-            f"allowed here: {mounted.stderr.strip() or mounted.returncode}"
-        )
-    d = Disk(root)
-    try:
-        yield d
-    finally:
-        for s in d.stores:
-            if d.filler.exists():
-                d.unfill()  # a store closes with its queued writes committed
-            s.close()
-        subprocess.run(["umount", "-l", str(root)], check=False)
+from nbjobs import calls
 
 
 @pytest.fixture
@@ -114,8 +43,9 @@ def _unowned(store: nbjobs.Store) -> list[nbjobs.JobRecord]:
 
 
 def test_a_checkpoint_that_meets_a_full_disk_does_not_undo_its_commit(
-    disk: Disk, logged: pytest.LogCaptureFixture
+    disk: Disk, logged: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(calls, "LARGE_CALL", 64 * MiB)  # these calls stay in the database
     store = disk.store()
     # A 4.5 MB call leaves a 4.5 MB WAL behind it, copied to the database: the next writes
     # reuse its room, so they commit on a full disk; copying them to the database then needs

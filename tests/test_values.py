@@ -61,7 +61,7 @@ def test_plain_values_round_trip(store: nbjobs.Store, value: Any) -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["a/b/../c", "ünïcødé-🔑", " spaces ", "with:colons:r:", "x" * 5000, "'; DROP TABLE jobs; --"],
+    ["a/b/../c", "ünïcødé-🔑", " spaces ", "with:colons:r:", "x" * 1000, "'; DROP TABLE jobs; --"],
     ids=["slashes", "unicode", "spaces", "colons", "long", "sql"],
 )
 def test_odd_keys_work(store: nbjobs.Store, key: str) -> None:
@@ -75,14 +75,13 @@ def test_odd_keys_work(store: nbjobs.Store, key: str) -> None:
         store.get(key)
 
 
-def test_a_key_that_looks_like_another_jobs_id(store: nbjobs.Store) -> None:
+def test_a_key_that_looks_like_another_jobs_id_is_refused(store: nbjobs.Store) -> None:
     first = store.submit(identity, 1)
     first.result(timeout=60)
-    keyed = store.submit(identity, 2, key=first.id)
-    assert keyed.result(timeout=60) == 2
-    assert store.get(first.id).result(timeout=60) in (1, 2)
-    assert store.get(keyed.id).result(timeout=60) == 2
-    assert store.stats()["succeeded"] == 2
+    with pytest.raises(nbjobs.InvalidArgument, match="shape of a job id"):
+        store.submit(identity, 2, key=first.id)
+    assert store.get(first.id).result(timeout=60) == 1
+    assert store.stats()["succeeded"] == 1
 
 
 def test_a_forgotten_jobs_handle_says_so(store: nbjobs.Store) -> None:

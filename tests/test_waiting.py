@@ -352,3 +352,20 @@ def test_a_job_finished_by_another_process_wakes_callbacks_waiters_and_await(
 
 async def _await(job: nbjobs.Job) -> Any:
     return await job
+
+
+def test_a_waiter_stopped_by_ctrl_c_while_holding_the_done_event_blocks_no_one() -> None:
+    """Ctrl-C between a waiter's acquire and release of a job's done event left it taken:
+    every later `result()` of that job waited forever."""
+    from nbjobs.runner import OneShot
+
+    done = OneShot()
+    blocked = threading.Thread(target=done.wait, daemon=True)
+    blocked.start()
+    done.set()
+    # What a KeyboardInterrupt in the first waiter leaves: the event set, its lock taken.
+    done._lock.acquire(timeout=10)
+    assert done.is_set()
+    assert done.wait() and done.wait(timeout=0)
+    blocked.join(timeout=30)
+    assert not blocked.is_alive()

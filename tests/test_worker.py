@@ -829,3 +829,15 @@ def test_the_worker_log_names_each_job_its_attempts_and_outcome(
     assert f"{label}: succeeded after 2 attempts; the last took " in text
     wait_for(lambda: f"job {failed.id} (flaky): failed after 1 attempt " in log.read_text())
     assert "(ConnectionError: attempt 1 failed)" in log.read_text()
+
+
+def test_a_claimed_job_holds_its_slot_before_its_attempt_begins() -> None:
+    """A worker with one slot claimed a second job while its first was claimed but not yet
+    begun by the pool thread (attempt 0 looked like 'its call returned'): under load both
+    were held, the second waiting behind the first with its lease renewed."""
+    from nbjobs.records import JobRecord, transition
+    from nbjobs.runner import LocalJob
+
+    claimed = LocalJob(transition(JobRecord(id="j1", name="f"), "running", 1.0), double, (), {})
+    claimed.claimed = True
+    assert claimed.still_running and not claimed.returning

@@ -61,7 +61,14 @@ import distributed
 from .. import capture, codec, reporting, states
 from ..blobfiles import INLINE_LIMIT, spill
 from ..clock import SYSTEM
-from ..errors import InvalidArgument, JobCancelled, JobCrashed, JobTimeout, SoftTimeout
+from ..errors import (
+    InvalidArgument,
+    JobCancelled,
+    JobCrashed,
+    JobTimeout,
+    SoftTimeout,
+    StoreFull,
+)
 from ..folder import folder_identity
 from ..records import JobRecord
 from ..runner import (
@@ -71,6 +78,7 @@ from ..runner import (
     call_job,
     ending,
     failure,
+    judge,
     load_failure,
     store_log,
 )
@@ -120,7 +128,7 @@ class DaskExecutor:
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[LocalJob | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._closed = False
+        self._closed = threading.Event()
         self._scattered: dict[str, Any] = {}  # function digest -> future of its bytes
         if getattr(client, "asynchronous", False):
             raise InvalidArgument(
@@ -139,7 +147,7 @@ class DaskExecutor:
 
     @property
     def connected(self) -> bool:
-        return not self._closed and self._client.status == "running"
+        return not self._closed.is_set() and self._client.status == "running"
 
     def start(self, job: LocalJob) -> None:
         """Queue the job; the submitting thread moves it to running and hands it to Dask."""
@@ -154,7 +162,7 @@ class DaskExecutor:
 
     def shutdown(self) -> None:
         """Cancel this store's tasks (their jobs were marked interrupted by the store)."""
-        self._closed = True
+        self._closed.set()
         self._queue.put(None)
         with self._lock:
             futures = [future for _, _, future in self._running.values() if future is not None]
@@ -218,10 +226,21 @@ class DaskExecutor:
                 attempt = self._runner.begin(job, limit=False)  # armed as its task starts
                 if attempt is not None:
                     begun.append((job, attempt))
-            if begun:
-                self._runner.storage.writer.flush()  # a task reads its `running` record
+            if begun and self._committed():  # a task reads its `running` record
                 for job, attempt in begun:
                     self._submit(job, attempt)
+
+    def _committed(self) -> bool:
+        """Wait until the writes queued so far are committed; on a full disk, until there
+        is room (tried every `POLL` s: the jobs start then). False if closed meanwhile."""
+        while not self._closed.is_set():
+            try:
+                self._runner.storage.writer.flush()
+            except StoreFull:
+                self._closed.wait(POLL)
+            else:
+                return True
+        return False
 
     def _submit(self, job: LocalJob, attempt: int) -> None:
         rec = job.rec
@@ -273,7 +292,7 @@ class DaskExecutor:
             entry = self._running.get(job.rec.id)
             if entry is not None and entry[1] == attempt:
                 del self._running[job.rec.id]
-        if self._closed:
+        if self._closed.is_set():
             return
         if future.status == "finished":
             if self._runner.adopt(job, attempt):
@@ -304,16 +323,20 @@ class DaskExecutor:
 
     def _adopt(self, job: LocalJob, attempt: int) -> None:
         """Take the outcome the task wrote to the store; until it is there, look again."""
-        if self._closed or self._runner.adopt(job, attempt):
+        if self._closed.is_set() or self._runner.adopt(job, attempt):
             return
         clock = self._runner.storage.clock
         self._runner.alarms.at(clock.now() + POLL, lambda: self._adopt(job, attempt))
 
     def _landed(self, job: LocalJob, outcome: Outcome) -> Outcome:
-        """A remote task's outcome, its large result moved to a file of the store."""
+        """A remote task's outcome, its large result moved to a file of the store (one that
+        does not fit fails the job with `StoreFull`)."""
         if not outcome.ok or outcome.data is None or outcome.file is not None:
             return outcome
-        data, file = spill(self._runner.storage.blob_dir, f"r:{job.rec.id}", outcome.data)
+        try:
+            data, file = spill(self._runner.storage.blob_dir, f"r:{job.rec.id}", outcome.data)
+        except Exception as exc:
+            return failure(exc)
         return dataclasses.replace(outcome, data=data, file=file)
 
     def _on_event(self, event: tuple[float, Any]) -> None:
@@ -452,17 +475,27 @@ def _checkpoint(task: Task, storage: Storage | None) -> Any:
 
 def _write_outcome(storage: Storage, task: Task, outcome: Outcome) -> None:
     """End the attempt in the store, in one transaction, if the job is still ours."""
-    policy = None
+    now = storage.clock.now()
+    delay = None
     if not outcome.ok:
+        # The retry policy is user code: asked here, not in the write's transaction (which
+        # holds the store's write lock), from the record as it is now. The transaction
+        # writes the verdict only if the attempt is still ours, so the record it was
+        # given is still the record of this attempt.
         payload = storage.call(task.info.id)
         policy = codec.payload_policy(payload) if payload is not None else None
+        rec = storage.record_by_id(task.info.id)
+        if not _ours(rec, task):
+            return
+        assert rec is not None
+        outcome, delay = judge(rec, outcome, now, policy)
 
     def write(sql: Sql) -> bool:
         rec = storage.read_in(sql, task.info.id)
         if not _ours(rec, task):
             return False
         assert rec is not None
-        new, blobs = ending(rec, outcome, storage.clock.now(), policy)
+        new, blobs = ending(rec, outcome, now, delay)
         for key, data, file in blobs:
             storage.put_blob(sql, key, data, file)
         return storage.update(sql, new, states.RUNNING)

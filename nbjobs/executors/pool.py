@@ -35,15 +35,17 @@ class Pool(Generic[S]):
         workers: int,
         make_slot: Callable[[], S],
         run: Callable[[LocalJob, S], None],
+        release: Callable[[], None] = lambda: None,
     ) -> None:
         self.name = name
         self.workers = workers
         self._make_slot = make_slot
         self._run = run
+        self._release = release  # called by each thread as it ends: closes its connection
         self._queue: queue.SimpleQueue[LocalJob | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._busy: dict[str, threading.Thread] = {}  # job id -> thread running it
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards `_threads` and `_busy`
 
     def start(self, job: LocalJob) -> None:
         """Queue `job`; a free thread starts it."""
@@ -70,7 +72,15 @@ class Pool(Generic[S]):
         self._grow()
 
     def shutdown(self) -> None:
+        """Stop every thread; wait for those that run no job (a thread still in a job's
+        call leaves once the call returns: Python cannot stop it)."""
         self.resize(0)
+        with self._lock:
+            busy = set(self._busy.values())
+            idle = [t for t in self._threads if t not in busy]
+        for thread in idle:
+            if thread is not threading.current_thread():
+                thread.join(timeout=_IDLE_JOIN_S)
 
     def _grow(self) -> None:
         with self._lock:
@@ -89,12 +99,17 @@ class Pool(Generic[S]):
                 job = self._queue.get()
                 if job is None:
                     break
-                self._busy[job.rec.id] = me
+                job_id = job.rec.id
+                with self._lock:
+                    self._busy[job_id] = me
                 try:
                     self._run(job, slot)
                 finally:
-                    if self._busy.get(job.rec.id) is me:
-                        del self._busy[job.rec.id]
+                    # (`abandon` may have taken it already, or a new attempt on another
+                    # thread holds the entry now: only this thread's own entry goes.)
+                    with self._lock:
+                        if self._busy.get(job_id) is me:
+                            del self._busy[job_id]
                     # An idle thread must not keep its last job (function, arguments) alive.
                     del job
         finally:
@@ -102,3 +117,7 @@ class Pool(Generic[S]):
                 if me in self._threads:
                     self._threads.remove(me)
             slot.close()
+            self._release()
+
+
+_IDLE_JOIN_S = 30.0  # an idle thread takes its stop at once; this bounds an unlucky one

@@ -29,7 +29,7 @@ from .pool import Pool
 
 
 class ChildProcess:
-    """One child running `python -m nbjobs._child`, started on first use."""
+    """One child running `nbjobs._child`, started on first use."""
 
     def __init__(self, blob_dir: Path) -> None:
         self.blob_dir = blob_dir
@@ -38,16 +38,18 @@ class ChildProcess:
         self.functions = codec.FunctionCache()  # a mirror of the functions the child keeps
 
     def _spawn(self) -> Connection:
+        from .._child import BOOT  # here: `import nbjobs` need not load the child's code
+
         ours, theirs = socket.socketpair()
         fd = theirs.fileno()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "nbjobs._child", str(fd)],
+            [sys.executable, "-c", BOOT, str(fd), str(os.getpid())],
             pass_fds=[fd],
             cwd=os.getcwd(),
             stdin=subprocess.DEVNULL,
             # Its own process group: the kernel's stop button (SIGINT to the kernel's group)
             # and Ctrl-C in a terminal interrupt the wait, never the job. It still dies
-            # with this process (PDEATHSIG, see _child).
+            # with this process, even one that dies while it starts (see _child.BOOT).
             process_group=0,
         )
         theirs.close()
@@ -142,10 +144,23 @@ class ProcessExecutor(Pool[ChildProcess]):
         self, runner: Runner, workers: int, after_job: Callable[[], None] | None = None
     ) -> None:
         blob_dir = runner.storage.blob_dir
-        super().__init__("process", workers, lambda: ChildProcess(blob_dir), self._run_job)
+        super().__init__(
+            "process",
+            workers,
+            lambda: ChildProcess(blob_dir),
+            self._run_job,
+            runner.storage.release_thread,
+        )
         self._runner = runner
         self._running: dict[str, ChildProcess] = {}
         self._after_job = after_job  # called once a job's outcome is queued: a slot is free
+
+    def shutdown(self) -> None:
+        """Kill the processes of running jobs (the closing store marked them interrupted),
+        then stop the threads, each of which ends its child."""
+        for child in list(self._running.values()):
+            child.kill()
+        super().shutdown()
 
     def expire(self, job: LocalJob, attempt: int) -> None:
         """Time limit reached: kill the job's process (its slot starts a new one)."""
@@ -168,9 +183,12 @@ class ProcessExecutor(Pool[ChildProcess]):
 
         def invoke(local: LocalJob) -> Outcome:
             try:
+                if local.prepare is not None:  # (a worker's job: its payload is read here)
+                    local.prepare()
+                    local.prepare = None
                 shipped, digest = with_results(self._runner, local, payload)
-            except Exception as exc:  # a result it depends on cannot be loaded or pickled
-                return failure(exc)
+            except Exception as exc:  # its payload, or a result it depends on, cannot be
+                return failure(exc)  # loaded, or its call cannot be pickled again
             self._running[local.rec.id] = child
             try:
                 outcome = child.call(

@@ -19,7 +19,7 @@ class ThreadExecutor(Pool[_NoSlot]):
     kernel_owned = True
 
     def __init__(self, runner: Runner, workers: int) -> None:
-        super().__init__("thread", workers, _NoSlot, self._run_job)
+        super().__init__("thread", workers, _NoSlot, self._run_job, runner.storage.release_thread)
         self._runner = runner
 
     def expire(self, job: LocalJob, attempt: int) -> None:
