@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from . import capture, codec, reporting
+from . import blobfiles, capture, codec, reporting
 from .errors import PayloadLoadError, SoftTimeout
 from .runner import Outcome, call_job, load_failure
 
@@ -82,7 +82,7 @@ def _run_one(message: bytes, blob_dir: Path, channel: _Channel) -> Outcome:
     info, fn_digest, fn_bytes, args_bytes, log_state, soft_timeout = pickle.loads(message)
     try:
         fn = _load_function(fn_digest, fn_bytes)
-        args, kwargs = pickle.loads(args_bytes)
+        args, kwargs = codec.load_args(args_bytes, blobfiles.values_in(blob_dir))
     except Exception as exc:
         return load_failure(exc, "the worker process")
     ctx = reporting.JobContext(

@@ -309,9 +309,10 @@ class Store:
         `older_than`: only jobs finished longer ago than this (seconds, a `timedelta`, or
         "30s", "5m", "1h30m", "7d"). `status`: only jobs in this finished state (or list of
         them: succeeded, failed, cancelled, interrupted). Give at least one of the two;
-        pending, running and retrying jobs are never removed. Functions shared by several
-        jobs stay stored. Works in batches, so other writers are not held up. Also removes
-        files under `blobs/` left by processes that died (none that a job still needs).
+        pending, running and retrying jobs are never removed. A function or large argument
+        that other jobs still use stays stored. Works in batches, so other writers are not
+        held up. Also removes files under `blobs/` left by processes that died (none that a
+        job still needs).
 
         >>> store.purge(older_than="7d")                      # doctest: +SKIP
         1520

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -49,19 +49,34 @@ def describe(key: str, size: int) -> str:
     'the result of job 0922bdf31836b804 (2,000,000 bytes)'
     """
     kind, _, rest = key.partition(":")
-    what = {"r": f"the result of job {rest}", "f": "a job's function"}.get(kind, repr(key))
+    what = {
+        "r": f"the result of job {rest}",
+        "f": "a job's function",
+        "v": "a large argument of a job",
+    }.get(kind, repr(key))
     return f"{what} ({size:,} bytes)"
 
 
 def write_file(blob_dir: Path, name: str, chunks: Iterable[bytes | memoryview], what: str) -> None:
     """Write a file under `blob_dir` whole or not at all (a temporary file, renamed; removed
     on any error). Raises `StoreFull` naming `what` if the disk has no room for it."""
+    tmp = write_temporary(blob_dir, chunks, what)
+    try:
+        os.replace(tmp, blob_dir / name)
+    except BaseException:
+        remove(tmp)
+        raise
+
+
+def write_temporary(blob_dir: Path, chunks: Iterable[bytes | memoryview], what: str) -> Path:
+    """A new temporary file under `blob_dir` holding `chunks` (removed on any error), for
+    the caller to rename or remove. Raises `StoreFull` naming `what` if there is no room."""
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=blob_dir, prefix=".tmp-")
         with os.fdopen(fd, "wb", buffering=0) as f:
             _write_all(f, chunks)
-        os.replace(tmp, blob_dir / name)
+        return Path(tmp)
     except BaseException as exc:
         if tmp is not None:
             with contextlib.suppress(OSError):
@@ -69,6 +84,23 @@ def write_file(blob_dir: Path, name: str, chunks: Iterable[bytes | memoryview], 
         if disk_full(exc):
             raise full_error(blob_dir.parent, what) from exc
         raise
+
+
+def once_name(key: str) -> str:
+    """The file name of a content-addressed blob (a function, a large argument): the same
+    for the same content, so a copy of it is never written twice."""
+    return key.replace(":", "-")
+
+
+def values_in(blob_dir: Path) -> Callable[[str], Any]:
+    """What loads a job's large argument by its digest from the files of `blob_dir` (for
+    `codec.load_args`)."""
+
+    def value(digest: str) -> Any:
+        key = f"v:{digest}"
+        return load(blob_dir / once_name(key), key)
+
+    return value
 
 
 def load(path: Path, key: str) -> Any:

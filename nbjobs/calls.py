@@ -178,5 +178,34 @@ def culprit(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     return "an argument"
 
 
-Payload = tuple[codec.CallParts, bytes | None] | None
-"""(the call's parts, function bytes if not yet stored), or None if unpicklable."""
+Payload = tuple[codec.CallParts, bytes, list[codec.Value]] | None
+"""(the call's parts, the function's bytes, its arguments stored apart), or None if
+unpicklable."""
+
+#: A call whose arguments pickle to more than this stores each argument larger than this
+#: apart, by its content: once per store however many jobs pass it (`codec.dump_apart`).
+LARGE_CALL = 1 << 20
+#: An argument that pickles to more than this is warned about, once per line of the caller.
+LARGE_ARGUMENT_WARNING = 100 << 20
+
+
+def set_apart(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], pickled: bytes
+) -> tuple[bytes, list[codec.Value]]:
+    """The call's arguments to store (`pickled`, or a version with its large arguments set
+    apart) and the arguments set apart; warns about a huge one (`LARGE_ARGUMENT_WARNING`)."""
+    if len(pickled) <= LARGE_CALL:
+        return pickled, []
+    stored, values = codec.dump_apart(args, kwargs, LARGE_CALL)
+    huge = [(what, v[1].size) for what, v in values if v[1].size > LARGE_ARGUMENT_WARNING]
+    if huge:
+        what, size = max(huge, key=lambda h: h[1])
+        name = fn_name(fn)
+        validate.warn_once_per_line(
+            f"{what} of {name} pickles to {size / 1e6:,.0f} MB, and every submit pickles "
+            "it again in this process (the store keeps one copy of identical arguments). "
+            f"Pass it once for many jobs: as a keyword argument shared by every job of a "
+            f"map, nbjobs.map({name}, items, data=...), or bound into the function, "
+            f"functools.partial({name}, ...), which is pickled once per function object"
+        )
+    return stored, [v for _, v in values]

@@ -228,6 +228,88 @@ def digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+Value = tuple[str, Frames]
+"""A large argument stored apart from its call: (the digest of its content, its frames)."""
+
+
+def dump_apart(
+    args: tuple[Any, ...], kwargs: dict[str, Any], limit: int
+) -> tuple[bytes, list[tuple[str, Value]]]:
+    """Pickle a call's arguments with each argument larger than `limit` bytes stored apart
+    (its place refers to its digest); returns (the arguments' bytes, [(what, value)]), where
+    `what` names the argument. Read them back with `load_args`.
+
+    The frames of an argument refer to the memory of the caller's arrays (no copy), and its
+    digest is SHA-256 of its content (the fastest hashlib digest here: 0.18 s for 200 MB).
+    """
+    named = [(f"argument {i}", a) for i, a in enumerate(args)]
+    named += [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
+    apart: dict[int, str] = {}
+    values: list[tuple[str, Value]] = []
+    for what, arg in named:
+        if id(arg) in apart:  # the same object twice: stored once
+            continue
+        frames = dumps(arg)
+        if frames.size > limit:
+            h = hashlib.sha256()
+            for chunk in frames.chunks():
+                h.update(chunk)
+            apart[id(arg)] = key = h.hexdigest()[:32]
+            values.append((f"{what} ({type(arg).__name__})", (key, frames)))
+    if not values:
+        return dump_call(args, kwargs), []
+    out = io.BytesIO()
+    try:
+        _Apart(out, apart).dump((args, kwargs))
+    except Exception:
+        out = io.BytesIO()
+        _CloudApart(out, apart).dump((args, kwargs))
+    return out.getvalue(), values
+
+
+class _Apart(pickle.Pickler):
+    """Pickles the arguments stored apart as references to their digests."""
+
+    def __init__(self, file: io.BytesIO, apart: dict[int, str]) -> None:
+        super().__init__(file, PROTOCOL)
+        self.apart = apart  # id of the argument (alive while pickled) -> its digest
+
+    def persistent_id(self, obj: Any) -> str | None:
+        return self.apart.get(id(obj))
+
+
+class _CloudApart(cloudpickle.Pickler):  # type: ignore[misc]
+    def __init__(self, file: io.BytesIO, apart: dict[int, str]) -> None:
+        super().__init__(file, PROTOCOL)
+        self.apart = apart
+
+    def persistent_id(self, obj: Any) -> str | None:
+        return self.apart.get(id(obj))
+
+
+class _Resolving(pickle.Unpickler):
+    def __init__(self, data: bytes, values: Callable[[str], Any] | None) -> None:
+        super().__init__(io.BytesIO(data))
+        self.values = values
+
+    def persistent_load(self, pid: Any) -> Any:
+        if self.values is None:
+            raise PayloadLoadError(
+                f"the job's call refers to a large argument ({pid}) stored in the store's "
+                "blobs/ folder, which this process cannot reach"
+            )
+        return self.values(str(pid))
+
+
+def load_args(
+    data: bytes, values: Callable[[str], Any] | None = None
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """A call's (args, kwargs) from `dump_call` or `dump_apart` bytes; `values(digest)`
+    loads an argument stored apart (`blobfiles.values_in`)."""
+    args, kwargs = _Resolving(data, values).load()
+    return args, kwargs
+
+
 CallParts = tuple[str, bytes, Any]
 """(function digest, pickled arguments, retry policy): `payload_blob(*parts)` is the stored
 call, encoded by whoever writes it (the writer thread, for a submit without a key)."""
@@ -266,13 +348,16 @@ def payload_args(blob: bytes) -> bytes:
 
 
 def load_payload(
-    blob: bytes, fn_blob: bytes
+    blob: bytes, fn_blob: bytes, values: Callable[[str], Any] | None = None
 ) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
-    """Re-create (fn, args, kwargs) from stored bytes, with a clear error when impossible."""
+    """Re-create (fn, args, kwargs) from stored bytes, with a clear error when impossible
+    (`values`: see `load_args`)."""
     meta = pickle.loads(blob)
     try:
         fn = pickle.loads(fn_blob)
-        args, kwargs = pickle.loads(meta["args"])
+        args, kwargs = load_args(meta["args"], values)
+    except PayloadLoadError:
+        raise
     except Exception as exc:
         raise _unloadable("function or arguments", meta, exc) from exc
     return fn, args, kwargs

@@ -224,7 +224,7 @@ class Job:
         stored = self._store._submitter.stored_call(rec)
         if isinstance(stored, str):
             raise PayloadLoadError(f"job {self.id} ({self.name}) cannot be re-run: {stored}")
-        fn, args, kwargs = codec.load_payload(stored[1], stored[0])
+        fn, args, kwargs = codec.load_payload(stored[1], stored[0], self._store.storage.values)
         return invoke(fn, args, kwargs)
 
     def attempt_history(self) -> list[dict[str, Any]]:

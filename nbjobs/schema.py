@@ -8,13 +8,15 @@ name a file under `blobs/` (nbjobs/blobfiles.py).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from .connections import DBNAME
-from .errors import StoreCorrupt, StoreFormatError
+from .errors import PayloadLoadError, StoreCorrupt, StoreFormatError
+from .records import JobRecord
 from .writer import Sql
 
 SCHEMA = """
@@ -27,7 +29,8 @@ CREATE TABLE IF NOT EXISTS nbjobs_jobs (
     owner TEXT,
     updated REAL NOT NULL,
     data TEXT NOT NULL,
-    call BLOB  -- the job's pickled call when small (else the blob p:<id>); see insert()
+    call BLOB,  -- the job's pickled call when small (else the blob p:<id>); see insert()
+    fn TEXT  -- the digest of the job's function, the blob f:<fn>
 );
 CREATE INDEX IF NOT EXISTS nbjobs_jobs_status ON nbjobs_jobs (status, seq);
 CREATE INDEX IF NOT EXISTS nbjobs_jobs_name ON nbjobs_jobs (name, seq);
@@ -38,6 +41,9 @@ CREATE TABLE IF NOT EXISTS nbjobs_tags (
     tag TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (tag, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS nbjobs_tags_seq ON nbjobs_tags (seq);
+-- Jobs per status, and per function (rows 'f:<digest>': its blob goes with the last job
+-- that uses it). Beside the statuses, a function's count is on a page every insert writes
+-- anyway: an index of nbjobs_jobs (fn) wrote one WAL frame more per job (+13%).
 CREATE TABLE IF NOT EXISTS nbjobs_counts (
     status TEXT PRIMARY KEY, n INTEGER NOT NULL
 ) WITHOUT ROWID;
@@ -47,6 +53,12 @@ CREATE INDEX IF NOT EXISTS nbjobs_blobs_file ON nbjobs_blobs (file) WHERE file I
 -- Files of blobs deleted by a committed transaction, removed from blobs/ after its COMMIT:
 -- names left here by a process that died in between are removed by the next opener.
 CREATE TABLE IF NOT EXISTS nbjobs_dropped (file TEXT PRIMARY KEY) WITHOUT ROWID;
+-- The large arguments (blobs v:<value>) each job's call refers to; a blob goes with the
+-- last job that refers to it.
+CREATE TABLE IF NOT EXISTS nbjobs_values (
+    value TEXT NOT NULL, job TEXT NOT NULL, PRIMARY KEY (value, job)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nbjobs_values_job ON nbjobs_values (job);
 -- Cancels asked by one process for a job another kernel runs or holds in its queue.
 CREATE TABLE IF NOT EXISTS nbjobs_cancels (
     owner TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (owner, id)
@@ -76,19 +88,49 @@ CREATE TRIGGER IF NOT EXISTS nbjobs_count_del AFTER DELETE ON nbjobs_jobs BEGIN
     UPDATE nbjobs_counts SET n = n - 1 WHERE status = OLD.status;
     DELETE FROM nbjobs_tags WHERE seq = OLD.seq;
 END;
+CREATE TRIGGER IF NOT EXISTS nbjobs_fn_ins AFTER INSERT ON nbjobs_jobs
+WHEN NEW.fn IS NOT NULL BEGIN
+    INSERT INTO nbjobs_counts (status, n) VALUES ('f:' || NEW.fn, 1)
+        ON CONFLICT (status) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS nbjobs_fn_upd AFTER UPDATE OF fn ON nbjobs_jobs
+WHEN OLD.fn IS NOT NEW.fn BEGIN
+    UPDATE nbjobs_counts SET n = n - 1 WHERE status = 'f:' || OLD.fn;
+    INSERT INTO nbjobs_counts (status, n) SELECT 'f:' || NEW.fn, 1 WHERE NEW.fn IS NOT NULL
+        ON CONFLICT (status) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS nbjobs_fn_del AFTER DELETE ON nbjobs_jobs
+WHEN OLD.fn IS NOT NULL BEGIN
+    UPDATE nbjobs_counts SET n = n - 1 WHERE status = 'f:' || OLD.fn;
+END;
 """
 
 #: `PRAGMA user_version` of a store holding every table, index and column of `SCHEMA`
 #: (diskcache does not use it). Bump it with each change to `SCHEMA` or `_migrate`.
-VERSION = 2
+VERSION = 3
 
 
 def _migrate(sql: Sql) -> None:
-    """Bring a store made by an older nbjobs up to this schema (inside the opening
-    transaction, so concurrent openers do it once)."""
+    """Bring the job table of a store made by an older nbjobs up to this schema, before
+    `SCHEMA` indexes its new columns (inside the opening transaction, so concurrent openers
+    do it once; a new store has no table yet)."""
     columns = {row[1] for row in sql("PRAGMA table_info(nbjobs_jobs)").fetchall()}
+    if not columns:
+        return
     if "call" not in columns:  # older stores kept every call in a blob p:<id>
         sql("ALTER TABLE nbjobs_jobs ADD COLUMN call BLOB")
+    if "fn" not in columns:  # function blobs were never removed: say which jobs use which
+        sql("ALTER TABLE nbjobs_jobs ADD COLUMN fn TEXT")
+        rows = sql("SELECT seq, data FROM nbjobs_jobs").fetchall()
+        for seq, data in rows:
+            with contextlib.suppress(PayloadLoadError):  # unreadable: cannot run anyway
+                digest = JobRecord.decode(data).fn_digest
+                if digest is not None:
+                    sql("UPDATE nbjobs_jobs SET fn = ? WHERE seq = ?", (digest, seq))
+        sql(
+            "INSERT INTO nbjobs_counts (status, n) SELECT 'f:' || fn, count(*) "
+            "FROM nbjobs_jobs WHERE fn IS NOT NULL GROUP BY fn"
+        )
 
 
 def ensure(sql: Sql, transact: Callable[..., Any], path: Path, created: bool) -> None:
@@ -114,9 +156,9 @@ def ensure(sql: Sql, transact: Callable[..., Any], path: Path, created: bool) ->
             "one; to start a new store, use another folder or remove this one"
         )
     with transact(retry=True):
+        _migrate(sql)
         for stmt in _statements(SCHEMA):
             sql(stmt)
-        _migrate(sql)
         sql(f"PRAGMA user_version = {VERSION}")
 
 

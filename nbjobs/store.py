@@ -133,6 +133,11 @@ class Storage:
     def __repr__(self) -> str:
         return f"Storage({str(self.path)!r})"
 
+    @property
+    def values(self) -> Callable[[str], Any]:
+        """What loads a job's large argument by its digest (`codec.load_args`)."""
+        return blobfiles.values_in(self.blob_dir)
+
     def close(self) -> None:
         """Commit queued writes, stop the writer and close this process's connections and
         files of the store (idempotent). The threads of the store close their own
@@ -200,6 +205,7 @@ class Storage:
             yield
             return
         local.files = []
+        local.stored = set()
         try:
             yield
             files = local.files
@@ -210,18 +216,22 @@ class Storage:
             raise corrupt from exc
         finally:
             local.files = None
+            local.stored = None
         if files:
             self._remove_files(files)
 
     def _remove_files(self, files: list[str]) -> bool:
         """Remove dropped files and then their names in `nbjobs_dropped`; False if that
-        failed (the names stay for the next try). Never raises: its transaction committed."""
+        failed (the names stay for the next try). Never raises: its transaction committed.
+
+        In a write transaction, and only the files no blob names: a function or a large
+        argument dropped by a purge may have been stored again since (same content, same
+        file name) by a submit that committed in between."""
         try:
-            for name in files:
-                blobfiles.remove(self.blob_dir / name)
             sql = self.db.sql()
             with self.cache.transact(retry=True):
                 for chunk in _chunks(files):
+                    self._remove_unnamed(sql, chunk)
                     sql(f"DELETE FROM nbjobs_dropped WHERE file IN ({_marks(chunk)})", chunk)
         except Exception as exc:
             log.warning(
@@ -386,7 +396,7 @@ class Storage:
     @_reported
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(states.STATES, 0)
-        for status, n in self._sql("SELECT status, n FROM nbjobs_counts").fetchall():
+        for status, n in self._sql(_STATUS_COUNTS, states.STATES).fetchall():
             out[status] = n
         return out
 
@@ -447,15 +457,25 @@ class Storage:
     def put_blob_once(self, sql: Sql, key: str, data: bytes) -> None:
         """Store a content-addressed blob (a function) unless it is there already.
 
+        Every transaction that stores a job does this for the job's function, even when this
+        process wrote it before: the last job that used it may have been purged since, by any
+        process, and the function with it (`drop_unused`). Within one transaction only the
+        first call for a key looks (`_Dropped.stored`).
+
         A large one (a function that carries a big array) goes to a file named after its
         key: inline, SQLite would hold it twice (database and WAL) and copy it per call.
         """
+        stored = self._dropped.stored
+        if stored is not None:
+            if key in stored:
+                return
+            stored.add(key)
         if len(data) <= blobfiles.INLINE_LIMIT:
             sql("INSERT OR IGNORE INTO nbjobs_blobs (key, data) VALUES (?, ?)", (key, data))
             return
         if sql("SELECT 1 FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone() is None:
             # Same content, same name: a batch replayed after a rollback rewrites one file.
-            name = key.replace(":", "-")
+            name = blobfiles.once_name(key)
             blobfiles.write_file(self.blob_dir, name, (data,), blobfiles.describe(key, len(data)))
             self.put_blob(sql, key, None, name)
 
@@ -463,7 +483,10 @@ class Storage:
         """Delete these blobs; their files are listed in `nbjobs_dropped` in the same
         transaction and removed after its COMMIT (`_then_remove_dropped`). Two statements
         per 900 keys (a purge batch), a third when some had files."""
+        stored = self._dropped.stored
         for chunk in _chunks(list(keys)):
+            if stored is not None:
+                stored.difference_update(chunk)
             marks = _marks(chunk)
             rows = sql(
                 f"SELECT file FROM nbjobs_blobs WHERE key IN ({marks}) AND file IS NOT NULL", chunk
@@ -489,21 +512,71 @@ class Storage:
         ).fetchone()
         return _decode(*row) if row else None
 
-    def insert(self, sql: Sql, rec: JobRecord, call: bytes | codec.CallParts | None = None) -> bool:
-        """Insert a new job and its pickled `call`; False (nothing written) if its key is
-        already taken. A small call goes in the job's row, a larger one in the blob p:<id>.
+    def insert(
+        self,
+        sql: Sql,
+        rec: JobRecord,
+        call: bytes | codec.CallParts | None = None,
+        values: list[Staged] | None = None,
+    ) -> bool:
+        """Insert a new job and its pickled `call` (with the large arguments it refers to,
+        see `stage_values`); False (nothing written) if its key is already taken. A small
+        call goes in the job's row, a larger one in the blob p:<id>.
         """
         if isinstance(call, tuple):
             call = codec.payload_blob(*call)
         inline = call if call is not None and len(call) <= ROW_CALL_LIMIT else None
-        cur = sql(_INSERT_JOB, (*_new_row(rec), inline))
+        cur = sql(_INSERT_JOB, (*_new_row(rec), inline, rec.fn_digest))
         if cur.rowcount != 1:
             return False
         if call is not None and inline is None:
             self.put_blob(sql, f"p:{rec.id}", call)
         for tag in rec.tags:
             sql("INSERT OR IGNORE INTO nbjobs_tags (tag, seq) VALUES (?, ?)", (tag, cur.lastrowid))
+        if values:
+            self.put_values(sql, rec.id, values)
         return True
+
+    def stage_values(self, values: list[codec.Value]) -> list[Staged]:
+        """Write the files of the large arguments of a call that are not stored yet, ahead of
+        the transaction that stores its job (`put_values`): written inside it, a file of
+        hundreds of MB would hold up every writer of the store. Each is (digest, frames,
+        its temporary file or None); `unstage` removes the files no transaction took."""
+        staged: list[Staged] = []
+        try:
+            for digest, frames in values:
+                key = f"v:{digest}"
+                tmp = None
+                if self.blob_inline(key) is None:
+                    what = blobfiles.describe(key, frames.size)
+                    tmp = blobfiles.write_temporary(self.blob_dir, frames.chunks(), what)
+                staged.append((digest, frames, tmp))
+        except BaseException:
+            self.unstage(staged)
+            raise
+        return staged
+
+    def put_values(self, sql: Sql, job_id: str, staged: list[Staged]) -> None:
+        """Store a job's large arguments (once each per store, under v:<digest>) and that
+        the job uses them (`nbjobs_values`, read by `drop_unused`)."""
+        for digest, frames, tmp in staged:
+            key = f"v:{digest}"
+            if sql("SELECT 1 FROM nbjobs_blobs WHERE key = ?", (key,)).fetchone() is None:
+                name = blobfiles.once_name(key)
+                if tmp is not None:
+                    os.replace(tmp, self.blob_dir / name)
+                else:  # a purge removed it since `stage_values` found it: written again
+                    what = blobfiles.describe(key, frames.size)
+                    blobfiles.write_file(self.blob_dir, name, frames.chunks(), what)
+                self.put_blob(sql, key, None, name)
+            sql("INSERT OR IGNORE INTO nbjobs_values (value, job) VALUES (?, ?)", (digest, job_id))
+
+    @staticmethod
+    def unstage(staged: list[Staged]) -> None:
+        """Remove the temporary files of `stage_values` that no transaction took."""
+        for _, _, tmp in staged:
+            if tmp is not None:
+                blobfiles.remove(tmp)
 
     @staticmethod
     def claims_at_once(rec: JobRecord, call: bytes | None) -> bool:
@@ -515,20 +588,42 @@ class Storage:
     def claim(self, rec: JobRecord, call: bytes | None) -> bool:
         """Insert a new keyed job with its call in one autocommitted statement, on this
         thread's connection (see `transact_here`); False (nothing written) if the key is
-        taken. Only for what `claims_at_once` accepts. Durable when it returns, as a
-        transaction would be: a statement outside BEGIN is its own transaction.
+        taken, or if the job's function is no longer stored (a purge removed it since this
+        process stored it: the caller stores both in a transaction). Only for what
+        `claims_at_once` accepts. Durable when it returns, as a transaction would be: a
+        statement outside BEGIN is its own transaction.
         """
         assert self.claims_at_once(rec, call)
-        changed = self.db.execute_now(_INSERT_JOB, (*_new_row(rec), call), f"job {rec.key!r}")
+        row = (*_new_row(rec), call, rec.fn_digest)
+        what = f"job {rec.key!r}"
+        if rec.fn_digest is None:
+            changed = self.db.execute_now(_INSERT_JOB, row, what)
+        else:
+            changed = self.db.execute_now(_INSERT_JOB_WITH_FN, (*row, f"f:{rec.fn_digest}"), what)
         return changed == 1
 
-    def set_call(self, sql: Sql, job_id: str, call: bytes | None) -> None:
-        """Replace a stored job's call (a resubmitted key runs the new one)."""
+    def set_call(
+        self,
+        sql: Sql,
+        job_id: str,
+        call: bytes | None,
+        fn_digest: str | None,
+        values: list[Staged] | None = None,
+    ) -> None:
+        """Replace a stored job's call (a resubmitted key runs the new one), which uses the
+        function `fn_digest` and the large arguments `values`; the old call's function and
+        large arguments go if no job uses them any more."""
+        row = sql("SELECT fn FROM nbjobs_jobs WHERE id = ?", (job_id,)).fetchone()
+        old_fns = () if row is None or row[0] is None else (row[0],)
+        old_values = self._forget_values(sql, [job_id])
         self.drop_blobs(sql, (f"p:{job_id}",))
         inline = call if call is not None and len(call) <= ROW_CALL_LIMIT else None
-        sql("UPDATE nbjobs_jobs SET call = ? WHERE id = ?", (inline, job_id))
+        sql("UPDATE nbjobs_jobs SET call = ?, fn = ? WHERE id = ?", (inline, fn_digest, job_id))
         if call is not None and inline is None:
             self.put_blob(sql, f"p:{job_id}", call)
+        if values:
+            self.put_values(sql, job_id, values)
+        self.drop_unused(sql, old_fns, old_values)
 
     @_reported
     def call(self, job_id: str) -> bytes | None:
@@ -581,16 +676,62 @@ class Storage:
         return None
 
     def delete(self, sql: Sql, job_ids: list[str]) -> None:
-        """Remove jobs' records and everything stored for them (not their shared function)."""
-        for start in range(0, len(job_ids), _PARAMS_PER_STATEMENT):
-            chunk = job_ids[start : start + _PARAMS_PER_STATEMENT]
-            sql(f"DELETE FROM nbjobs_jobs WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        """Remove jobs' records and everything stored for them, and the functions and large
+        arguments that no other job (or schedule) uses."""
+        fns: set[str] = set()
+        for chunk in _chunks(job_ids):
+            marks = _marks(chunk)
+            rows = sql(f"SELECT DISTINCT fn FROM nbjobs_jobs WHERE id IN ({marks})", chunk)
+            fns.update(fn for (fn,) in rows.fetchall() if fn is not None)
+            sql(f"DELETE FROM nbjobs_jobs WHERE id IN ({marks})", chunk)
+        values = self._forget_values(sql, job_ids)
         self.drop_blobs(sql, [key for job_id in job_ids for key in blob_keys(job_id)])
         for job_id in job_ids:
             sql(
                 "DELETE FROM nbjobs_blobs WHERE key >= ? AND key < ?",
                 (f"a:{job_id}:", f"a:{job_id};"),
             )
+        self.drop_unused(sql, fns, values)
+
+    def _forget_values(self, sql: Sql, job_ids: list[str]) -> set[str]:
+        """Delete what these jobs' calls say of the large arguments they use; returns those."""
+        values: set[str] = set()
+        for chunk in _chunks(job_ids):
+            marks = _marks(chunk)
+            rows = sql(f"SELECT value FROM nbjobs_values WHERE job IN ({marks})", chunk)
+            values.update(value for (value,) in rows.fetchall())
+            if values:
+                sql(f"DELETE FROM nbjobs_values WHERE job IN ({marks})", chunk)
+        return values
+
+    def drop_unused(self, sql: Sql, fns: Iterable[str], values: Iterable[str]) -> None:
+        """Delete the blobs of these functions and large arguments that no job (and, for a
+        function, no schedule) uses any more, in the caller's transaction.
+
+        Safe against a submit in any process that takes one for stored: the job it inserts
+        uses it, so either that insert committed first (its row is seen here: the blob
+        stays), or it comes after this transaction and stores the blob again, since every
+        insert of a job checks for its function in its own transaction (`put_blob_once`,
+        `claim`). A function's file that a submit stored again before the removal after
+        this COMMIT is left in place (`_remove_files`)."""
+        unused = []
+        scheduled: set[str] | None = None
+        for fn in fns:
+            used = f"f:{fn}"  # its count of jobs (see schema.py)
+            row = sql("SELECT n FROM nbjobs_counts WHERE status = ?", (used,)).fetchone()
+            if row is not None and row[0] > 0:
+                continue
+            sql("DELETE FROM nbjobs_counts WHERE status = ?", (used,))
+            if scheduled is None:  # few schedules, read once and only when it may matter
+                scheduled = {rec.fn_digest for rec in self.schedules(sql) if rec.fn_digest}
+            if fn not in scheduled:
+                unused.append(f"f:{fn}")
+        for value in values:
+            if not sql("SELECT 1 FROM nbjobs_values WHERE value = ? LIMIT 1", (value,)).fetchone():
+                unused.append(f"v:{value}")
+        if unused:
+            self.drop_blobs(sql, unused)
+            self.fn_written.difference_update(unused)
 
     def delete_finished(
         self, sql: Sql, statuses: Iterable[str], before: float | None, after: int, limit: int
@@ -670,9 +811,12 @@ class Storage:
         )
 
     def delete_schedule(self, sql: Sql, name: str) -> bool:
-        """Remove a schedule and its stored call (its function blob stays, as for jobs)."""
+        """Remove a schedule and its stored call, and its function if no job uses it."""
+        rec = self.schedule(name, sql)
         cur = sql("DELETE FROM nbjobs_schedules WHERE name = ?", (name,))
         sql("DELETE FROM nbjobs_blobs WHERE key = ?", (f"s:{name}",))
+        if rec is not None and rec.fn_digest is not None:
+            self.drop_unused(sql, (rec.fn_digest,), ())
         return cur.rowcount == 1
 
 
@@ -690,8 +834,13 @@ class _WriterDatabase:
         self.full = db.full
 
 
+Staged = tuple[str, codec.Frames, Path | None]
+"""A large argument on its way to the store: (digest, frames, temporary file or None)."""
+
+
 class _Dropped(threading.local):
     files: list[str] | None = None  # dropped by this thread's transaction, while one is open
+    stored: set[str] | None = None  # content-addressed blobs it found or wrote (then)
 
 
 def _chunks(items: list[str]) -> Iterator[list[str]]:
@@ -708,9 +857,19 @@ def blob_keys(job_id: str) -> tuple[str, str, str, str]:
     return f"p:{job_id}", f"r:{job_id}", f"e:{job_id}", f"l:{job_id}"
 
 
+# The counts of jobs per status (beside them, nbjobs_counts counts the jobs per function).
+_STATUS_COUNTS = (
+    f"SELECT status, n FROM nbjobs_counts WHERE status IN ({','.join('?' * len(states.STATES))})"
+)
 _INSERT_JOB = (
-    "INSERT INTO nbjobs_jobs (id, key, status, name, owner, updated, data, call) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+    "INSERT INTO nbjobs_jobs (id, key, status, name, owner, updated, data, call, fn) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+)
+# The same, only if the job's function (the last parameter, its blob's key) is stored.
+_INSERT_JOB_WITH_FN = (
+    "INSERT INTO nbjobs_jobs (id, key, status, name, owner, updated, data, call, fn) "
+    "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? "
+    "WHERE EXISTS (SELECT 1 FROM nbjobs_blobs WHERE key = ?) ON CONFLICT (key) DO NOTHING"
 )
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import codec, refs, states, validate
 from .autokey import arguments_digest
-from .calls import MapKey, Payload, fn_name, map_keys, new_id, pickle_call
+from .calls import MapKey, Payload, fn_name, map_keys, new_id, pickle_call, set_apart
 from .errors import InvalidArgument, InvalidArgumentType, PayloadNotPicklable, StoreClosed
 from .executors import Backend
 from .executors.processes import ProcessExecutor
@@ -134,12 +134,8 @@ class Submitter:
         rec.fn_digest = fn_digest
         if key is not None:  # only keyed resubmits compare arguments
             rec.args_digest = arguments_digest(fn, args, kwargs)
-        parts = (fn_digest, args_bytes, opts.policy)
-        return (
-            rec,
-            local,
-            (parts, None if f"f:{fn_digest}" in self.storage.fn_written else fn_bytes),
-        )
+        stored, values = set_apart(fn, args, kwargs, args_bytes)
+        return rec, local, ((fn_digest, stored, opts.policy), fn_bytes, values)
 
     def _prepare_map(
         self,
@@ -170,17 +166,16 @@ class Submitter:
                 f"cannot be resumed after a restart; the first: {lost[0]}",
             )
         stored = next((blobs for _, _, blobs in prepared if blobs is not None), None)
-        if stored is None or stored[1] is None:
-            return prepared
-        self._write_function(stored[0][0], stored[1])
-        return [(r, j, None if b is None else (b[0], None)) for r, j, b in prepared]
+        if stored is not None and f"f:{stored[0][0]}" not in self.storage.fn_written:
+            self._write_function(stored[0][0], stored[1])
+        return prepared
 
     def _write(self, rec: JobRecord, local: LocalJob, blobs: Payload, force: bool) -> JobRecord:
         """Store a prepared job and start it: a keyless one is queued for the writer, a keyed
         one claims its key first (and may return the job that holds it)."""
         if self.storage.writer.full is not None:  # the disk was full: is there room now?
             self.storage.writer.check_room()  # (StoreFull if not: no new job is taken)
-        if rec.key is None:
+        if rec.key is None and (blobs is None or not blobs[2]):
             return self._enqueue(rec, local, blobs)
         return self._claim(rec, local, blobs, force)
 
@@ -188,11 +183,11 @@ class Submitter:
         op = Insert(rec)
         written = None
         if blobs is not None:
-            op.call, fn_bytes = blobs  # the writer thread encodes the call
-            if fn_bytes is not None:
-                fn_digest = blobs[0][0]
-                op.once.append((f"f:{fn_digest}", fn_bytes))
-                written = self._function_written(fn_digest)
+            op.call, fn_bytes, _ = blobs  # the writer thread encodes the call
+            key = f"f:{blobs[0][0]}"
+            op.once.append((key, fn_bytes))  # (stored again if a purge removed it)
+            if key not in self.storage.fn_written:
+                written = self._function_written(key)
         if self.jobs.backend_of(local).kernel_owned:
             self.jobs.keep(local)
         self.storage.writer.put_bounded(op, written)
@@ -200,27 +195,38 @@ class Submitter:
         return rec
 
     def _claim(self, rec: JobRecord, local: LocalJob, blobs: Payload, force: bool) -> JobRecord:
+        """Store a keyed job, or one with large arguments (whose files are written first,
+        then named in this thread's transaction: `Storage.stage_values`)."""
         storage = self.storage
         now = rec.created_at
         key = rec.key
-        assert key is not None
+        values = [] if blobs is None else blobs[2]
 
         call = None if blobs is None else codec.payload_blob(*blobs[0])
         # The common case, a new key whose function is stored already, is one INSERT of
         # the job with its call: each SQLite call is a chance to wait for the GIL under
         # load, and a row is fewer pages than a row and a blob. A taken key is read: only
         # a job to run again needs the transaction below.
-        if storage.claims_at_once(rec, call) and (blobs is None or blobs[1] is None):
+        fn_key = None if blobs is None else f"f:{blobs[0][0]}"
+        if (
+            key is not None
+            and not values
+            and storage.claims_at_once(rec, call)
+            and (fn_key is None or fn_key in storage.fn_written)
+        ):
             if storage.claim(rec, call):
                 return self._started(local, rec, now)
             old = storage.record_by_key(key)
             if old is not None and not _rerun_wanted(old, force):
                 return _existing(rec, old)
+            if old is None and fn_key is not None:  # a free key: the function was purged
+                storage.fn_written.discard(fn_key)
 
         def claim(sql: Sql) -> tuple[str, JobRecord]:
-            if storage.insert(sql, rec, call):  # the key was free: it is ours now
+            if storage.insert(sql, rec, call, staged):  # the key was free: it is ours now
                 self._store_function(sql, blobs)
                 return "new", rec
+            assert key is not None, "a job without a key is always inserted"
             old = storage.record_by_key(key, sql)
             assert old is not None, "a taken key has a job"
             if not _rerun_wanted(old, force):
@@ -241,16 +247,20 @@ class Submitter:
             )
             if fresh:
                 storage.drop_blobs(sql, (f"r:{old.id}", f"e:{old.id}"))
-            storage.set_call(sql, old.id, call)
             self._store_function(sql, blobs)
+            storage.set_call(sql, old.id, call, rec.fn_digest, staged)
             if not storage.update(sql, new, old.status):
                 raise InvalidArgument(f"job with key {rec.key!r} changed while resubmitting")
             return "rerun", new
 
         # In this thread, not the writer's: one short transaction, no thread hand-offs.
-        outcome, stored = storage.transact_here(claim, f"job {key!r}")
-        if blobs is not None and blobs[1] is not None:  # committed: later submits refer to it
-            storage.fn_written.add(f"f:{blobs[0][0]}")
+        staged = storage.stage_values(values)
+        try:
+            outcome, stored = storage.transact_here(claim, f"job {key or rec.name!r}")
+        finally:
+            storage.unstage(staged)
+        if fn_key is not None:  # committed: later submits try the single INSERT
+            storage.fn_written.add(fn_key)
         if outcome == "existing":
             return _existing(rec, stored)
         return self._started(local, stored, now)
@@ -281,18 +291,19 @@ class Submitter:
         self.storage.fn_written.add(key)
 
     def _store_function(self, sql: Sql, blobs: Payload) -> None:
-        """Store the call's function, the first time this process submits it."""
-        if blobs is not None and blobs[1] is not None:
+        """Store the call's function unless it is stored (a purge may have removed it since
+        this process stored it)."""
+        if blobs is not None:
             self.storage.put_blob_once(sql, f"f:{blobs[0][0]}", blobs[1])
 
-    def _function_written(self, fn_digest: str) -> Callable[[Any, BaseException | None], None]:
-        """A writer callback: once the function's blob is committed, later submits of it
-        need not carry it (and a keyed one may be a single INSERT)."""
+    def _function_written(self, key: str) -> Callable[[Any, BaseException | None], None]:
+        """A writer callback: once the function's blob is committed, a keyed submit of it
+        may be a single INSERT."""
         written = self.storage.fn_written
 
         def done(_result: Any, error: BaseException | None) -> None:
             if error is None:
-                written.add(f"f:{fn_digest}")
+                written.add(key)
 
         return done
 
@@ -364,7 +375,7 @@ class Submitter:
             validate.warn(f"job {rec.id} ({rec.name}) cannot be resumed: {stored}")
             return None
         fn_blob, payload = stored
-        fn, args, kwargs = codec.load_payload(payload, fn_blob)
+        fn, args, kwargs = codec.load_payload(payload, fn_blob, self.storage.values)
         backend = self._rerun_backend(rec)
         now = self.storage.clock.now()
         new = transition(

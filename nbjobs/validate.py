@@ -347,3 +347,19 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
         frame = frame.f_back  # type: ignore[assignment]
         level += 1
     warnings.warn(message, category, stacklevel=level)
+
+
+def warn_once_per_line(message: str) -> None:
+    """`warn`, but only the first time for the user's line that called nbjobs: Python's
+    own once-per-line filter compares the text too, and this one names sizes."""
+    frame = sys._getframe(0)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+    site = ("", 0) if frame is None else (frame.f_code.co_filename, frame.f_lineno)
+    if site in _WARNED_LINES:
+        return
+    _WARNED_LINES.add(site)
+    warn(message)
+
+
+_WARNED_LINES: set[tuple[str, int]] = set()

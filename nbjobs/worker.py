@@ -279,7 +279,7 @@ class Worker:
             broken = failure(exc)
             self.runner.run(local, lambda _job: broken)
             return None
-        local.prepare = functools.partial(_load, local, payload, fn_blob)
+        local.prepare = functools.partial(_load, local, payload, fn_blob, self.storage.values)
         logs = found.get(f"l:{rec.id}")
         local.log_state = None if logs is None else codec.load_plain(logs)
         return local
@@ -537,14 +537,14 @@ def _took(rec: JobRecord) -> str:
     return f"{rec.finished_at - rec.started_at:.3f} s"
 
 
-def _load(local: LocalJob, payload: bytes, fn_blob: bytes) -> None:
+def _load(local: LocalJob, payload: bytes, fn_blob: bytes, values: Callable[[str], Any]) -> None:
     """Unpickle a held job's retry policy and, if it has dependencies, its call (their
     results are put in place before the call is sent): user code (`__reduce__`), so run by
     the process executor before an attempt's call, never on the worker's loop, where a slow
     one would stall the heartbeat that keeps the leases of every job the worker holds."""
     local.policy = codec.payload_policy(payload)
     if local.rec.deps:
-        local.fn, local.args, local.kwargs = codec.load_payload(payload, fn_blob)
+        local.fn, local.args, local.kwargs = codec.load_payload(payload, fn_blob, values)
 
 
 def _orphaned(rec: JobRecord, now: float) -> bool:

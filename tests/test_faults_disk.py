@@ -16,6 +16,7 @@ from disk_helpers import Disk, MiB
 from gates import Gates
 
 import nbjobs
+from nbjobs import calls
 
 
 @pytest.fixture
@@ -42,8 +43,9 @@ def _unowned(store: nbjobs.Store) -> list[nbjobs.JobRecord]:
 
 
 def test_a_checkpoint_that_meets_a_full_disk_does_not_undo_its_commit(
-    disk: Disk, logged: pytest.LogCaptureFixture
+    disk: Disk, logged: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(calls, "LARGE_CALL", 64 * MiB)  # these calls stay in the database
     store = disk.store()
     # A 4.5 MB call leaves a 4.5 MB WAL behind it, copied to the database: the next writes
     # reuse its room, so they commit on a full disk; copying them to the database then needs

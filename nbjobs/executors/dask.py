@@ -382,7 +382,7 @@ def run_attempt(task: Task, fn_bytes: bytes) -> Outcome | None:
             return None  # cancelled or timed out before it started
     try:
         fn = pickle.loads(fn_bytes)
-        args, kwargs = pickle.loads(task.args)
+        args, kwargs = codec.load_args(task.args, None if storage is None else storage.values)
     except Exception as exc:
         outcome = load_failure(exc, "the Dask worker")
     else:

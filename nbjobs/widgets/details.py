@@ -64,7 +64,7 @@ def arguments_text(store: Store, rec: JobRecord) -> str:
     fn_blob = store.storage.blob(f"f:{rec.fn_digest}")
     if payload is None or fn_blob is None:
         return "(no longer stored)"
-    fn, args, kwargs = codec.load_payload(payload, fn_blob)
+    fn, args, kwargs = codec.load_payload(payload, fn_blob, store.storage.values)
     shown = [render.short_repr(a, 60) for a in args]
     shown += [f"{k}={render.short_repr(v, 60)}" for k, v in kwargs.items()]
     name = getattr(fn, "__qualname__", None) or rec.name
