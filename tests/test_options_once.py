@@ -10,10 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from gates import poll
 
 import nbjobs
 from nbjobs import options
-from tests.gates import poll
 
 pytestmark = pytest.mark.timeout(120)
 
