@@ -65,6 +65,7 @@ _LOOK_MIN = 0.05  # seconds: a schedule that stays due (say, unwritable) must no
 _REAP_EVERY = 1.0
 _LOOK_PAST = 64  # queued jobs still waiting for their dependencies a claim looks past
 _LOG_BACKLOG = 1000  # log lines kept while the disk is full (later ones are counted)
+_LOG_BATCH = 256  # log lines gathered before they are written without waiting for a flush
 
 
 def _runs_in_child(*args: Any, **kwargs: Any) -> Any:
@@ -127,6 +128,7 @@ class Worker:
                 if now >= next_beat:
                     next_beat = now + self.beat
                     self._heartbeat("running")
+                    _flush_log()  # the lines gathered since the last beat
                 if full:  # nothing it writes would land: it waits for room
                     next_look = now + self.poll
                     idle_since = now
@@ -471,10 +473,15 @@ class Worker:
 
 
 class _LogFile(logging.Handler):
-    """The worker's log: its stderr, a file of the store folder, so on the store's disk. A
-    line that meets a full disk is kept, with those after it (up to `_LOG_BACKLOG`, then
-    counted), and written whole, in order, once there is room: nothing is garbled, and the
-    line that says the disk is full is there when space returns."""
+    """The worker's log: its stderr, a file of the store folder, so on the store's disk.
+
+    Lines are gathered and written together: when the loop calls `flush()` (at each
+    heartbeat, at most a second apart), at exit, for a warning or worse, and once
+    `_LOG_BATCH` wait. A write per line (a job's start and end) cost a trivial job ~0.2 ms of
+    CPU and a fifth of the worker's throughput: each write let the job threads take the GIL.
+    Lines that meet a full disk are kept (up to `_LOG_BACKLOG`, then counted) and written
+    whole, in order, once there is room: the line that says the disk is full is there when
+    space returns."""
 
     def __init__(self, fd: int) -> None:
         super().__init__()
@@ -492,23 +499,34 @@ class _LogFile(logging.Handler):
             self.backlog.append(line)
         else:
             self.dropped += 1
-        self._write()
+        if record.levelno >= logging.WARNING or len(self.backlog) >= _LOG_BATCH:
+            self._write()
+
+    def flush(self) -> None:
+        with self.lock or contextlib.nullcontext():
+            self._write()
 
     def _write(self) -> None:
-        while self.backlog:
-            data = self.backlog[0]
+        if not self.backlog:
+            return
+        data = b"".join(self.backlog)
+        self.backlog.clear()
+        while data:
             try:
                 n = os.write(self.fd, data)
             except OSError:
-                return  # (a full disk) kept for the next line
-            if n < len(data):
-                self.backlog[0] = data[n:]
-                continue
-            self.backlog.popleft()
-            if not self.backlog and self.dropped:
-                note = f"({self.dropped} log lines were dropped: the disk was full)\n"
-                self.backlog.append(note.encode())
-                self.dropped = 0
+                self.backlog.append(data)  # (a full disk) kept for the next flush
+                return
+            data = data[n:]
+        if self.dropped:
+            note = f"({self.dropped} log lines were dropped: the disk was full)\n"
+            self.backlog.append(note.encode())
+            self.dropped = 0
+
+
+def _flush_log() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
 
 
 def _plural(n: int, noun: str) -> str:
