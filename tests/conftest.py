@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,7 +11,7 @@ from typing import Any
 
 import pytest
 from disk_helpers import Disk
-from gates import poll
+from gates import pid_alive, poll
 
 import nbjobs
 from nbjobs.clock import FakeClock
@@ -91,3 +93,25 @@ def disk(tmp_path: Path) -> Iterator[Disk]:
                 d.unfill()  # a store closes with its queued writes committed
             s.close()
         subprocess.run(["umount", "-l", str(root)], check=False)
+
+
+@pytest.fixture
+def workers(store: nbjobs.Store, tmp_path: Path) -> Iterator[Callable[..., nbjobs.WorkerInfo]]:
+    """`workers(**start_worker_options)`: a new worker of `store`, stopped at teardown (the
+    gates under `tmp_path / "gates"` opened first, so no job is left blocked)."""
+    started: list[nbjobs.WorkerInfo] = []
+
+    def start(**options: Any) -> nbjobs.WorkerInfo:
+        info = store.start_worker(idle_timeout=120, new=True, **options)
+        started.append(info)
+        return info
+
+    try:
+        yield start
+    finally:
+        if (tmp_path / "gates").is_dir():
+            (tmp_path / "gates" / "ALL.open").touch()
+        store.stop_worker(wait=True, timeout=30, grace=0)
+        for w in started:
+            if pid_alive(w.pid):
+                os.kill(w.pid, signal.SIGKILL)

@@ -74,3 +74,12 @@ def blocked(started: str, gate: str, release_all: str, value: Any) -> Any:
     if not wait_for_file(gate, release_all):
         raise TimeoutError(f"gate {gate} never opened")
     return value
+
+
+def pid_alive(pid: int) -> bool:
+    """The process lives (a zombie, dead but not yet reaped, does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False

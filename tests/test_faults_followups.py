@@ -6,7 +6,6 @@ waiting dependent (its lookup ran on the writer thread and waited for itself).
 from __future__ import annotations
 
 import os
-import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,14 +24,6 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def gates(tmp_path: Path) -> Iterator[Gates]:
     """Gate files; every gate opens at teardown, so nothing is left blocked."""
@@ -41,27 +32,6 @@ def gates(tmp_path: Path) -> Iterator[Gates]:
         yield g
     finally:
         g.open_all()
-
-
-@pytest.fixture
-def workers(store: nbjobs.Store, gates: Gates) -> Iterator[Callable[..., nbjobs.WorkerInfo]]:
-    """`workers(**start_worker_options)`: a new worker of `store`, stopped at teardown
-    (its gates opened first)."""
-    started: list[nbjobs.WorkerInfo] = []
-
-    def start(**options: Any) -> nbjobs.WorkerInfo:
-        info = store.start_worker(idle_timeout=120, new=True, **options)
-        started.append(info)
-        return info
-
-    try:
-        yield start
-    finally:
-        gates.open_all()
-        store.stop_worker(wait=True, timeout=30, grace=0)
-        for w in started:
-            if pid_alive(w.pid):
-                os.kill(w.pid, signal.SIGKILL)
 
 
 # --------------------------------------------------------------------------- the worker's loop

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import signal
 import sys
 import threading
 import time
@@ -22,7 +21,7 @@ from typing import Any
 
 import pytest
 import tenacity
-from gates import GATE_DEADLINE, wait_for_file
+from gates import GATE_DEADLINE, pid_alive, wait_for_file
 
 import nbjobs
 
@@ -100,14 +99,6 @@ def marks_runs(folder: str, name: str) -> str:
 
 def runs_of(folder: Path, name: str) -> list[str]:
     return sorted(p.name for p in folder.glob(f"run-{name}-*"))
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -238,27 +229,6 @@ def test_a_slow_predicate_in_a_job_thread_leaves_the_other_threads_alone(
 
 
 # --------------------------------------------------------------------------- a worker
-@pytest.fixture
-def workers(store: nbjobs.Store, gates: Path) -> Iterator[Callable[..., nbjobs.WorkerInfo]]:
-    """`workers(**start_worker_options)`: a new worker of `store`, stopped at teardown
-    (its gates opened first)."""
-    started: list[nbjobs.WorkerInfo] = []
-
-    def start(**options: Any) -> nbjobs.WorkerInfo:
-        info = store.start_worker(idle_timeout=120, new=True, **options)
-        started.append(info)
-        return info
-
-    try:
-        yield start
-    finally:
-        (gates / "ALL.open").touch()
-        store.stop_worker(wait=True, timeout=30, grace=0)
-        for w in started:
-            if pid_alive(w.pid):
-                os.kill(w.pid, signal.SIGKILL)
-
-
 LEASE = 2.0
 
 
