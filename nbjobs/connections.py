@@ -50,6 +50,13 @@ def damaged(path: Path, exc: sqlite3.DatabaseError) -> StoreCorrupt | None:
     )
 
 
+def raise_if_damaged(path: Path, exc: BaseException) -> None:
+    """Raise the `StoreCorrupt` that `exc` means (from `exc`); return for any other error,
+    which the caller raises as it is."""
+    if isinstance(exc, sqlite3.DatabaseError) and (corrupt := damaged(path, exc)) is not None:
+        raise corrupt from exc
+
+
 def check_present(path: Path) -> None:
     """Raise `StoreCorrupt` if the database of the existing store at `path` is missing, or
     empty with no WAL to replay: SQLite opens either as a new, empty database, and every

@@ -28,7 +28,7 @@ import diskcache
 
 from . import blobfiles, codec, schema, states
 from .clock import SYSTEM, Clock
-from .connections import Connections, check_present, damaged
+from .connections import Connections, check_present, raise_if_damaged
 from .errors import (
     IllegalTransition,
     JobNotFound,
@@ -81,10 +81,8 @@ def _reported(method: Callable[Concatenate[Storage, P], T]) -> Callable[Concaten
         try:
             return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as exc:
-            corrupt = damaged(self.path, exc)
-            if corrupt is None:
-                raise
-            raise corrupt from exc
+            raise_if_damaged(self.path, exc)
+            raise
 
     return read
 
@@ -120,8 +118,7 @@ class Storage:
         except BaseException as exc:
             if cache is not None:
                 cache.close()
-            if isinstance(exc, sqlite3.DatabaseError) and (corrupt := damaged(self.path, exc)):
-                raise corrupt from exc
+            raise_if_damaged(self.path, exc)
             if isinstance(exc, sqlite3.OperationalError | OSError):
                 raise StoreNotWritable(
                     f"the job store at {self.path} cannot be opened for writing: {exc}. "
@@ -210,10 +207,8 @@ class Storage:
             yield
             files = local.files
         except sqlite3.DatabaseError as exc:
-            corrupt = damaged(self.path, exc)
-            if corrupt is None:
-                raise
-            raise corrupt from exc
+            raise_if_damaged(self.path, exc)
+            raise
         finally:
             local.files = None
             local.stored = None
