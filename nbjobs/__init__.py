@@ -8,9 +8,7 @@
 
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
 
-from .api import Store
-from .autokey import AutoKey, auto
-from .defaults import (
+from nbjobs.api.default_store import (
     configure,
     dead_letters,
     default_store,
@@ -33,8 +31,17 @@ from .defaults import (
     unschedule,
     workers,
 )
-from .defaults import map_jobs as map  # nbjobs' own modules keep the builtin map
-from .errors import (
+from nbjobs.api.default_store import map_jobs as map  # nbjobs' own modules keep the builtin map
+from nbjobs.api.futures import Executor
+from nbjobs.api.job import Job
+from nbjobs.api.store import Store
+from nbjobs.api.tasks import Task, task
+from nbjobs.api.waiting import as_completed, wait
+from nbjobs.api.workflows import chain, chord, group
+from nbjobs.calls.autokey import AutoKey, auto
+from nbjobs.calls.options import RESERVED
+from nbjobs.calls.retrying import Retry
+from nbjobs.errors import (
     DependencyFailed,
     InvalidArgument,
     InvalidArgumentType,
@@ -61,18 +68,11 @@ from .errors import (
     WaitTimeout,
     WouldDeadlock,
 )
-from .executors.worker import WorkerInfo
-from .futures import Executor
-from .job import Job
-from .options import RESERVED
-from .records import JobRecord, Progress
-from .recurring import Schedule
-from .reporting import CurrentJob, current_job, progress, track
-from .retrying import Retry
-from .states import STATES
-from .tasks import Task, task
-from .waiting import as_completed, wait
-from .workflows import chain, chord, group
+from nbjobs.executors.worker import WorkerInfo
+from nbjobs.records import JobRecord, Progress
+from nbjobs.running.reporting import CurrentJob, current_job, progress, track
+from nbjobs.scheduling.manage import Schedule
+from nbjobs.states import STATES
 
 __version__ = "0.1.0"
 

@@ -25,15 +25,15 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import render, states, validate
-from .api import Store
-from .defaults import default_path
-from .errors import InvalidArgument, NbjobsError, StoreError
-from .folder import FORMAT_FILE
-from .job import Job
-from .records import CORRUPT, JobRecord
-from .worker import add_options as worker_options
-from .worker import duration_argument, serve
+from nbjobs import render, states, validate
+from nbjobs.api.default_store import default_path
+from nbjobs.api.job import Job
+from nbjobs.api.store import Store
+from nbjobs.errors import InvalidArgument, NbjobsError, StoreError
+from nbjobs.records import CORRUPT, JobRecord
+from nbjobs.store.folder import FORMAT_FILE
+from nbjobs.worker.process import add_options as worker_options
+from nbjobs.worker.process import duration_argument, serve
 
 _FINISHED = sorted(states.FINISHED)
 _POLL = 0.5  # seconds between progress lines of re-run jobs

@@ -17,8 +17,8 @@ import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import states
-from .errors import PayloadLoadError
+from nbjobs import states
+from nbjobs.errors import PayloadLoadError
 
 #: `ErrorInfo.type` of a record that could not be read (listed, never crashing a listing).
 CORRUPT = "CorruptRecord"

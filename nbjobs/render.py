@@ -12,8 +12,8 @@ import reprlib
 import time
 from typing import Any
 
-from . import states
-from .records import JobRecord, Progress
+from nbjobs import states
+from nbjobs.records import JobRecord, Progress
 
 #: One theme variable per status (fallback colour for pages without JupyterLab's theme).
 STATUS_COLORS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from .errors import IllegalTransition
+from nbjobs.errors import IllegalTransition
 
 PENDING: Final = "pending"
 RUNNING: Final = "running"

@@ -13,8 +13,8 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
-from . import states
-from .errors import InvalidArgument, InvalidArgumentType
+from nbjobs import states
+from nbjobs.errors import InvalidArgument, InvalidArgumentType
 
 
 def _show(value: Any) -> str:

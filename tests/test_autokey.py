@@ -29,8 +29,8 @@ import pandas as pd
 import pytest
 from kernel_helpers import Kernel
 
-import nbjobs.autokey
-from nbjobs.autokey import AutoKey, auto, auto_key
+import nbjobs.calls.autokey
+from nbjobs.calls.autokey import AutoKey, auto, auto_key
 from nbjobs.errors import InvalidArgumentType
 
 KEY_FORMAT = re.compile(r"^auto:(?P<label>[\w.<>]+):(?P<digest>[0-9a-f]{32})$")
@@ -104,11 +104,11 @@ def test_positional_calls_hash_as_their_bound_arguments(
     else:
         bound.apply_defaults()
         expected = list(bound.arguments.items())
-    assert list(nbjobs.autokey._arguments(fn, args, {})) == expected
+    assert list(nbjobs.calls.autokey._arguments(fn, args, {})) == expected
 
 
 def test_positional_and_keyword_forms_of_one_call_have_one_digest() -> None:
-    digest = nbjobs.autokey.arguments_digest
+    digest = nbjobs.calls.autokey.arguments_digest
     assert (
         digest(plain, (1, 5), {}) == digest(plain, (1,), {"b": 5}) == digest(plain, (1, 5, "c"), {})
     )
@@ -123,7 +123,7 @@ def test_keys_do_not_change_between_nbjobs_versions() -> None:
     assert auto_key(pow, (2, 10), {}) == "auto:pow:8e43bf8c099c9f6591ddcb5424604d9b"
     call = ([3, 1.5, "x", None, (1, 2)],), {"reverse": True}
     assert auto_key(sorted, *call) == "auto:sorted:37fcda1f9c64ec513ac4325b0e705ed2"
-    digest = nbjobs.autokey.arguments_digest(divmod, (7, 2), {})
+    digest = nbjobs.calls.autokey.arguments_digest(divmod, (7, 2), {})
     assert digest == "849bfdb55f232e4bd8c1f65aa6989dde"
 
 
@@ -337,7 +337,7 @@ import json, pickle, hashlib, sys
 from dataclasses import dataclass
 import numpy as np
 import pandas as pd
-from nbjobs.autokey import auto_key
+from nbjobs.calls.autokey import auto_key
 
 @dataclass
 class Options:
@@ -391,7 +391,9 @@ def test_keys_are_the_same_in_processes_with_other_hash_seeds(tmp_path: Path, ho
 
 
 def test_importing_autokey_imports_no_optional_library() -> None:
-    code = "import sys, nbjobs.autokey; print({'numpy', 'pandas', 'joblib'} & set(sys.modules))"
+    code = (
+        "import sys, nbjobs.calls.autokey; print({'numpy', 'pandas', 'joblib'} & set(sys.modules))"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
@@ -411,7 +413,7 @@ def kernel(tmp_path: Path) -> Iterator[Any]:
 
 DEFINE = """\
 import hashlib, inspect, os, cloudpickle
-import nbjobs.autokey
+from nbjobs.calls.autokey import auto_key
 
 def f(x, items, opts, s=None):
     \"\"\"Scale the items.\"\"\"
@@ -420,8 +422,8 @@ def f(x, items, opts, s=None):
 KEYS = """\
 print(json.dumps({
     "pid": os.getpid(),
-    "key": nbjobs.autokey.auto_key(f, (1, [2, 3], {"a": 1.5}), {"s": {1, 2, 3}}),
-    "words": nbjobs.autokey.auto_key(f, ({"alpha", "beta", "gamma", "delta"},), {"items": ()}),
+    "key": auto_key(f, (1, [2, 3], {"a": 1.5}), {"s": {1, 2, 3}}),
+    "words": auto_key(f, ({"alpha", "beta", "gamma", "delta"},), {"items": ()}),
     "source": inspect.getsource(f),
     "pickle": hashlib.sha256(cloudpickle.dumps(f)).hexdigest(),
 }))
@@ -448,6 +450,6 @@ def test_key_survives_a_real_kernel_restart_and_follows_an_edit(kernel: Any) -> 
 
 
 def test_the_documented_example_runs() -> None:
-    results = doctest.testmod(nbjobs.autokey)
+    results = doctest.testmod(nbjobs.calls.autokey)
     assert results.attempted > 0
     assert results.failed == 0

@@ -25,7 +25,7 @@ import pytest
 
 import nbjobs
 from nbjobs.clock import FakeClock
-from nbjobs.store import Storage
+from nbjobs.store.storage import Storage
 
 distributed = pytest.importorskip("distributed")
 

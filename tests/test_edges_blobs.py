@@ -18,7 +18,8 @@ import pytest
 from gates import poll
 
 import nbjobs
-from nbjobs import calls, codec
+from nbjobs import codec
+from nbjobs.calls import call as calls
 
 MB = 1 << 20
 

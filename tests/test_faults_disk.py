@@ -16,7 +16,7 @@ from disk_helpers import Disk, MiB
 from gates import Gates
 
 import nbjobs
-from nbjobs import calls
+from nbjobs.calls import call as calls
 
 
 @pytest.fixture

@@ -143,7 +143,7 @@ from pathlib import Path
 # At interpreter start-up, before any code of the child runs: hold a process-executor
 # child until the test opens the gate, so that its parent can die first.
 gates = os.environ.get("NBJOBS_TEST_HOLD_CHILD")
-if gates and "nbjobs._child" in " ".join(sys.orig_argv):
+if gates and "nbjobs.running.child" in " ".join(sys.orig_argv):
     Path(gates, f"child-{os.getpid()}").touch()
     deadline = time.monotonic() + 60
     while not Path(gates, "open").exists() and time.monotonic() < deadline:

@@ -25,7 +25,7 @@ import pytest
 from gates import wait_for_file
 
 import nbjobs
-from nbjobs import schema
+from nbjobs.store import schema
 
 BIG = 300 * 1024  # above the inline limit (nbjobs/blobfiles.py): each result is a file
 JOBS = 600  # more than one purge batch (nbjobs/api.py, _PURGE_BATCH = 500)

@@ -22,7 +22,7 @@ import psutil
 from gates import Gates, blocked, poll, wait_for_file
 
 import nbjobs
-from nbjobs.writer import _BATCH_MAX, QUEUE_MAX
+from nbjobs.store.writer import _BATCH_MAX, QUEUE_MAX
 
 
 def echo(x: Any) -> Any:

@@ -21,7 +21,7 @@ from disk_helpers import Disk, MiB
 from gates import Gates, blocked, poll
 
 import nbjobs
-from nbjobs.owners import owner_alive
+from nbjobs.store.owners import owner_alive
 
 pytestmark = pytest.mark.timeout(240)
 

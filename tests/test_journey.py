@@ -115,8 +115,8 @@ def test_import_does_not_load_notebook_packages() -> None:
 
 
 def test_the_process_child_starts_without_a_runpy_warning() -> None:
-    """`python -m nbjobs._child` warns when importing nbjobs has already imported it."""
-    code = "import sys, nbjobs; print('nbjobs._child' in sys.modules)"
+    """`python -m nbjobs.running.child` warns when importing nbjobs has already imported it."""
+    code = "import sys, nbjobs; print('nbjobs.running.child' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )

@@ -1,4 +1,4 @@
-"""The job options are defined once (`nbjobs.options`) and every entry point takes them from
+"""The job options are defined once (`nbjobs.calls.options`) and every entry point takes them from
 there: the same names, defaults and documentation, and every option reaches the job."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from gates import poll
 
 import nbjobs
-from nbjobs import options
+from nbjobs.calls import options
 
 pytestmark = pytest.mark.timeout(120)
 

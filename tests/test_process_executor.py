@@ -64,7 +64,7 @@ def nb_children() -> list[psutil.Process]:
     out = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if "nbjobs._child" in " ".join(child.cmdline()):
+            if "nbjobs.running.child" in " ".join(child.cmdline()):
                 out.append(child)
         except psutil.NoSuchProcess:
             continue

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 import nbjobs
-from nbjobs import api
+from nbjobs.api import store as api
 from nbjobs.clock import FakeClock
 
 DAY = 86_400.0

@@ -1,7 +1,7 @@
 """Schedules: timing (pure functions), the store side on a fake clock, real detached workers.
 
-The timing tests drive `nbjobs.scheduling` with instants, the store tests fire due slots
-the way a worker's loop does (`recurring.fire_due` at the fake clock's time), and the last
+The timing tests drive `nbjobs.scheduling.timing` with instants, the store tests fire due slots
+the way a worker's loop does (`manage.fire_due` at the fake clock's time), and the last
 tests run real worker processes (started and stopped by test_worker's `start` fixture).
 """
 
@@ -22,9 +22,10 @@ import pytest
 from test_worker import Start, alive, start  # noqa: F401  (the fixture)
 
 import nbjobs
-from nbjobs import recurring, scheduling
 from nbjobs.clock import FakeClock
-from nbjobs.scheduling import Spec, due, next_slot
+from nbjobs.scheduling import manage
+from nbjobs.scheduling import timing as scheduling
+from nbjobs.scheduling.timing import Spec, due, next_slot
 
 NO_WORKER = "ignore:schedule .* is stored, but no detached worker"
 
@@ -188,7 +189,7 @@ def test_a_worker_fires_one_job_on_a_dst_day(tmp_path: Path, tz: str, cron: str,
         store.schedule(pow, cron=cron, tz=tz, args=(2, 3), name="nightly")
         while clock.now() < at(f"{day}T00:00", tz) + 86400:
             clock.advance(300)
-            recurring.fire_due(store.storage, clock.now())
+            manage.fire_due(store.storage, clock.now())
         runs = store.jobs(tag="schedule:nightly")
         assert len(runs) == 1, [job.key for job in runs]
         assert runs[0].key.startswith("schedule:nightly:" + day)
@@ -219,15 +220,15 @@ def test_after_downtime_once_fires_one_job_and_skip_fires_none(
     fake_store.schedule(pow, every="10m", args=(2, 2), name="once")
     fake_store.schedule(pow, every="10m", args=(2, 2), name="skip", missed="skip")
     clock.advance(10 * 600 + 90)  # ten slots missed, the last one 90 s ago
-    assert recurring.fire_due(fake_store.storage, clock.now()) == 1
+    assert manage.fire_due(fake_store.storage, clock.now()) == 1
     (job,) = fake_store.jobs(tag="schedule:once")
-    assert job.key == recurring.slot_key("once", t0 + 6000)  # the latest missed slot
+    assert job.key == manage.slot_key("once", t0 + 6000)  # the latest missed slot
     assert fake_store.jobs(tag="schedule:skip") == []
     for name in ("once", "skip"):
         assert fake_store.get_schedule(name).record().next_at == t0 + 6600  # in the future
     clock.advance(515)  # 5 s after the next slot
-    assert recurring.fire_due(fake_store.storage, clock.now()) == 2  # on time: both fire
-    assert recurring.fire_due(fake_store.storage, clock.now()) == 0  # a slot fires once
+    assert manage.fire_due(fake_store.storage, clock.now()) == 2  # on time: both fire
+    assert manage.fire_due(fake_store.storage, clock.now()) == 0  # a slot fires once
 
 
 # --------------------------------------------------------------------------- the store side
@@ -247,7 +248,7 @@ def test_a_firing_is_a_worker_job_keyed_by_slot_named_and_tagged(
     assert fake_store.schedules()[0].name == "pow"
     assert sched.last_job is None and sched.last_slot is None
     clock.advance(31)
-    assert recurring.fire_due(fake_store.storage, clock.now()) == 1
+    assert manage.fire_due(fake_store.storage, clock.now()) == 1
     (job,) = sched.runs()
     slot = fake_store.get_schedule("pow").record().last_slot
     assert slot is not None
@@ -269,7 +270,7 @@ def test_schedule_again_with_the_same_name_replaces_it_in_place(
 ) -> None:
     fake_store.schedule(pow, every="1m", args=(2, 1), name="p")
     clock.advance(61)
-    recurring.fire_due(fake_store.storage, clock.now())
+    manage.fire_due(fake_store.storage, clock.now())
     before = fake_store.get_schedule("p").record()
     clock.advance(10)
     again = fake_store.schedule(pow, every="1m", args=(2, 5), name="p")  # a re-run cell
@@ -280,7 +281,7 @@ def test_schedule_again_with_the_same_name_replaces_it_in_place(
         before.last_slot, before.last_job_id, 1,
     )  # fmt: skip
     clock.advance(60)
-    recurring.fire_due(fake_store.storage, clock.now())
+    manage.fire_due(fake_store.storage, clock.now())
     newest = fake_store.get_schedule("p").last_job
     assert newest is not None
     newest.cancel()
@@ -298,10 +299,10 @@ def test_pause_resume_and_remove(fake_store: nbjobs.Store, clock: FakeClock) -> 
     assert sched.pause() is sched and sched.paused and sched.next_at is None
     assert fake_store.storage.earliest_schedule() is None  # ... not while paused
     clock.advance(600)
-    assert recurring.fire_due(fake_store.storage, clock.now()) == 0
+    assert manage.fire_due(fake_store.storage, clock.now()) == 0
     fake_store.resume_schedule("pow")
     assert sched.record().next_at == clock.now() + 60 - (clock.now() - sched.record().anchor) % 60
-    assert recurring.fire_due(fake_store.storage, clock.now()) == 0  # paused slots stay missed
+    assert manage.fire_due(fake_store.storage, clock.now()) == 0  # paused slots stay missed
     assert fake_store.pause_schedule("pow").paused
     assert not sched.resume().paused
     assert isinstance(sched.next_at, datetime.datetime) and sched.next_at.tzinfo is not None
@@ -383,7 +384,7 @@ def test_a_corrupt_schedule_is_listed_and_paused_never_crashing(
         lambda sql: sql("UPDATE nbjobs_schedules SET data = ? WHERE name = 'broken'", (b"junk",))
     )
     clock.advance(6)
-    assert recurring.fire_due(fake_store.storage, clock.now()) == 1  # the fine one
+    assert manage.fire_due(fake_store.storage, clock.now()) == 1  # the fine one
     broken, _ = fake_store.schedules()
     assert broken.to_dict()["when"] == "corrupt" and broken.paused
     assert "broken" in repr(broken)
@@ -401,7 +402,7 @@ def test_a_schedule_that_cannot_be_computed_is_paused_not_fired(
     gone = sched.record().evolve(tz="Gone/Zone")
     fake_store.storage.writer.call(lambda sql: fake_store.storage.put_schedule(sql, gone))
     clock.advance(120)
-    assert recurring.fire_due(fake_store.storage, clock.now()) == 0
+    assert manage.fire_due(fake_store.storage, clock.now()) == 0
     assert sched.paused and "Gone/Zone" in repr(sched)
     assert fake_store.storage.earliest_schedule() is None
 
@@ -428,7 +429,7 @@ def test_two_processes_firing_the_same_store_fire_each_slot_once(
             fired: list[int] = []
 
             def fire(store: nbjobs.Store, fired: list[int] = fired) -> None:
-                fired.append(recurring.fire_due(store.storage, clock.now()))
+                fired.append(manage.fire_due(store.storage, clock.now()))
 
             threads = [threading.Thread(target=fire, args=(s,)) for s in [fake_store, *others]]
             for t in threads:

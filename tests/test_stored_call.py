@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 import nbjobs
-import nbjobs.connections
+import nbjobs.store.connections
 from nbjobs import codec
-from nbjobs.store import ROW_CALL_LIMIT
+from nbjobs.store.storage import ROW_CALL_LIMIT
 
 
 def echo(x: Any) -> Any:
@@ -211,7 +211,7 @@ def test_a_keyed_submit_gives_up_on_a_lock_held_too_long_and_stores_nothing(
 ) -> None:
     store.submit(echo, 0, key="warm-up").result(timeout=30)
     store.flush()
-    monkeypatch.setattr(nbjobs.connections, "_CLAIM_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(nbjobs.store.connections, "_CLAIM_TIMEOUT_S", 0.2)
     holder, _, release = _hold_write_lock(store, 30.0)
     with pytest.raises(nbjobs.StoreError, match="stayed locked"):
         store.submit(echo, 7, key="impatient")
@@ -233,7 +233,7 @@ def test_without_a_readable_wal_index_the_writer_still_checkpoints(
             raise PermissionError(13, "not here", str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(nbjobs.connections.os, "open", no_shm)
+    monkeypatch.setattr(nbjobs.store.connections.os, "open", no_shm)
     wal = store.storage.path / "cache.db-wal"
     sizes = []
     for _ in range(80):
@@ -250,7 +250,7 @@ def test_without_a_readable_wal_index_the_writer_still_checkpoints(
 def test_a_store_at_this_schema_opens_without_writing_its_schema_again(
     store: nbjobs.Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nbjobs import schema
+    from nbjobs.store import schema
 
     version = store.storage.cache._sql("PRAGMA user_version").fetchone()[0]
     assert version == schema.VERSION

@@ -1,4 +1,4 @@
-"""nbjobs.wakeups: the doorbell detached workers wait on, rung by other processes."""
+"""nbjobs.store.wakeups: the doorbell detached workers wait on, rung by other processes."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 
 import nbjobs
-from nbjobs import lifecycle, waiting, wakeups
+from nbjobs.api import waiting
 from nbjobs.executors import worker as registry
-from nbjobs.writer import Call
+from nbjobs.running import local
+from nbjobs.store import wakeups
+from nbjobs.store.writer import Call
 
 Bell = tuple[wakeups.Doorbell, str]
 
@@ -121,7 +123,7 @@ def test_a_worker_wakes_the_kernel_waiting_for_its_job(
     # waits below within their 30 s.
     monkeypatch.setattr(waiting, "_POLL_MIN", 60.0)
     monkeypatch.setattr(waiting, "_POLL_MAX", 60.0)
-    monkeypatch.setattr(lifecycle, "_LOOK_MAX_S", 60.0)
+    monkeypatch.setattr(local, "_LOOK_MAX_S", 60.0)
     store.start_worker(workers=1, idle_timeout=120)
     try:
         first = store.submit(time.sleep, 0.5, executor="worker")

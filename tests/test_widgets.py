@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 import nbjobs
-from nbjobs import recurring, states
+from nbjobs import states
 from nbjobs.clock import FakeClock
 from nbjobs.records import JobRecord
+from nbjobs.scheduling import manage
 from nbjobs.widgets import REGISTRY, JobView, Panel, Poller, Registry, details_html, job_bundle
 
 W = pytest.importorskip("ipywidgets")
@@ -318,7 +319,7 @@ def test_a_schedule_shows_its_last_firing_and_its_job_status(
     panel = Panel(fake_store, clock=clock)
     panel.refresh()
     clock.advance(61)
-    assert recurring.fire_due(fake_store.storage, clock.now()) == 1
+    assert manage.fire_due(fake_store.storage, clock.now()) == 1
     statements: list[str] = []
     fake_store.storage.cache._con.set_trace_callback(statements.append)
     try:
@@ -326,7 +327,7 @@ def test_a_schedule_shows_its_last_firing_and_its_job_status(
         (line,) = schedule_lines(panel)
         assert "last" in line and "pending" in line and "fired 1" in line, line
         assert "in 59s" in line
-        firing = fake_store.jobs(tag=recurring.tag("often"))[0]
+        firing = fake_store.jobs(tag=manage.tag("often"))[0]
         assert firing.cancel()
         panel.refresh()
         assert "cancelled" in schedule_lines(panel)[0]

@@ -25,9 +25,9 @@ from gates import wait_for_file
 
 import nbjobs
 from nbjobs.executors.worker import bells
-from nbjobs.owners import owner_alive
-from nbjobs.worker import Worker
-from nbjobs.writer import Call
+from nbjobs.store.owners import owner_alive
+from nbjobs.store.writer import Call
+from nbjobs.worker.process import Worker
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -836,7 +836,7 @@ def test_a_claimed_job_holds_its_slot_before_its_attempt_begins() -> None:
     begun by the pool thread (attempt 0 looked like 'its call returned'): under load both
     were held, the second waiting behind the first with its lease renewed."""
     from nbjobs.records import JobRecord, transition
-    from nbjobs.runner import LocalJob
+    from nbjobs.running.runner import LocalJob
 
     claimed = LocalJob(transition(JobRecord(id="j1", name="f"), "running", 1.0), double, (), {})
     claimed.claimed = True

@@ -12,7 +12,7 @@ import pytest
 from gates import Gates
 
 import nbjobs
-from nbjobs.refs import JobRef
+from nbjobs.calls.refs import JobRef
 
 pytestmark = pytest.mark.timeout(120)
 

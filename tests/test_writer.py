@@ -10,7 +10,7 @@ import pytest
 
 import nbjobs
 from nbjobs.clock import FakeClock
-from nbjobs.writer import Call
+from nbjobs.store.writer import Call
 
 
 def _hold(store: nbjobs.Store) -> threading.Event:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..runner import LocalJob
+from nbjobs.running.runner import LocalJob
 
 NAMES = ("thread", "process", "worker")
 

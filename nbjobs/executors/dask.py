@@ -58,10 +58,9 @@ from typing import Any
 
 import distributed
 
-from .. import capture, codec, reporting, states
-from ..blobfiles import INLINE_LIMIT, spill
-from ..clock import SYSTEM
-from ..errors import (
+from nbjobs import codec, states
+from nbjobs.clock import SYSTEM
+from nbjobs.errors import (
     InvalidArgument,
     JobCancelled,
     JobCrashed,
@@ -69,9 +68,10 @@ from ..errors import (
     SoftTimeout,
     StoreFull,
 )
-from ..folder import folder_identity
-from ..records import JobRecord
-from ..runner import (
+from nbjobs.executors.processes import with_results
+from nbjobs.records import JobRecord
+from nbjobs.running import capture, reporting
+from nbjobs.running.runner import (
     LocalJob,
     Outcome,
     Runner,
@@ -82,9 +82,10 @@ from ..runner import (
     load_failure,
     store_log,
 )
-from ..store import Storage, open_storage
-from ..writer import Call, Sql
-from .processes import with_results
+from nbjobs.store.blobs import INLINE_LIMIT, spill
+from nbjobs.store.folder import folder_identity
+from nbjobs.store.storage import Storage, open_storage
+from nbjobs.store.writer import Call, Sql
 
 #: Seconds between two looks at the store for the outcome of a task whose client went away.
 POLL = 0.5

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
-from ..runner import LocalJob
+from nbjobs.running.runner import LocalJob
 
 
 class Slot(Protocol):

@@ -22,14 +22,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from .. import codec
-from ..errors import JobCancelled, JobCrashed, JobTimeout
-from ..runner import LocalJob, Outcome, Runner, failure, job_info
-from .pool import Pool
+from nbjobs import codec
+from nbjobs.errors import JobCancelled, JobCrashed, JobTimeout
+from nbjobs.executors.pool import Pool
+from nbjobs.running.runner import LocalJob, Outcome, Runner, failure, job_info
 
 
 class ChildProcess:
-    """One child running `nbjobs._child`, started on first use."""
+    """One child running `nbjobs.running.child`, started on first use."""
 
     def __init__(self, blob_dir: Path) -> None:
         self.blob_dir = blob_dir
@@ -38,7 +38,9 @@ class ChildProcess:
         self.functions = codec.FunctionCache()  # a mirror of the functions the child keeps
 
     def _spawn(self) -> Connection:
-        from .._child import BOOT  # here: `import nbjobs` need not load the child's code
+        from nbjobs.running.child import (
+            BOOT,  # here: `import nbjobs` need not load the child's code
+        )
 
         ours, theirs = socket.socketpair()
         fd = theirs.fileno()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..errors import JobCancelled, JobTimeout
-from ..runner import LocalJob, Runner, failure
-from .pool import Pool
+from nbjobs.errors import JobCancelled, JobTimeout
+from nbjobs.executors.pool import Pool
+from nbjobs.running.runner import LocalJob, Runner, failure
 
 
 class _NoSlot:

@@ -1,7 +1,7 @@
 """Detached workers seen from a kernel: queue jobs for them, start, list and stop them.
 
 A job submitted with `executor="worker"` is written `pending` with no owner (committed by the
-writer as any other submit); a worker process (`python -m nbjobs.worker`, nbjobs/worker.py)
+writer as any other submit); a worker process (`python -m nbjobs.worker`, nbjobs/worker/)
 claims it. Once the writer has committed it, the workers of this host are rung (see
 nbjobs/wakeups.py), one wake-up per writer batch, so they claim it at once rather than at
 their next poll. Workers register in the `nbjobs_workers` table, one row each, renewed by
@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import wakeups
-from ..clock import SYSTEM
-from ..errors import InvalidArgument, StoreError, WaitTimeout
-from ..owners import owner_alive
-from ..runner import LocalJob
-from ..store import Storage
-from ..writer import Call, Sql
+from nbjobs.clock import SYSTEM
+from nbjobs.errors import InvalidArgument, StoreError, WaitTimeout
+from nbjobs.running.runner import LocalJob
+from nbjobs.store import wakeups
+from nbjobs.store.owners import owner_alive
+from nbjobs.store.storage import Storage
+from nbjobs.store.writer import Call, Sql
 
 #: Seconds a stopping worker lets its running jobs finish before handing them back.
 STOP_GRACE = 5.0

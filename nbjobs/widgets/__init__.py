@@ -30,13 +30,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .details import arguments_text, details_html
-    from .job_view import JobView, job_bundle
-    from .markup import Previews, bar_style, outcome_text, row_html
-    from .panel_view import RESTART_HINT, Panel, panel
-    from .polling import Poller, Tick
-    from .registry import REGISTRY, Registry
-    from .ui import CSS, WIDGET_MIME, cell_context, in_kernel, set_traits
+    from nbjobs.widgets.details import arguments_text, details_html
+    from nbjobs.widgets.job_view import JobView, job_bundle
+    from nbjobs.widgets.markup import Previews, bar_style, outcome_text, row_html
+    from nbjobs.widgets.panel_view import RESTART_HINT, Panel, panel
+    from nbjobs.widgets.polling import Poller, Tick
+    from nbjobs.widgets.registry import REGISTRY, Registry
+    from nbjobs.widgets.ui import CSS, WIDGET_MIME, cell_context, in_kernel, set_traits
 
 __all__ = [
     "CSS",

@@ -5,13 +5,13 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
-from .. import codec, render, states
-from ..records import JobRecord
-from .markup import guard
+from nbjobs import codec, render, states
+from nbjobs.records import JobRecord
+from nbjobs.widgets.markup import guard
 
 if TYPE_CHECKING:
-    from ..api import Store
-    from ..job import Job
+    from nbjobs.api.job import Job
+    from nbjobs.api.store import Store
 
 
 def details_html(store: Store, rec: JobRecord) -> str:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
-from .. import render, states
-from ..clock import SYSTEM, Clock
-from ..errors import JobNotFound
-from ..records import JobRecord
-from . import ui
-from .markup import Previews, bar_traits, guard, outcome_text
-from .polling import Poller, Tick, quietly
-from .registry import REGISTRY
+from nbjobs import render, states
+from nbjobs.clock import SYSTEM, Clock
+from nbjobs.errors import JobNotFound
+from nbjobs.records import JobRecord
+from nbjobs.widgets import ui
+from nbjobs.widgets.markup import Previews, bar_traits, guard, outcome_text
+from nbjobs.widgets.polling import Poller, Tick, quietly
+from nbjobs.widgets.registry import REGISTRY
 
 if TYPE_CHECKING:
-    from ..job import Job
+    from nbjobs.api.job import Job
 
 
 class JobView:

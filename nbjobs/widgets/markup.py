@@ -9,11 +9,12 @@ import html
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .. import recurring, render, states
-from ..records import CORRUPT, JobRecord, ScheduleRecord
+from nbjobs import render, states
+from nbjobs.records import CORRUPT, JobRecord, ScheduleRecord
+from nbjobs.scheduling import manage
 
 if TYPE_CHECKING:
-    from ..api import Store
+    from nbjobs.api.store import Store
 
 _BAR_STYLES = {
     states.RUNNING: "info",
@@ -154,7 +155,7 @@ def schedule_html(rec: ScheduleRecord, times: tuple[str, str], last_status: str 
     if rec.fn_name == CORRUPT:
         unreadable = "its record cannot be read: remove it with nbjobs.unschedule(name)"
         return cells((("nbjobs-name", name), ("nbjobs-out nbjobs-err", unreadable)))
-    shown = recurring.describe(rec)
+    shown = manage.describe(rec)
     upcoming, last_time = times
     zone = f" <span class='nbjobs-muted'>{html.escape(rec.tz)}</span>" if rec.cron else ""
     when = f"<span title='{shown['next_at']}'>{upcoming}</span>"

@@ -7,18 +7,18 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .. import render, states, validate
-from ..clock import SYSTEM, Clock
-from ..records import JobRecord
-from . import ui
-from .markup import COLUMNS, COLUMNS_RIGHT, Previews, cells, guard
-from .polling import Poller, Tick, quietly
-from .registry import REGISTRY
-from .rows import Row
-from .strip import ScheduleStrip, Shown
+from nbjobs import render, states, validate
+from nbjobs.clock import SYSTEM, Clock
+from nbjobs.records import JobRecord
+from nbjobs.widgets import ui
+from nbjobs.widgets.markup import COLUMNS, COLUMNS_RIGHT, Previews, cells, guard
+from nbjobs.widgets.polling import Poller, Tick, quietly
+from nbjobs.widgets.registry import REGISTRY
+from nbjobs.widgets.rows import Row
+from nbjobs.widgets.strip import ScheduleStrip, Shown
 
 if TYPE_CHECKING:
-    from ..api import Store
+    from nbjobs.api.store import Store
 
 RESTART_HINT = "after a kernel restart, run nbjobs.panel() again to re-display it from the store"
 
@@ -44,9 +44,9 @@ class Panel:
         idle_timeout: float = 900.0,
         clock: Clock = SYSTEM,
     ) -> None:
-        from .. import defaults
+        from nbjobs.api import default_store
 
-        self.store = defaults.default_store() if store is None else store
+        self.store = default_store.default_store() if store is None else store
         self.page_size = validate.positive_int(page_size, "page_size")
         self.offset = 0
         self.previews = Previews(self.store)

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Literal
 
-from ..clock import SYSTEM, Clock
+from nbjobs.clock import SYSTEM, Clock
 
 log = logging.getLogger("nbjobs")
 Tick = Literal["changed", "same", "done"]

@@ -10,7 +10,7 @@ import threading
 import weakref
 from typing import Any, Protocol
 
-from .polling import quietly
+from nbjobs.widgets.polling import quietly
 
 
 class _Live(Protocol):

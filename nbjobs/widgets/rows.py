@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .. import states
-from ..records import JobRecord
-from . import ui
-from .details import details_html
-from .markup import Previews, bar_traits, row_html
+from nbjobs import states
+from nbjobs.records import JobRecord
+from nbjobs.widgets import ui
+from nbjobs.widgets.details import details_html
+from nbjobs.widgets.markup import Previews, bar_traits, row_html
 
 if TYPE_CHECKING:
-    from ..api import Store
+    from nbjobs.api.store import Store
 
 
 class Owner(Protocol):

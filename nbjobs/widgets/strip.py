@@ -6,12 +6,12 @@ import html
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..records import CORRUPT, ScheduleRecord
-from . import ui
-from .markup import schedule_html, schedule_times
+from nbjobs.records import CORRUPT, ScheduleRecord
+from nbjobs.widgets import ui
+from nbjobs.widgets.markup import schedule_html, schedule_times
 
 if TYPE_CHECKING:
-    from ..api import Store
+    from nbjobs.api.store import Store
 
 #: A schedule and the status of the job of its last firing (None: never fired, or forgotten).
 Shown = tuple[ScheduleRecord, str | None]

@@ -1,0 +1,1 @@
+"""A call before it runs: its function and arguments, its options, retry policies and keys."""

@@ -1,0 +1,1 @@
+"""Running jobs in this process: one attempt, local jobs, child processes, alarms, capture."""

@@ -1,0 +1,1 @@
+"""Schedules: when they fire (intervals, cron, time zones) and how a store keeps them."""

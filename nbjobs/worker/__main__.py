@@ -1,0 +1,7 @@
+"""`python -m nbjobs.worker --store PATH [--workers N] ...`: run a detached worker."""
+
+import sys
+
+from nbjobs.worker.process import main
+
+sys.exit(main())
