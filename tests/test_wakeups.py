@@ -37,7 +37,7 @@ def bell(tmp_path: Path) -> Iterator[Bell]:
 def test_another_process_rings_the_doorbell(bell: Bell) -> None:
     doorbell, addr = bell
     assert not doorbell.wait(0)
-    code = f"from nbjobs import wakeups; wakeups.ring([{addr!r}])"
+    code = f"from nbjobs.store import wakeups; wakeups.ring([{addr!r}])"
     subprocess.run([sys.executable, "-c", code], check=True)
     assert doorbell.wait(30)
     assert not doorbell.wait(0)  # one wake-up, consumed

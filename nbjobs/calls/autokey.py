@@ -27,7 +27,7 @@ from typing import Any, Final, final
 
 from nbjobs.errors import InvalidArgumentType
 
-_SCHEME: Final = b"nbjobs.calls.autokey/1"
+_SCHEME: Final = b"nbjobs.autokey/1"  # a version tag of the key scheme, not a module path
 _DIGEST_SIZE: Final = 16
 _LEN: Final = struct.Struct("<Q")
 _FLOAT: Final = struct.Struct("<d")
