@@ -32,8 +32,8 @@ from nbjobs.api.store import Store
 from nbjobs.errors import InvalidArgument, NbjobsError, StoreError
 from nbjobs.records import CORRUPT, JobRecord
 from nbjobs.store.folder import FORMAT_FILE
-from nbjobs.worker.process import add_options as worker_options
-from nbjobs.worker.process import duration_argument, serve
+from nbjobs.worker.command import add_options as worker_options
+from nbjobs.worker.command import duration_argument, serve
 
 _FINISHED = sorted(states.FINISHED)
 _POLL = 0.5  # seconds between progress lines of re-run jobs
