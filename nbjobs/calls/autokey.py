@@ -27,7 +27,8 @@ from typing import Any, Final, final
 
 from nbjobs.errors import InvalidArgumentType
 
-_SCHEME: Final = b"nbjobs.calls.autokey/1"
+# Hashed into every key, so it never follows the module: it still names where 0.1 kept it.
+_SCHEME: Final = b"nbjobs.autokey/1"
 _DIGEST_SIZE: Final = 16
 _LEN: Final = struct.Struct("<Q")
 _FLOAT: Final = struct.Struct("<d")
