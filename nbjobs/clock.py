@@ -2,10 +2,16 @@
 
 Every time written into the store or compared with one (records, leases, backoff, deadlines
 of retries, schedules, purge ages, the elapsed times shown for a job) comes from a store's
-`Clock`. Code that waits in real time reads `time` itself: a sleep, the runner's wait for
-an attempt's end, the writer's pause before retrying a checkpoint, the retry loop of a
-locked connection, the refresh of the list of watcher sockets (a fake clock cannot make a
-thread wait less), and the local time zone of a timestamp shown.
+`Clock`, and every read of the current time goes through this module, with these exceptions,
+which are all waits in real time (a fake clock cannot make a thread wait less):
+`time.monotonic()` in running/runner.py (the wait for an attempt's end), store/writer.py (the
+pause before retrying a checkpoint), store/connections.py (the retry loop of a locked
+connection) and store/wakeups.py (the refresh of the list of watcher sockets); `time.sleep`
+in api/job.py (`logs(follow=True)`) and store/connections.py. `SYSTEM` is the real clock
+for what a store's clock must not decide: deadlines of waits (api/waiting.py,
+executors/worker.py), a Dask task's soft time limit (executors/dask_task.py), and the age of
+blob files, whose times are the real clock's (store/storage.py). Converting a stored time to
+the local time zone (render.py, cli/output.py, scheduling/) reads no clock.
 """
 
 from __future__ import annotations

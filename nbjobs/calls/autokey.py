@@ -5,39 +5,24 @@ notebook function embed the cell's file name (``/tmp/ipykernel_<pid>/...``) and 
 follow PYTHONHASHSEED, so both change across a kernel restart. Re-running an unchanged cell after
 a restart gives the same key; editing the function or changing an argument gives another.
 
-NumPy, pandas and joblib are imported only when an argument needs them.
+The canonical form itself (and the lazy imports of NumPy, pandas and joblib it needs) is
+nbjobs/calls/canonical.py; this module builds keys and argument digests from it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import enum
 import functools
-import hashlib
-import importlib
 import inspect
-import math
-import pickle
-import struct
-import types
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any, Final, final
 
+from nbjobs.calls.canonical import LEN, Canon, Unhashable
 from nbjobs.errors import InvalidArgumentType
 
-_SCHEME: Final = b"nbjobs.autokey/1"  # a version tag of the key scheme, not a module path
-_DIGEST_SIZE: Final = 16
-_LEN: Final = struct.Struct("<Q")
-_FLOAT: Final = struct.Struct("<d")
-_FUNCTION_TYPES: Final = (
-    types.FunctionType,
-    types.BuiltinFunctionType,
-    types.MethodType,
-    functools.partial,
-    type,
-)
+# Hashed into every key, so it never follows the module: it still names where 0.1 kept it.
+_SCHEME: Final = b"nbjobs.autokey/1"
 
 
 @final
@@ -58,10 +43,6 @@ class AutoKey:
 
 #: Pass ``key=nbjobs.auto`` to `submit` to derive the key from the call (see `auto_key`).
 auto: Final = AutoKey()
-
-
-class _Unhashable(Exception):
-    """A value the canonical form cannot describe; the message says what it was."""
 
 
 def auto_key(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
@@ -85,17 +66,17 @@ def auto_key(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, An
     >>> auto_key(fit, ([1, 2, 3],), {}) == auto_key(fit, ([1, 2, 3],), {"alpha": 0.1})
     True
     """
-    canon = _Canon()
+    canon = Canon()
     canon.token(b"scheme", _SCHEME)
     try:
         canon.callable_(fn)
-    except _Unhashable as exc:
+    except Unhashable as exc:
         raise InvalidArgumentType(_cannot_hash("the function", exc)) from exc
     for name, value in _arguments(fn, args, kwargs):
         canon.text(b"arg", name)
         try:
             canon.value(value)
-        except _Unhashable as exc:
+        except Unhashable as exc:
             raise InvalidArgumentType(_cannot_hash(f"argument {name!r}", exc)) from exc
     return f"auto:{_label(fn)}:{canon.hexdigest()}"
 
@@ -115,7 +96,7 @@ def arguments_digest(
         for name, value in _arguments(fn, args, kwargs):
             canon.text(b"arg", name)
             canon.value(value)
-    except _Unhashable:
+    except Unhashable:
         return None
     return canon.hexdigest()
 
@@ -134,21 +115,21 @@ class CallDigests:
 
     def __init__(self, fn: Callable[..., Any], shared: dict[str, Any]) -> None:
         self._fn = fn
-        self._function: _Canon | None = None  # hashed on the first automatic key
-        self._args = _Canon()
+        self._function: Canon | None = None  # hashed on the first automatic key
+        self._args = Canon()
         self._args.token(b"scheme", _SCHEME)
         self._args.token(b"map call")
-        self._shared_error: _Unhashable | None = None
+        self._shared_error: Unhashable | None = None
         try:
             self._args.value(shared)
-        except _Unhashable as exc:
+        except Unhashable as exc:
             self._shared_error = exc
 
     def arguments(self, args: tuple[Any, ...]) -> str | None:
         """The digest of one call's arguments (shared and own), or None if one cannot be hashed."""
         try:
             return self._arguments(args)
-        except _Unhashable:
+        except Unhashable:
             return None
 
     def key(self, args: tuple[Any, ...], where: str) -> tuple[str, str]:
@@ -157,11 +138,11 @@ class CallDigests:
         Raises `InvalidArgumentType` naming the value that cannot be hashed.
         """
         if self._function is None:
-            self._function = _Canon()
+            self._function = Canon()
             self._function.token(b"scheme", _SCHEME)
             try:
                 self._function.callable_(self._fn)
-            except _Unhashable as exc:
+            except Unhashable as exc:
                 raise InvalidArgumentType(_cannot_hash("the function", exc)) from exc
         if self._shared_error is not None:
             what = "the keyword arguments shared by every item"
@@ -179,24 +160,24 @@ class CallDigests:
         if self._shared_error is not None:
             raise self._shared_error
         canon = self._args.copy()
-        canon.token(b"args", _LEN.pack(len(args)))
+        canon.token(b"args", LEN.pack(len(args)))
         for i, value in enumerate(args):
             try:
                 canon.value(value)
-            except _Unhashable as exc:
+            except Unhashable as exc:
                 raise _UnhashableArgument(i, exc) from exc
         return canon.hexdigest()
 
 
-class _UnhashableArgument(_Unhashable):
+class _UnhashableArgument(Unhashable):
     """Positional argument `index` of a call cannot be hashed."""
 
-    def __init__(self, index: int, cause: _Unhashable) -> None:
+    def __init__(self, index: int, cause: Unhashable) -> None:
         super().__init__(str(cause))
         self.index = index
 
 
-def _cannot_hash(what: str, exc: _Unhashable) -> str:
+def _cannot_hash(what: str, exc: Unhashable) -> str:
     return (
         f"key=nbjobs.auto cannot hash {what}: {exc}; pass an explicit key='...' instead, "
         "or make the value picklable"
@@ -265,316 +246,5 @@ def _shape(fn: Callable[..., Any]) -> _Shape:
     return shape
 
 
-def _qualified_name(obj: Any) -> str:
-    return f"{getattr(obj, '__module__', None)}.{getattr(obj, '__qualname__', None)}"
-
-
-def _source(obj: Any) -> str | None:
-    try:
-        return inspect.getsource(obj)
-    except (OSError, TypeError):
-        return None
-
-
-_TAG_PREFIXES: dict[bytes, bytes] = {}  # tag -> its length byte and itself (tags are literals)
-
-
-class _Canon:
-    """Feeds a canonical form of values to blake2b: typed, length-prefixed tokens.
-
-    Sub-hashers (for the items of dicts and sets, sorted by digest) share `active`, the
-    containers being traversed, so a cycle becomes a back-reference instead of a recursion.
-    """
-
-    def __init__(self, active: dict[int, int] | None = None) -> None:
-        self._hash = hashlib.blake2b(digest_size=_DIGEST_SIZE)
-        self._active = {} if active is None else active
-
-    def hexdigest(self) -> str:
-        return self._hash.hexdigest()
-
-    def copy(self) -> _Canon:
-        """A hasher that continues from this one's state (this one is left as it is)."""
-        twin = _Canon()
-        twin._hash = self._hash.copy()
-        return twin
-
-    def token(self, tag: bytes, data: bytes | memoryview = b"") -> None:
-        prefix = _TAG_PREFIXES.get(tag)
-        if prefix is None:
-            prefix = _TAG_PREFIXES[tag] = bytes((len(tag),)) + tag
-        self._hash.update(prefix + _LEN.pack(len(data)))
-        self._hash.update(data)
-
-    def text(self, tag: bytes, text: str) -> None:
-        self.token(tag, text.encode("utf-8", "surrogatepass"))
-
-    def value(self, x: Any) -> None:
-        plain = _PLAIN.get(type(x))
-        if plain is not None:
-            plain(self, x)
-            return
-        nested = _NESTED.get(type(x))
-        if nested is not None:
-            self._guarded(x, nested)
-            return
-        self._other(x)
-
-    def _guarded(self, x: Any, feed: Callable[[_Canon, Any], None]) -> None:
-        depth = self._active.get(id(x))
-        if depth is not None:
-            self.token(b"cycle", _LEN.pack(depth))
-            return
-        self._active[id(x)] = len(self._active)
-        try:
-            feed(self, x)
-        finally:
-            del self._active[id(x)]
-
-    def _other(self, x: Any) -> None:
-        module = type(x).__module__
-        if module.startswith("numpy") and self._numpy(x):
-            return
-        if module.startswith("pandas") and self._pandas(x):
-            return
-        if isinstance(x, enum.Enum):
-            self.text(b"enum", f"{_qualified_name(type(x))}.{x.name}")
-        elif isinstance(x, _FUNCTION_TYPES):
-            self.callable_(x)
-        elif dataclasses.is_dataclass(x) and not isinstance(x, type):
-            self._guarded(x, _Canon._dataclass)
-        else:
-            self._fallback(x)
-
-    # ------------------------------------------------------------------ containers
-    def _sequence(self, tag: bytes, items: tuple[Any, ...] | list[Any]) -> None:
-        self.token(tag, _LEN.pack(len(items)))
-        for item in items:
-            self.value(item)
-
-    def _unordered(self, tag: bytes, groups: Iterator[tuple[Any, ...]]) -> None:
-        digests = sorted(self._sub_digest(group) for group in groups)
-        self.token(tag, b"".join(digests))
-
-    def _sub_digest(self, group: tuple[Any, ...]) -> bytes:
-        sub = _Canon(self._active)
-        for x in group:
-            sub.value(x)
-        return sub._hash.digest()
-
-    def _dataclass(self, x: Any) -> None:
-        self.text(b"dataclass", _qualified_name(type(x)))
-        for field in dataclasses.fields(x):
-            self.text(b"field", field.name)
-            self.value(getattr(x, field.name))
-
-    # ------------------------------------------------------------------ functions
-    def callable_(self, fn: Any) -> None:
-        """The function's identity: name, then source or bytecode, and what it carries."""
-        if isinstance(fn, functools.partial):
-            self.token(b"partial")
-            self.callable_(fn.func)
-            self.value(fn.args)
-            self.value(fn.keywords)
-        elif isinstance(fn, types.MethodType):
-            self.token(b"method")
-            self.value(fn.__self__)
-            self.callable_(fn.__func__)
-        elif isinstance(fn, types.FunctionType):
-            self._guarded(fn, _Canon._function)
-        elif isinstance(fn, type):
-            self._guarded(fn, _Canon._class)
-        elif hasattr(fn, "__qualname__"):
-            self._named(fn)
-        else:  # an instance with __call__: its class and its state
-            self.value(fn)
-
-    def _function(self, fn: types.FunctionType) -> None:
-        self.text(b"function", _qualified_name(fn))
-        source = _source(fn)
-        # A lambda's source is its whole line, shared by every lambda on that line.
-        if source is None or fn.__name__ == "<lambda>":
-            self._code(fn.__code__)
-        if source is not None:
-            self.text(b"source", source)
-        self.value(fn.__defaults__)
-        self.value(fn.__kwdefaults__)
-        self._closure(fn.__closure__ or ())
-        for helper in _helpers(fn):
-            self.callable_(helper)
-
-    def _closure(self, cells: tuple[types.CellType, ...]) -> None:
-        self.token(b"closure", _LEN.pack(len(cells)))
-        for cell in cells:
-            try:
-                contents = cell.cell_contents
-            except ValueError:  # a cell not assigned yet
-                self.token(b"empty cell")
-            else:
-                self.value(contents)
-
-    def _code(self, code: types.CodeType) -> None:
-        """Bytecode, names and constants; never the file name or line numbers."""
-        self.token(b"code", code.co_code)
-        self.text(b"co_name", code.co_name)
-        self.value(
-            (code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags)
-        )
-        self.value((code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars))
-        self.token(b"consts", _LEN.pack(len(code.co_consts)))
-        for const in code.co_consts:
-            if isinstance(const, types.CodeType):
-                self._code(const)
-            else:
-                self.value(const)
-
-    def _class(self, cls: type) -> None:
-        self.text(b"class", _qualified_name(cls))
-        source = _source(cls)
-        if source is not None:
-            self.text(b"source", source)
-            return
-        for name, member in sorted(vars(cls).items()):
-            member = getattr(member, "__func__", member)
-            if isinstance(member, types.FunctionType):
-                self.text(b"member", name)
-                self.callable_(member)
-
-    def _named(self, fn: Any) -> None:
-        """A builtin or other named callable: its name, its source if any, its owner."""
-        self.text(b"named", _qualified_name(fn))
-        self.text(b"source", _source(fn) or "")
-        owner = getattr(fn, "__self__", None)
-        if owner is not None and not isinstance(owner, types.ModuleType):
-            self.value(owner)
-
-    # ------------------------------------------------------------------ libraries
-    def _numpy(self, x: Any) -> bool:
-        import numpy as np
-
-        if isinstance(x, np.generic):
-            self.token(b"np.scalar")
-            x = np.asarray(x)
-        elif type(x) is not np.ndarray:
-            return False
-        self.text(b"np.dtype", str(x.dtype.descr))
-        self.value(x.shape)
-        if x.dtype.hasobject:
-            self.value(x.reshape(-1).tolist())
-        elif x.dtype.itemsize:
-            self.token(b"np.data", np.ascontiguousarray(x).reshape(-1).view(np.uint8).data)
-        return True
-
-    def _pandas(self, x: Any) -> bool:
-        pd = _library("pandas")
-
-        if isinstance(x, pd.Index):
-            self.text(b"pd.Index", repr(x.dtype))
-            self.value(list(x.names))
-        elif isinstance(x, pd.Series):
-            self.text(b"pd.Series", repr(x.dtype))
-            self.value(x.name)
-            self.value(x.index)
-        elif isinstance(x, pd.DataFrame):
-            self.text(b"pd.DataFrame", repr([repr(dtype) for dtype in x.dtypes]))
-            self.value(x.columns)
-            self.value(x.index)
-        else:
-            return False
-        self._pandas_data(x)
-        return True
-
-    def _pandas_data(self, x: Any) -> None:
-        import numpy as np
-
-        pd = _library("pandas")
-        try:
-            rows = pd.util.hash_pandas_object(x, index=False).to_numpy(np.uint64)
-        except TypeError:  # unhashable cells, such as lists
-            self._fallback(x)
-            return
-        self.token(b"pd.rows", np.ascontiguousarray(rows).view(np.uint8).data)
-
-    def _fallback(self, x: Any) -> None:
-        """joblib.hash (canonical for sets, fast for arrays) when installed, else pickle."""
-        self.text(b"object", _qualified_name(type(x)))
-        try:
-            joblib = _library("joblib")
-        except ImportError:
-            # Without joblib a set inside an object follows PYTHONHASHSEED: such a key can
-            # change after a kernel restart, which re-runs the job rather than reusing it.
-            self.token(b"pickle", _pickled(x))
-            return
-        try:
-            self.text(b"joblib", joblib.hash(x))
-        except Exception as exc:
-            raise _Unhashable(f"{type(x).__name__} ({type(exc).__name__}: {exc})") from exc
-
-
-def _library(name: str) -> Any:
-    """Import an untyped optional library (pandas, joblib) lazily, as `Any`."""
-    return importlib.import_module(name)
-
-
-def _pickled(x: Any) -> bytes:
-    try:
-        return pickle.dumps(x, protocol=5)
-    except Exception as exc:
-        raise _Unhashable(f"{type(x).__name__} ({type(exc).__name__}: {exc})") from exc
-
-
-def _helpers(fn: types.FunctionType) -> list[types.FunctionType]:
-    """Functions of `fn`'s own module (the notebook) that it names, so editing them counts."""
-    found = []
-    for name in sorted(_names(fn.__code__)):
-        helper = fn.__globals__.get(name)
-        if isinstance(helper, types.FunctionType) and helper.__module__ == fn.__module__:
-            found.append(helper)
-    return found
-
-
-def _names(code: types.CodeType) -> set[str]:
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _names(const)
-    return names
-
-
-def _float(canon: _Canon, x: float) -> None:
-    # Every NaN is one value; -0.0 and 0.0 stay apart, as 1/x tells them apart.
-    canon.token(b"float", b"nan" if math.isnan(x) else _FLOAT.pack(x))
-
-
-def _complex(canon: _Canon, x: complex) -> None:
-    canon.token(b"complex")
-    _float(canon, x.real)
-    _float(canon, x.imag)
-
-
-def _int(canon: _Canon, x: int) -> None:
-    canon.token(b"int", x.to_bytes(x.bit_length() // 8 + 1, "little", signed=True))
-
-
-_PLAIN: Final[dict[type, Callable[[_Canon, Any], None]]] = {
-    type(None): lambda canon, x: canon.token(b"none"),
-    bool: lambda canon, x: canon.token(b"bool", b"\x01" if x else b"\x00"),
-    int: _int,
-    float: _float,
-    complex: _complex,
-    str: lambda canon, x: canon.text(b"str", x),
-    bytes: lambda canon, x: canon.token(b"bytes", x),
-    bytearray: lambda canon, x: canon.token(b"bytearray", bytes(x)),
-}
-
-_NESTED: Final[dict[type, Callable[[_Canon, Any], None]]] = {
-    tuple: lambda canon, x: canon._sequence(b"tuple", x),
-    list: lambda canon, x: canon._sequence(b"list", x),
-    dict: lambda canon, x: canon._unordered(b"dict", iter(x.items())),
-    set: lambda canon, x: canon._unordered(b"set", ((item,) for item in x)),
-    frozenset: lambda canon, x: canon._unordered(b"frozenset", ((item,) for item in x)),
-}
-
-
-_ARGUMENTS = _Canon()  # every argument digest starts with the scheme
+_ARGUMENTS = Canon()  # every argument digest starts with the scheme
 _ARGUMENTS.token(b"scheme", _SCHEME)

@@ -7,7 +7,7 @@ moves a job to `running`, hands one Dask task per attempt to the cluster
 `retries=`), and the runner decides what follows an attempt (retry with backoff, fail,
 succeed), exactly as for a process job. A task receives the job's payload bytes, pickled
 once by nbjobs, and runs the call like a process child (`current_job()`, `async def`,
-captured output).
+captured output); what a task does with the store is in nbjobs/executors/dask_task.py.
 
 Where the outcome is written. Dask drops the result of a task whose client went away, so a
 task that can reach the store writes the attempt's end itself (result blob, then the state,
@@ -52,61 +52,47 @@ import os
 import pickle
 import queue
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import distributed
 
 from nbjobs import codec, states
-from nbjobs.clock import SYSTEM
 from nbjobs.errors import (
     InvalidArgument,
     JobCancelled,
     JobCrashed,
     JobTimeout,
-    SoftTimeout,
     StoreFull,
 )
+from nbjobs.executors.dask_task import (
+    Task,
+    checkpoint,
+    ours,
+    progress_op,
+    stored_log,
+    write_outcome,
+)
 from nbjobs.executors.processes import with_results
-from nbjobs.records import JobRecord
 from nbjobs.running import capture, reporting
 from nbjobs.running.runner import (
     LocalJob,
     Outcome,
     Runner,
     call_job,
-    ending,
     failure,
-    judge,
     load_failure,
     store_log,
 )
 from nbjobs.store.blobs import INLINE_LIMIT, spill
 from nbjobs.store.folder import folder_identity
 from nbjobs.store.storage import Storage, open_storage
-from nbjobs.store.writer import Call, Sql
+from nbjobs.store.writer import Call
 
 #: Seconds between two looks at the store for the outcome of a task whose client went away.
 POLL = 0.5
-#: Seconds between two looks of a running task at its record (was it cancelled?).
-CHECK_EVERY = 0.25
 #: Large functions scattered to the cluster kept referenced (the most recent ones).
 KEEP_SCATTERED = 8
-
-
-@dataclass(frozen=True, slots=True)
-class Task:
-    """What one Dask task receives: where the store is, which attempt, the pickled call."""
-
-    store: str
-    identity: tuple[int, int] | None  # `store.folder_identity` of the store, seen here
-    owner: str  # the kernel's owner token: host:pid:start
-    info: reporting.CurrentJob
-    args: bytes
-    log_state: dict[str, Any] | None
-    soft_timeout: float | None
-    topic: str  # the kernel's Dask event topic for the task's progress
 
 
 class DaskExecutor:
@@ -379,7 +365,7 @@ def run_attempt(task: Task, fn_bytes: bytes) -> Outcome | None:
         rec = storage.record_by_id(task.info.id)
         if rec is None:
             storage = None  # another store at the same path: the kernel writes
-        elif not _ours(rec, task):
+        elif not ours(rec, task):
             return None  # cancelled or timed out before it started
     try:
         fn = pickle.loads(fn_bytes)
@@ -391,7 +377,7 @@ def run_attempt(task: Task, fn_bytes: bytes) -> Outcome | None:
     if storage is None:
         return outcome
     try:
-        _write_outcome(storage, task, outcome)
+        write_outcome(storage, task, outcome)
     except Exception:  # the store cannot be written from here after all: the kernel writes
         return outcome
     return None
@@ -405,102 +391,16 @@ def _call(
 
     def progress(body: dict[str, Any]) -> None:
         if storage is not None:
-            storage.writer.put(Call(_progress_op(storage, task, body)))
+            storage.writer.put(Call(progress_op(storage, task, body)))
         worker.log_event(task.topic, [info.id, info.attempt, body, storage is not None])
 
-    ctx = reporting.JobContext(info, progress, _checkpoint(task, storage))
+    ctx = reporting.JobContext(info, progress, checkpoint(task, storage))
     if storage is None:  # the output so far travels with the outcome
         ctx.log = capture.LogBuffer(lambda snap: None, task.log_state)
     else:
         log = functools.partial(store_log, storage, info.id)
-        ctx.log = capture.LogBuffer(log, _stored_log(storage, info.id))
+        ctx.log = capture.LogBuffer(log, stored_log(storage, info.id))
     if info.attempt > 1:
         ctx.log.write(f"--- attempt {info.attempt} ---\n")
     capture.install(reporting.current_log)
     return call_job(fn, args, kwargs, None if storage is None else storage.blob_dir, ctx)
-
-
-def _ours(rec: JobRecord | None, task: Task) -> bool:
-    """Whether the job is still running this attempt for the kernel that sent it."""
-    return (
-        rec is not None
-        and rec.status == states.RUNNING
-        and rec.attempts == task.info.attempt
-        and rec.owner == task.owner
-    )
-
-
-def _progress_op(storage: Storage, task: Task, progress: dict[str, Any]) -> Any:
-    """A write of the running job's progress, if it is still ours."""
-
-    def op(sql: Sql) -> None:
-        rec = storage.read_in(sql, task.info.id)
-        if _ours(rec, task):
-            assert rec is not None
-            storage.update(sql, rec.evolve(progress=progress), states.RUNNING)
-
-    return op
-
-
-def _stored_log(storage: Storage, job_id: str) -> dict[str, Any] | None:
-    """The job's output so far (its earlier attempts), as stored."""
-    blob = storage.blob(f"l:{job_id}")
-    return None if blob is None else dict(codec.load_plain(blob))
-
-
-def _checkpoint(task: Task, storage: Storage | None) -> Any:
-    """The task's cooperative point: its soft time limit, and (reaching the store) a look
-    at its record every `CHECK_EVERY` s: cancelled or timed out there, it stops."""
-    start = SYSTEM.monotonic()
-    soft = None if task.soft_timeout is None else start + task.soft_timeout
-    last = [start]
-
-    def check() -> None:
-        now = SYSTEM.monotonic()
-        if soft is not None and now >= soft:
-            raise SoftTimeout(
-                f"job {task.info.id} ({task.info.name}) passed its soft time limit of "
-                f"{task.soft_timeout} s"
-            )
-        if storage is None or now - last[0] < CHECK_EVERY:
-            return
-        last[0] = now
-        if not _ours(storage.record_by_id(task.info.id), task):
-            raise JobCancelled(
-                f"job {task.info.id} ({task.info.name}) was cancelled or ended meanwhile "
-                "(time limit, interrupted); its Dask task stopped here"
-            )
-
-    return check
-
-
-def _write_outcome(storage: Storage, task: Task, outcome: Outcome) -> None:
-    """End the attempt in the store, in one transaction, if the job is still ours."""
-    now = storage.clock.now()
-    delay = None
-    if not outcome.ok:
-        # The retry policy is user code: asked here, not in the write's transaction (which
-        # holds the store's write lock), from the record as it is now. The transaction
-        # writes the verdict only if the attempt is still ours, so the record it was
-        # given is still the record of this attempt.
-        payload = storage.call(task.info.id)
-        policy = codec.payload_policy(payload) if payload is not None else None
-        rec = storage.record_by_id(task.info.id)
-        if not _ours(rec, task):
-            return
-        assert rec is not None
-        outcome, delay = judge(rec, outcome, now, policy)
-
-    def write(sql: Sql) -> bool:
-        rec = storage.read_in(sql, task.info.id)
-        if not _ours(rec, task):
-            return False
-        assert rec is not None
-        new, blobs = ending(rec, outcome, now, delay)
-        for key, data, file in blobs:
-            storage.put_blob(sql, key, data, file)
-        return storage.update(sql, new, states.RUNNING)
-
-    if not storage.writer.call(write) and outcome.file is not None:
-        with contextlib.suppress(FileNotFoundError):  # the late result is dropped
-            (storage.blob_dir / outcome.file).unlink()

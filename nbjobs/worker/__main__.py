@@ -2,6 +2,6 @@
 
 import sys
 
-from nbjobs.worker.process import main
+from nbjobs.worker.command import main
 
 sys.exit(main())

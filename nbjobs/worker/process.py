@@ -1,64 +1,54 @@
-"""The detached worker process: `python -m nbjobs.worker --store PATH [--workers N] ...`.
+"""The detached worker's loop (`Worker`): claims a store's worker jobs, runs them, renews leases.
 
 It runs the jobs submitted with `executor="worker"`, each in a child process of the process
 executor (so retries, time limits, progress, logs and results behave as for
-`executor="process"`). It waits on its doorbell (nbjobs/wakeups.py), rung by whoever commits
-a claimable job, with a slow poll as the fallback. It claims a pending job with a
+`executor="process"`). It waits on its doorbell (nbjobs/store/wakeups.py), rung by whoever
+commits a claimable job, with a slow poll as the fallback. It claims a pending job with a
 compare-and-set `pending -> running` that records its owner token and a lease; every second
 it renews its heartbeat and the leases of the jobs it holds (a failed renewal means the job
 was cancelled or taken over: its child is killed). It fires the store's schedules: each due
-slot becomes a worker job (see nbjobs/manage.py). It requeues the jobs of workers that
-died (a dead process on this host at once, an expired lease otherwise), at most `CRASH_CAP`
-times per job. It stops when idle for `--idle-timeout` seconds (never while an active
-schedule is stored, and not right after a `start_worker()` reused it), or when asked
-(`nbjobs.stop_worker()`, SIGTERM): running jobs get a short grace, then go back to
-`pending` for another worker. On a full disk it lives on: it takes no new job and fires no
-schedule while its writes are held (see nbjobs/writer.py), its running jobs go on (their
-outcomes are written once there is room), and its log says when the disk filled and when
-space returned. See docs/design.md.
+slot becomes a worker job (see nbjobs/scheduling/manage.py). It requeues the jobs of workers
+that died (a dead process on this host at once, an expired lease otherwise), at most
+`CRASH_CAP` times per job (nbjobs/worker/recovery.py). It stops when idle for
+`--idle-timeout` seconds (never while an active schedule is stored, and not right after a
+`start_worker()` reused it), or when asked (`nbjobs.stop_worker()`, SIGTERM): running jobs
+get a short grace, then go back to `pending` for another worker. On a full disk it lives on:
+it takes no new job and fires no schedule while its writes are held (see
+nbjobs/store/writer.py), its running jobs go on (their outcomes are written once there is
+room), and its log says when the disk filled and when space returned. Its command line is
+nbjobs/worker/command.py, its log nbjobs/worker/logfile.py. See docs/design.md.
 """
 
 from __future__ import annotations
 
-import argparse
-import collections
 import contextlib
 import functools
 import logging
 import math
 import os
-import signal
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from nbjobs import codec, states, validate
+from nbjobs import codec, states
 from nbjobs.calls import refs
 from nbjobs.calls.call import new_id
-from nbjobs.errors import (
-    DependencyFailed,
-    IllegalTransition,
-    InvalidArgument,
-    JobCrashed,
-    PayloadLoadError,
-    StoreFull,
-)
+from nbjobs.errors import DependencyFailed, IllegalTransition, PayloadLoadError, StoreFull
 from nbjobs.executors import worker as registry
 from nbjobs.executors.processes import ProcessExecutor
-from nbjobs.records import ErrorInfo, JobRecord, transition
-from nbjobs.running.runner import LocalJob, Runner, attempt_blob, failure, never_ran
+from nbjobs.records import JobRecord, transition
+from nbjobs.running.runner import LocalJob, Runner, failure, never_ran
 from nbjobs.scheduling import manage
 from nbjobs.store import wakeups
 from nbjobs.store.folder import free_space
-from nbjobs.store.owners import owner_alive, owner_token
+from nbjobs.store.owners import owner_token
 from nbjobs.store.storage import Storage
-from nbjobs.store.writer import Blob, Call, Cas, Sql
+from nbjobs.store.writer import Call, Cas, Sql
+from nbjobs.worker.logfile import after_error, error_text, flush_log, job_label, plural, took
+from nbjobs.worker.recovery import crashed, orphaned
 
 log = logging.getLogger("nbjobs.worker")
 
-#: A job whose worker died is requeued at most this many times, then it fails (JobCrashed).
-CRASH_CAP = 3
 LEASE = 30.0
 #: Seconds between looks at the queue when no wake-up came: the fallback for a lost one (or a
 #: job made claimable by a kernel-side dependency). Submits, finished jobs, requeues and
@@ -67,8 +57,6 @@ POLL = 0.5
 _LOOK_MIN = 0.05  # seconds: a schedule that stays due (say, unwritable) must not spin the loop
 _REAP_EVERY = 1.0
 _LOOK_PAST = 64  # queued jobs still waiting for their dependencies a claim looks past
-_LOG_BACKLOG = 1000  # log lines kept while the disk is full (later ones are counted)
-_LOG_BATCH = 256  # log lines gathered before they are written without waiting for a flush
 
 
 def _runs_in_child(*args: Any, **kwargs: Any) -> Any:
@@ -115,7 +103,7 @@ class Worker:
         rung = self.wake.listen(wakeups.address(self.storage.path, self.id))
         self._register()
         log.info("worker %s (pid %d) serving %s with %s (%s)", self.id, os.getpid(),
-                 self.storage.path, _plural(self.slots, "slot"),
+                 self.storage.path, plural(self.slots, "slot"),
                  "woken by submits" if rung else "polling only")  # fmt: skip
         mono = self.clock.monotonic
         next_beat = next_reap = next_look = idle_since = mono()
@@ -131,7 +119,7 @@ class Worker:
                 if now >= next_beat:
                     next_beat = now + self.beat
                     self._heartbeat("running")
-                    _flush_log()  # the lines gathered since the last beat
+                    flush_log()  # the lines gathered since the last beat
                 if full:  # nothing it writes would land: it waits for room
                     next_look = now + self.poll
                     idle_since = now
@@ -166,7 +154,7 @@ class Worker:
             self.full = full is not None
             if full is not None:
                 with self.lock:
-                    jobs = _plural(len(self.held), "job")
+                    jobs = plural(len(self.held), "job")
                 log.warning("worker %s: the job store at %s is full (%s): this worker takes "
                             "no new job until there is room; its %s go on, their outcomes "
                             "are written then", self.id, self.storage.path,
@@ -352,7 +340,7 @@ class Worker:
         orphans = [
             rec
             for rec in self.storage.held_records()
-            if rec.executor == "worker" and rec.owner != self.owner and _orphaned(rec, now)
+            if rec.executor == "worker" and rec.owner != self.owner and orphaned(rec, now)
         ]
         gone = registry.dead_here(self.storage)
         if not orphans and not gone:
@@ -367,7 +355,7 @@ class Worker:
                     if storage.take_over(sql, new, rec.status, rec.owner):
                         adopted.append(new)
                     continue
-                new, blobs = _crashed(rec, now)
+                new, blobs = crashed(rec, now)
                 if storage.take_over(sql, new, rec.status, rec.owner):
                     for key, data, file in blobs:
                         storage.put_blob(sql, key, data, file)
@@ -388,17 +376,17 @@ class Worker:
 
     # ------------------------------------------------------------------ runner hooks
     def _start(self, local: LocalJob) -> None:
-        log.info("job %s: attempt %d starts%s", _job_label(local.rec),
+        log.info("job %s: attempt %d starts%s", job_label(local.rec),
                  local.rec.attempts + (local.rec.status != states.RUNNING),
-                 _after_error(local.rec))  # fmt: skip
+                 after_error(local.rec))  # fmt: skip
         self.pool.start(local)
 
     def _finished(self, local: LocalJob, error: BaseException | None) -> None:
         rec = local.rec
         if rec.status in states.FINISHED:
-            why = "" if rec.status == states.SUCCEEDED else f" ({_error(rec)})"
-            log.info("job %s: %s after %s%s; the last took %s", _job_label(rec), rec.status,
-                     _plural(rec.attempts, "attempt"), why, _took(rec))  # fmt: skip
+            why = "" if rec.status == states.SUCCEEDED else f" ({error_text(rec)})"
+            log.info("job %s: %s after %s%s; the last took %s", job_label(rec), rec.status,
+                     plural(rec.attempts, "attempt"), why, took(rec))  # fmt: skip
         self._drop(local)
         wakeups.ring_watchers(self.storage.path)  # committed: the processes waiting look now
 
@@ -475,89 +463,6 @@ class Worker:
         registry.ring_others(self.storage, self.id)
 
 
-class _LogFile(logging.Handler):
-    """The worker's log: its stderr, a file of the store folder, so on the store's disk.
-
-    Lines are gathered and written together: when the loop calls `flush()` (at each
-    heartbeat, at most a second apart), at exit, for a warning or worse, and once
-    `_LOG_BATCH` wait. A write per line (a job's start and end) cost a trivial job ~0.2 ms of
-    CPU and a fifth of the worker's throughput: each write let the job threads take the GIL.
-    Lines that meet a full disk are kept (up to `_LOG_BACKLOG`, then counted) and written
-    whole, in order, once there is room: the line that says the disk is full is there when
-    space returns."""
-
-    def __init__(self, fd: int) -> None:
-        super().__init__()
-        self.fd = fd
-        self.backlog: collections.deque[bytes] = collections.deque()
-        self.dropped = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            line = (self.format(record) + "\n").encode("utf-8", "replace")
-        except Exception:
-            self.handleError(record)
-            return
-        if len(self.backlog) < _LOG_BACKLOG:
-            self.backlog.append(line)
-        else:
-            self.dropped += 1
-        if record.levelno >= logging.WARNING or len(self.backlog) >= _LOG_BATCH:
-            self._write()
-
-    def flush(self) -> None:
-        with self.lock or contextlib.nullcontext():
-            self._write()
-
-    def _write(self) -> None:
-        if not self.backlog:
-            return
-        data = b"".join(self.backlog)
-        self.backlog.clear()
-        while data:
-            try:
-                n = os.write(self.fd, data)
-            except OSError:
-                self.backlog.append(data)  # (a full disk) kept for the next flush
-                return
-            data = data[n:]
-        if self.dropped:
-            note = f"({self.dropped} log lines were dropped: the disk was full)\n"
-            self.backlog.append(note.encode())
-            self.dropped = 0
-
-
-def _flush_log() -> None:
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _job_label(rec: JobRecord) -> str:
-    """`id (name, key 'k')`: what a worker's log says of a job."""
-    key = f", key {rec.key!r}" if rec.key is not None else ""
-    return f"{rec.id} ({rec.name}{key})"
-
-
-def _error(rec: JobRecord) -> str:
-    """`ValueError: boom` (cut at 200 characters), or `-` without an error."""
-    return "-" if rec.error is None else f"{rec.error.type}: {rec.error.message[:200]}"
-
-
-def _after_error(rec: JobRecord) -> str:
-    """` after ValueError: boom` when the previous attempt failed."""
-    return f" after {_error(rec)}" if rec.status == states.RETRYING else ""
-
-
-def _took(rec: JobRecord) -> str:
-    if rec.started_at is None or rec.finished_at is None:
-        return "-"
-    return f"{rec.finished_at - rec.started_at:.3f} s"
-
-
 def _load(local: LocalJob, payload: bytes, fn_blob: bytes, values: Callable[[str], Any]) -> None:
     """Unpickle a held job's retry policy and, if it has dependencies, its call (their
     results are put in place before the call is sent): user code (`__reduce__`), so run by
@@ -566,102 +471,3 @@ def _load(local: LocalJob, payload: bytes, fn_blob: bytes, values: Callable[[str
     local.policy = codec.payload_policy(payload)
     if local.rec.deps:
         local.fn, local.args, local.kwargs = codec.load_payload(payload, fn_blob, values)
-
-
-def _orphaned(rec: JobRecord, now: float) -> bool:
-    """Held by no live worker: released, its owner dead on this host, or its lease expired."""
-    if rec.owner is None:
-        return True
-    return not owner_alive(rec.owner) or rec.lease_until is None or rec.lease_until < now
-
-
-def _crashed(rec: JobRecord, now: float) -> tuple[JobRecord, list[Blob]]:
-    """A running job whose worker died: back to pending (a crash counts as an attempt),
-    or failed with `JobCrashed` once it was requeued `CRASH_CAP` times."""
-    crashes = rec.crashes + 1
-    if crashes <= CRASH_CAP:
-        note = f"the worker running it ({rec.owner}) died; requeued ({crashes} of {CRASH_CAP})"
-        outcome = failure(JobCrashed(note))
-        new = transition(rec, states.PENDING, now, owner=None, lease_until=None, crashes=crashes)
-        return new, [attempt_blob(rec, outcome, now)]
-    note = (
-        f"the worker running it died {crashes} times (it was requeued {CRASH_CAP} times, the "
-        "cap); the job may be what kills it (memory, os._exit, a crash in native code): "
-        "run it with executor='process' or in this kernel to see, then nbjobs.retry() it"
-    )
-    outcome = failure(JobCrashed(note))
-    new = transition(
-        rec, states.FAILED, now, owner=None, lease_until=None, crashes=crashes,
-        error=ErrorInfo(outcome.error_type, outcome.error_message),
-    )  # fmt: skip
-    return new, [(f"e:{rec.id}", outcome.data, None), attempt_blob(rec, outcome, now)]
-
-
-def add_options(parser: argparse.ArgumentParser) -> None:
-    """The worker's options, shared by `python -m nbjobs.worker` and `nbjobs worker`."""
-    parser.add_argument(
-        "--workers", type=_positive(int), default=os.cpu_count() or 1, metavar="N",
-        help="jobs run at once, each in its own process (default: the number of CPUs)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--idle-timeout", type=duration_argument, default=None, metavar="S",
-        help="exit after S (seconds, or 30s, 10m, 1h30m) with nothing to do (default: run "
-        "until stopped)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--lease", type=_positive(float), default=LEASE, metavar="S",
-        help=f"seconds a job stays claimed without a heartbeat (default {LEASE:g})",
-    )  # fmt: skip
-    parser.add_argument("--id", default=None, help=argparse.SUPPRESS)
-
-
-def duration_argument(text: str) -> float:
-    """A duration on the command line (`validate.seconds`'s forms): "600", "10m", "1h30m"."""
-    try:
-        return validate.duration(text, "it")
-    except InvalidArgument:
-        raise argparse.ArgumentTypeError(
-            f"must be seconds > 0 or a duration such as 30s, 5m, 1h30m, 7d, 2w; not {text!r}"
-        ) from None
-
-
-def _positive(cast: Callable[[str], float]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = cast(text)
-        except ValueError:
-            value = 0
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be a number > 0, not {text!r}")
-        return value
-
-    return parse
-
-
-def serve(store: str, opts: argparse.Namespace) -> int:
-    """Run a worker on the store at `store` in this process until it stops (SIGTERM and
-    Ctrl-C stop it gracefully); returns the exit code."""
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s nbjobs worker %(process)d: %(message)s",
-        handlers=[_LogFile(sys.stderr.fileno())],
-    )
-    # NBJOBS_WORKER_POLL: a test's way to show that wake-ups, not the poll, start jobs.
-    poll = float(os.environ.get("NBJOBS_WORKER_POLL") or POLL)
-    worker = Worker(store, opts.workers, opts.idle_timeout, opts.lease, opts.id, poll)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, worker.on_signal)
-    worker.run()
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m nbjobs.worker --store PATH [--workers N] [--idle-timeout S] [--lease S]`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m nbjobs.worker",
-        description="Run the jobs of a store submitted with executor='worker'.",
-    )
-    parser.add_argument("--store", default=os.environ.get("NBJOBS_STORE") or ".nbjobs")
-    add_options(parser)
-    opts = parser.parse_args(argv)
-    return serve(opts.store, opts)
