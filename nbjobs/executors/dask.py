@@ -71,17 +71,11 @@ from nbjobs.errors import (
 from nbjobs.executors.processes import with_results
 from nbjobs.records import JobRecord
 from nbjobs.running import capture, reporting
-from nbjobs.running.runner import (
-    LocalJob,
-    Outcome,
-    Runner,
-    call_job,
-    ending,
-    failure,
-    judge,
-    load_failure,
-    store_log,
-)
+from nbjobs.running.calling import Outcome, call_job, failure, load_failure
+from nbjobs.running.endings import ending
+from nbjobs.running.local_job import LocalJob
+from nbjobs.running.retry import judge
+from nbjobs.running.runner import Runner, store_log
 from nbjobs.store.blobs import INLINE_LIMIT, spill
 from nbjobs.store.folder import folder_identity
 from nbjobs.store.storage import Storage, open_storage

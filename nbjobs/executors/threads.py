@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from nbjobs.errors import JobCancelled, JobTimeout
 from nbjobs.executors.pool import Pool
-from nbjobs.running.runner import LocalJob, Runner, failure
+from nbjobs.running.calling import failure
+from nbjobs.running.local_job import LocalJob
+from nbjobs.running.runner import Runner
 
 
 class _NoSlot:
