@@ -72,7 +72,7 @@ from nbjobs.executors.processes import with_results
 from nbjobs.records import JobRecord
 from nbjobs.running import capture, reporting
 from nbjobs.running.calling import Outcome, call_job, failure, load_failure
-from nbjobs.running.endings import ending
+from nbjobs.running.endings import attempt_end
 from nbjobs.running.local_job import LocalJob
 from nbjobs.running.retry import judge
 from nbjobs.running.runner import Runner, store_log
@@ -190,7 +190,7 @@ class DaskExecutor:
         return True
 
     def _stop(self, job: LocalJob, attempt: int, error: BaseException) -> None:
-        self._runner.finish(job, failure(error), attempt)
+        self._runner.end(job, failure(error), attempt)
         with self._lock:
             entry = self._running.pop(job.rec.id, None)
         if entry is not None and entry[2] is not None:
@@ -218,7 +218,7 @@ class DaskExecutor:
             for job in batch:
                 if job is None:
                     return
-                attempt = self._runner.begin(job, limit=False)  # armed as its task starts
+                attempt = self._runner.begin(job, limit_later=True)  # armed as its task starts
                 if attempt is not None:
                     begun.append((job, attempt))
             if begun and self._committed():  # a task reads its `running` record
@@ -259,7 +259,7 @@ class DaskExecutor:
         except Exception as exc:  # a closed client, a result it depends on that cannot load
             with self._lock:
                 self._running.pop(rec.id, None)
-            self._runner.finish(job, failure(exc), attempt)
+            self._runner.end(job, failure(exc), attempt)
             return
         with self._lock:
             if rec.id in self._running:  # (not stopped meanwhile)
@@ -299,9 +299,9 @@ class DaskExecutor:
             if reply is None:  # written or dropped by the task: wait for the store to say
                 self._adopt(job, attempt)
             else:
-                self._runner.finish(job, self._landed(job, reply), attempt)
+                self._runner.end(job, self._landed(job, reply), attempt)
         elif future.status == "error":
-            self._runner.finish(job, failure(future.exception()), attempt)
+            self._runner.end(job, failure(future.exception()), attempt)
         elif not (job.cancel_requested or job.timed_out or job.attempt != attempt):
             self._lost(job, attempt)
 
@@ -314,7 +314,7 @@ class DaskExecutor:
             f"job {job.rec.id} ({job.rec.name}): the Dask client was closed or disconnected "
             "and its workers cannot reach the store to write the outcome themselves"
         )
-        self._runner.finish(job, failure(JobCrashed(note)), attempt)
+        self._runner.end(job, failure(JobCrashed(note)), attempt)
 
     def _adopt(self, job: LocalJob, attempt: int) -> None:
         """Take the outcome the task wrote to the store; until it is there, look again."""
@@ -344,7 +344,7 @@ class DaskExecutor:
         if entry is None or entry[0].rec.attempts != attempts:
             return
         if progress is None:
-            self._runner.limit(entry[0], entry[1], self._runner.storage.clock.now())
+            self._runner.arm_limit(entry[0], entry[1], self._runner.storage.clock.now())
         else:
             self._runner.report_progress(entry[0], progress, stored)
 
@@ -490,7 +490,7 @@ def _write_outcome(storage: Storage, task: Task, outcome: Outcome) -> None:
         if not _ours(rec, task):
             return False
         assert rec is not None
-        new, blobs = ending(rec, outcome, now, delay)
+        new, blobs = attempt_end(rec, outcome, now, delay)
         for key, data, file in blobs:
             storage.put_blob(sql, key, data, file)
         return storage.update(sql, new, states.RUNNING)

@@ -11,7 +11,7 @@ from nbjobs.running.calling import Outcome, failure
 from nbjobs.store.writer import Blob
 
 
-def ending(
+def attempt_end(
     prev: JobRecord, outcome: Outcome, now: float, delay: float | None = None
 ) -> tuple[JobRecord, list[Blob]]:
     """The record and blobs that end the running attempt of `prev` with `outcome`: succeeded,

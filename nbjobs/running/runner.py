@@ -20,7 +20,7 @@ from nbjobs.running import capture, reporting
 from nbjobs.running.alarms import Alarms
 from nbjobs.running.calling import Outcome, call_job, failure, job_info
 from nbjobs.running.calling import invoke as invoke  # imported from here by nbjobs.api.job
-from nbjobs.running.endings import ending, never_ran
+from nbjobs.running.endings import attempt_end, never_ran
 from nbjobs.running.local_job import LocalJob as LocalJob  # also imported from here by the api
 from nbjobs.running.retry import judge
 from nbjobs.store.storage import Storage
@@ -34,24 +34,24 @@ def store_log(storage: Storage, job_id: str, snapshot: dict[str, Any]) -> None:
 
 
 Finished = Callable[[LocalJob, BaseException | None], None]
-Invoke = Callable[[LocalJob], Outcome]
+Strategy = Callable[[LocalJob], Outcome]
 Expire = Callable[[LocalJob, int], None]
 
 
 class Runner:
-    """Moves this process's jobs through their states around an `invoke` strategy."""
+    """Moves this process's jobs through their states around a strategy that calls the job."""
 
     def __init__(
         self,
         storage: Storage,
         owner: str,
-        on_finished: Finished,
+        finished: Finished,
         restart: Callable[[LocalJob], None],
         expire: Expire,
     ) -> None:
         self.storage = storage
         self.owner = owner
-        self.on_finished = on_finished
+        self.finished = finished  # the job is finished (or no longer this process's)
         self.restart = restart  # hand a job back to its executor (its next attempt)
         self.expire = expire  # end an attempt that passed its time limit
         self.alarms = Alarms(storage.clock, storage.release_thread)
@@ -71,7 +71,7 @@ class Runner:
             if local.rec.status != states.PENDING:
                 return  # cancelled meanwhile
             rec, blobs = never_ran(local.rec, error, self.storage.clock.now())
-            self._move(local, rec, states.PENDING, blobs, lambda _r, e: self.on_finished(local, e))
+            self._move(local, rec, states.PENDING, blobs, lambda _r, e: self.finished(local, e))
 
     def in_thread(self, local: LocalJob) -> Outcome:
         """The thread executor's strategy: call the function right here."""
@@ -125,34 +125,34 @@ class Runner:
             else:
                 self._move(local, rec, states.RUNNING, [], lambda _r, err: _lost(local, err))
 
-    def run(self, local: LocalJob, invoke: Invoke) -> None:
-        """Run one attempt of `local` with `invoke` and queue its outcome for the store."""
+    def run(self, local: LocalJob, strategy: Strategy) -> None:
+        """Run one attempt of `local` with `strategy` and queue its outcome for the store."""
         claimed = local.claimed
         attempt = self.begin(local)
         if attempt is None:
             if claimed:  # handed back or cancelled before it started: no longer ours
-                self.on_finished(local, None)
+                self.finished(local, None)
             return
         try:
-            outcome = invoke(local)
+            outcome = strategy(local)
         except BaseException as exc:  # a failure of the executor itself
             outcome = failure(exc)
         if outcome.ok:
             # The writer thread records a success: this thread takes its next job at once.
             # (A failure asks the job's retry policy, user code: it is asked here.)
-            with local.lock:  # (against `finish`, which judges an end it gave the attempt)
+            with local.lock:  # (against `end`, which judges an end it gave the attempt)
                 if local.judging == attempt:
                     return  # a late success: a time limit ended the attempt first
                 local.returned = attempt  # no time limit, cancel or interrupt can end it now
             ended = self.storage.clock.now()
-            self.storage.writer.later(lambda: self._end(local, outcome, attempt, ended))
+            self.storage.writer.later(lambda: self._record_end(local, outcome, attempt, ended))
         else:
-            self._end(local, outcome, attempt, self.storage.clock.now())
+            self._record_end(local, outcome, attempt, self.storage.clock.now())
 
-    def begin(self, local: LocalJob, limit: bool = True) -> int | None:
+    def begin(self, local: LocalJob, limit_later: bool = False) -> int | None:
         """Move the job to running; returns the attempt token, or None if it must not run.
 
-        `limit=False`: its time limit is armed later, with `limit()` (a Dask task that may
+        `limit_later`: its time limit is armed later, with `arm_limit()` (a Dask task that may
         wait in the cluster's queue: its limit counts from when it starts there).
         """
         with local.lock:
@@ -160,38 +160,38 @@ class Runner:
                 local.claimed = False
                 if local.cancel_requested or local.rec.status != states.RUNNING:
                     return None  # handed back before it started
-                return self._arm(local, self.storage.clock.now(), limit)
+                return self._next_attempt(local, self.storage.clock.now(), limit_later)
             start_from = local.rec.status
             if local.cancel_requested or start_from not in (states.PENDING, states.RETRYING):
                 return None
             if local.on_start and not all(hook() for hook in local.on_start):
                 local.cancel_requested = True
                 rec = transition(local.rec, states.CANCELLED, self.storage.clock.now())
-                self._move(local, rec, start_from, [], lambda _r, e: self.on_finished(local, e))
+                self._move(local, rec, start_from, [], lambda _r, e: self.finished(local, e))
                 return None
             now = self.storage.clock.now()
             rec = transition(local.rec, states.RUNNING, now, owner=self.owner)
             self._move(local, rec, start_from, [], lambda _r, err: _lost(local, err))
-            return self._arm(local, now, limit)
+            return self._next_attempt(local, now, limit_later)
 
-    def _arm(self, local: LocalJob, now: float, limit: bool) -> int:
+    def _next_attempt(self, local: LocalJob, now: float, limit_later: bool) -> int:
         """Start a new attempt token and the time limits of the attempt starting `now`."""
         rec = local.rec
         local.attempt += 1
         local.timed_out = False
         local.soft_deadline = now + rec.soft_timeout if rec.soft_timeout else None
         attempt = local.attempt
-        if limit:
-            self.limit(local, attempt, now)
+        if not limit_later:
+            self.arm_limit(local, attempt, now)
         return attempt
 
-    def limit(self, local: LocalJob, attempt: int, started: float) -> None:
+    def arm_limit(self, local: LocalJob, attempt: int, started: float) -> None:
         """Arm the hard time limit (`timeout=`) of attempt `attempt`, started at `started`."""
         if local.rec.timeout:
             when = started + local.rec.timeout
             self.alarms.at(when, lambda: self.expire(local, attempt))
 
-    def finish(self, local: LocalJob, outcome: Outcome, attempt: int) -> None:
+    def end(self, local: LocalJob, outcome: Outcome, attempt: int) -> None:
         """Queue the end of attempt `attempt` from a thread other than the one that ran it
         (a time limit on the alarm thread, Dask's callbacks): succeeded, failed, cancelled or
         retrying.
@@ -206,20 +206,21 @@ class Runner:
             return
         now = self.storage.clock.now()
         if outcome.ok or outcome.cancelled or local.policy is None:
-            self._end(local, outcome, attempt, now)
+            self._record_end(local, outcome, attempt, now)
             return
         with local.lock:
             if local.returned == attempt:
                 return
             local.judging = attempt  # its late success is dropped, as it would be once recorded
         threading.Thread(
-            target=self._end,
+            target=self._record_end,
             args=(local, outcome, attempt, now),
             name="nbjobs-retry-policy",
             daemon=True,
         ).start()
 
-    def _end(self, local: LocalJob, outcome: Outcome, attempt: int, now: float) -> None:
+    def _record_end(self, local: LocalJob, outcome: Outcome, attempt: int, now: float) -> None:
+        """Queue the end of attempt `attempt`, its failure judged by the job's retry policy."""
         delay = None
         if not outcome.ok and local.policy is not None:
             if attempt != local.attempt or local.rec.status != states.RUNNING:
@@ -232,18 +233,18 @@ class Runner:
                 return
             if local.cancel_requested:
                 delay = None  # cancelled while its policy was asked: no new attempt
-            rec, blobs = ending(local.rec, outcome, now, delay)
+            rec, blobs = attempt_end(local.rec, outcome, now, delay)
             if outcome.log is not None:
                 local.log_state = outcome.log
-            self._move(local, rec, states.RUNNING, blobs, self._after(local, rec))
+            self._move(local, rec, states.RUNNING, blobs, self._after_end(local, rec))
 
     def end_held(self, local: LocalJob, outcome: Outcome) -> None:
         """End the running attempt of `local` with `outcome` now, for a caller that holds
         `local.lock` (a cancelled thread job, which Python cannot stop: whatever its thread
         does later is dropped, as the attempt is over)."""
         # A cancelled attempt is never retried: no retry policy (user code) runs under the lock.
-        rec, blobs = ending(local.rec, outcome, self.storage.clock.now())
-        self._move(local, rec, states.RUNNING, blobs, self._after(local, rec))
+        rec, blobs = attempt_end(local.rec, outcome, self.storage.clock.now())
+        self._move(local, rec, states.RUNNING, blobs, self._after_end(local, rec))
 
     def adopt(self, local: LocalJob, attempt: int) -> bool:
         """Take the end of attempt `attempt` from the store, where the code that ran it wrote
@@ -257,24 +258,24 @@ class Runner:
             ):
                 return False
             local.rec = stored
-        self._after(local, stored)(None, None)
+        self._after_end(local, stored)(None, None)
         return True
 
-    def _after(
+    def _after_end(
         self, local: LocalJob, rec: JobRecord
     ) -> Callable[[Any, BaseException | None], None]:
-        """What follows the commit of an attempt's end: the retry alarm, or the job is done."""
+        """What follows the commit of an attempt's end: the retry alarm, or the job is finished."""
         if rec.status == states.RETRYING:
             when = rec.retry_at or self.storage.clock.now()
 
-            def after(_r: Any, err: BaseException | None) -> None:
+            def after_end(_r: Any, err: BaseException | None) -> None:
                 if err is None:
                     self.alarms.at(when, lambda: self.restart(local))
                 else:
-                    self.on_finished(local, err)
+                    self.finished(local, err)
 
-            return after
-        return lambda _r, err: self.on_finished(local, err)
+            return after_end
+        return lambda _r, err: self.finished(local, err)
 
     def _move(
         self,
