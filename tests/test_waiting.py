@@ -357,7 +357,7 @@ async def _await(job: nbjobs.Job) -> Any:
 def test_a_waiter_stopped_by_ctrl_c_while_holding_the_done_event_blocks_no_one() -> None:
     """Ctrl-C between a waiter's acquire and release of a job's done event left it taken:
     every later `result()` of that job waited forever."""
-    from nbjobs.running.runner import OneShot
+    from nbjobs.running.local_job import OneShot
 
     done = OneShot()
     blocked = threading.Thread(target=done.wait, daemon=True)

@@ -836,7 +836,7 @@ def test_a_claimed_job_holds_its_slot_before_its_attempt_begins() -> None:
     begun by the pool thread (attempt 0 looked like 'its call returned'): under load both
     were held, the second waiting behind the first with its lease renewed."""
     from nbjobs.records import JobRecord, transition
-    from nbjobs.running.runner import LocalJob
+    from nbjobs.running.local_job import LocalJob
 
     claimed = LocalJob(transition(JobRecord(id="j1", name="f"), "running", 1.0), double, (), {})
     claimed.claimed = True

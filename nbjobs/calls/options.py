@@ -22,7 +22,6 @@ from nbjobs.calls import retrying
 from nbjobs.calls.autokey import AutoKey
 from nbjobs.calls.retrying import Policy, Retry
 from nbjobs.errors import InvalidArgument
-from nbjobs.executors import NAMES as EXECUTOR_NAMES
 from nbjobs.validate import Duration
 
 
@@ -53,6 +52,9 @@ class Option:
     default: Any
     doc: str
 
+
+#: The executors `executor=` names (it also takes a `dask.distributed.Client`).
+EXECUTORS: tuple[str, ...] = ("thread", "process", "worker")
 
 #: The job options in the order the documentation shows them. Durations are seconds, a
 #: `timedelta`, or a str such as "30s", "5m", "1h30m", "7d".
@@ -90,7 +92,7 @@ OPTIONS: dict[str, Option] = {
     ),
     "executor": Option(
         None,
-        "'thread', 'process', 'worker' or a dask.distributed.Client (default: the store's)",
+        f"{', '.join(map(repr, EXECUTORS))} or a dask.distributed.Client (default: the store's)",
     ),
     "force": Option(False, "run the job again even if a job with its key succeeded"),
 }
@@ -171,7 +173,7 @@ def resolve(given: Mapping[str, Any], key: str | None, default_name: str) -> Opt
         key=key,
         name=validate.name(get("name"), default_name),
         tags=validate.tags(get("tags")),
-        executor=None if executor is None else validate.executor(executor, EXECUTOR_NAMES),
+        executor=None if executor is None else validate.executor(executor, EXECUTORS),
         force=validate.flag(get("force", False), "force"),
         policy=None if plain else retrying.policy(retries, retry_on, backoff),
         timeout=validate.limit(get("timeout"), "timeout"),

@@ -75,15 +75,9 @@ from nbjobs.executors.dask_task import (
 )
 from nbjobs.executors.processes import with_results
 from nbjobs.running import capture, reporting
-from nbjobs.running.runner import (
-    LocalJob,
-    Outcome,
-    Runner,
-    call_job,
-    failure,
-    load_failure,
-    store_log,
-)
+from nbjobs.running.calling import Outcome, call_job, failure, load_failure
+from nbjobs.running.local_job import LocalJob
+from nbjobs.running.runner import Runner, store_log
 from nbjobs.store.blobs import INLINE_LIMIT, spill
 from nbjobs.store.folder import folder_identity
 from nbjobs.store.storage import Storage, open_storage
@@ -182,7 +176,7 @@ class DaskExecutor:
         return True
 
     def _stop(self, job: LocalJob, attempt: int, error: BaseException) -> None:
-        self._runner.finish(job, failure(error), attempt)
+        self._runner.end(job, failure(error), attempt)
         with self._lock:
             entry = self._running.pop(job.rec.id, None)
         if entry is not None and entry[2] is not None:
@@ -210,7 +204,7 @@ class DaskExecutor:
             for job in batch:
                 if job is None:
                     return
-                attempt = self._runner.begin(job, limit=False)  # armed as its task starts
+                attempt = self._runner.begin(job, limit_later=True)  # armed as its task starts
                 if attempt is not None:
                     begun.append((job, attempt))
             if begun and self._committed():  # a task reads its `running` record
@@ -251,7 +245,7 @@ class DaskExecutor:
         except Exception as exc:  # a closed client, a result it depends on that cannot load
             with self._lock:
                 self._running.pop(rec.id, None)
-            self._runner.finish(job, failure(exc), attempt)
+            self._runner.end(job, failure(exc), attempt)
             return
         with self._lock:
             if rec.id in self._running:  # (not stopped meanwhile)
@@ -291,9 +285,9 @@ class DaskExecutor:
             if reply is None:  # written or dropped by the task: wait for the store to say
                 self._adopt(job, attempt)
             else:
-                self._runner.finish(job, self._landed(job, reply), attempt)
+                self._runner.end(job, self._landed(job, reply), attempt)
         elif future.status == "error":
-            self._runner.finish(job, failure(future.exception()), attempt)
+            self._runner.end(job, failure(future.exception()), attempt)
         elif not (job.cancel_requested or job.timed_out or job.attempt != attempt):
             self._lost(job, attempt)
 
@@ -306,7 +300,7 @@ class DaskExecutor:
             f"job {job.rec.id} ({job.rec.name}): the Dask client was closed or disconnected "
             "and its workers cannot reach the store to write the outcome themselves"
         )
-        self._runner.finish(job, failure(JobCrashed(note)), attempt)
+        self._runner.end(job, failure(JobCrashed(note)), attempt)
 
     def _adopt(self, job: LocalJob, attempt: int) -> None:
         """Take the outcome the task wrote to the store; until it is there, look again."""
@@ -336,7 +330,7 @@ class DaskExecutor:
         if entry is None or entry[0].rec.attempts != attempts:
             return
         if progress is None:
-            self._runner.limit(entry[0], entry[1], self._runner.storage.clock.now())
+            self._runner.arm_limit(entry[0], entry[1], self._runner.storage.clock.now())
         else:
             self._runner.report_progress(entry[0], progress, stored)
 

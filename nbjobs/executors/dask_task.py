@@ -16,7 +16,9 @@ from nbjobs.clock import SYSTEM
 from nbjobs.errors import JobCancelled, SoftTimeout
 from nbjobs.records import JobRecord
 from nbjobs.running import reporting
-from nbjobs.running.runner import Outcome, ending, judge
+from nbjobs.running.calling import Outcome
+from nbjobs.running.endings import attempt_end
+from nbjobs.running.retry import judge
 from nbjobs.store.storage import Storage
 from nbjobs.store.writer import Sql
 
@@ -114,7 +116,7 @@ def write_outcome(storage: Storage, task: Task, outcome: Outcome) -> None:
         if not ours(rec, task):
             return False
         assert rec is not None
-        new, blobs = ending(rec, outcome, now, delay)
+        new, blobs = attempt_end(rec, outcome, now, delay)
         for key, data, file in blobs:
             storage.put_blob(sql, key, data, file)
         return storage.update(sql, new, states.RUNNING)

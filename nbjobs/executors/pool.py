@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
-from nbjobs.running.runner import LocalJob
+from nbjobs.running.local_job import LocalJob
 
 
 class Slot(Protocol):

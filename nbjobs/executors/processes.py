@@ -25,7 +25,9 @@ from typing import Any
 from nbjobs import codec
 from nbjobs.errors import JobCancelled, JobCrashed, JobTimeout
 from nbjobs.executors.pool import Pool
-from nbjobs.running.runner import LocalJob, Outcome, Runner, failure, job_info
+from nbjobs.running.calling import Outcome, failure, job_info
+from nbjobs.running.local_job import LocalJob
+from nbjobs.running.runner import Runner
 
 
 class ChildProcess:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from nbjobs.errors import JobCancelled, JobTimeout
 from nbjobs.executors.pool import Pool
-from nbjobs.running.runner import LocalJob, Runner, failure
+from nbjobs.running.calling import failure
+from nbjobs.running.local_job import LocalJob
+from nbjobs.running.runner import Runner
 
 
 class _NoSlot:
@@ -24,7 +26,7 @@ class ThreadExecutor(Pool[_NoSlot]):
 
     def expire(self, job: LocalJob, attempt: int) -> None:
         """Time limit reached: fail the attempt now, abandon its thread, refill the slot."""
-        self._runner.finish(job, failure(_timeout_error(job)), attempt)
+        self._runner.end(job, failure(_timeout_error(job)), attempt)
         self.abandon(job.rec.id)
 
     def cancel_running(self, job: LocalJob) -> bool:

@@ -22,7 +22,7 @@ from typing import Any
 from nbjobs import codec
 from nbjobs.errors import PayloadLoadError, SoftTimeout
 from nbjobs.running import capture, reporting
-from nbjobs.running.runner import Outcome, call_job, load_failure
+from nbjobs.running.calling import Outcome, call_job, load_failure
 from nbjobs.store import blobs
 
 # The child's first statements, run before nbjobs (or anything of the job) is imported.

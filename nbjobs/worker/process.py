@@ -37,7 +37,10 @@ from nbjobs.errors import DependencyFailed, IllegalTransition, PayloadLoadError,
 from nbjobs.executors import worker as registry
 from nbjobs.executors.processes import ProcessExecutor
 from nbjobs.records import JobRecord, transition
-from nbjobs.running.runner import LocalJob, Runner, failure, never_ran
+from nbjobs.running.calling import failure
+from nbjobs.running.endings import never_ran
+from nbjobs.running.local_job import LocalJob
+from nbjobs.running.runner import Runner
 from nbjobs.scheduling import manage
 from nbjobs.store import wakeups
 from nbjobs.store.folder import free_space

@@ -6,7 +6,8 @@ from __future__ import annotations
 from nbjobs import states
 from nbjobs.errors import JobCrashed
 from nbjobs.records import ErrorInfo, JobRecord, transition
-from nbjobs.running.runner import attempt_blob, failure
+from nbjobs.running.calling import failure
+from nbjobs.running.endings import attempt_blob
 from nbjobs.store.owners import owner_alive
 from nbjobs.store.writer import Blob
 
