@@ -16,9 +16,8 @@ import pytest
 
 import nbjobs
 from nbjobs.api import waiting
-from nbjobs.executors import worker as registry
 from nbjobs.running import local
-from nbjobs.store import wakeups
+from nbjobs.store import wakeups, worker_table
 from nbjobs.store.writer import Call
 
 Bell = tuple[wakeups.Doorbell, str]
@@ -37,7 +36,7 @@ def bell(tmp_path: Path) -> Iterator[Bell]:
 def test_another_process_rings_the_doorbell(bell: Bell) -> None:
     doorbell, addr = bell
     assert not doorbell.wait(0)
-    code = f"from nbjobs import wakeups; wakeups.ring([{addr!r}])"
+    code = f"from nbjobs.store import wakeups; wakeups.ring([{addr!r}])"
     subprocess.run([sys.executable, "-c", code], check=True)
     assert doorbell.wait(30)
     assert not doorbell.wait(0)  # one wake-up, consumed
@@ -99,13 +98,11 @@ def test_many_submits_ring_once_per_writer_batch_not_per_job(
 ) -> None:
     rung: list[list[str]] = []
     monkeypatch.setattr(wakeups, "ring", lambda addrs: rung.append(list(addrs)))
-    registry_row = {
-        "id": "w9", "owner": "elsewhere:1:1", "host": os.uname().nodename, "pid": 1,
-        "started_at": 0.0,
-        "heartbeat_at": 0.0, "slots": 1, "running": 0, "state": "running", "cwd": "/",
-        "lease": 30.0,
-    }  # fmt: skip
-    store.storage.writer.call(lambda sql: registry.register(sql, registry_row))
+    row = worker_table.WorkerRow(
+        id="w9", owner="elsewhere:1:1", host=os.uname().nodename, pid=1, started_at=0.0,
+        heartbeat_at=0.0, slots=1, running=0, state="running", cwd="/", lease=30.0,
+    )  # fmt: skip
+    store.storage.writer.call(lambda sql: worker_table.register(sql, row))
     gate = threading.Event()
     store.storage.writer.put(Call(lambda sql: gate.wait(30)))  # holds the writer
     for i in range(300):

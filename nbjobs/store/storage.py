@@ -167,6 +167,16 @@ class Storage:
         return sql
 
     @_reported
+    def read(self, fn: Callable[[Sql], T]) -> T:
+        """`fn(sql)` run on this thread's connection (a read of a table's module, which
+        never waits for the writer); a damaged page raises `StoreCorrupt`.
+
+        >>> storage.read(worker_table.rows)  # doctest: +SKIP
+        [WorkerRow(id='w1', ...)]
+        """
+        return fn(self._sql)
+
+    @_reported
     def record(self, id_or_key: str) -> JobRecord:
         """The record of the job with this id or key; raises `JobNotFound`."""
         rec = self.read_in(self._sql, id_or_key)
