@@ -68,11 +68,11 @@ from nbjobs.errors import (
     WaitTimeout,
     WouldDeadlock,
 )
-from nbjobs.executors.worker import WorkerInfo
 from nbjobs.records import JobRecord, Progress
 from nbjobs.running.reporting import CurrentJob, current_job, progress, track
 from nbjobs.scheduling.manage import Schedule
 from nbjobs.states import STATES
+from nbjobs.worker.control import WorkerInfo
 
 __version__ = "0.1.0"
 

@@ -346,7 +346,7 @@ def load_args(
     data: bytes, values: Callable[[str], Any] | None = None
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """A call's (args, kwargs) from `dump_call` or `dump_apart` bytes; `values(digest)`
-    loads an argument stored apart (`blobfiles.values_in`)."""
+    loads an argument stored apart (`store.blobs.values_in`)."""
     args, kwargs = _Resolving(data, values).load()
     return args, kwargs
 

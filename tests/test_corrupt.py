@@ -12,7 +12,7 @@ import pytest
 
 import nbjobs
 
-# Read from nbjobs/store.py: diskcache's database file and the table of job records.
+# Read from nbjobs/store/: diskcache's database file and the table of job records.
 DATABASE = "cache.db"
 RECORDS = "nbjobs_jobs"
 

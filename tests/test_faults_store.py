@@ -27,7 +27,7 @@ from gates import wait_for_file
 import nbjobs
 from nbjobs.store import schema
 
-BIG = 300 * 1024  # above the inline limit (nbjobs/blobfiles.py): each result is a file
+BIG = 300 * 1024  # above the inline limit (nbjobs/store/blobs.py): each result is a file
 JOBS = 600  # more than one purge batch (nbjobs/api.py, _PURGE_BATCH = 500)
 
 # The child purges the store (or forgets one job); it dies by SIGKILL right after its

@@ -17,7 +17,7 @@ import pytest
 import nbjobs
 import nbjobs.store.connections
 from nbjobs import codec
-from nbjobs.store.storage import ROW_CALL_LIMIT
+from nbjobs.store.job_table import ROW_CALL_LIMIT
 
 
 def echo(x: Any) -> Any:

@@ -16,9 +16,8 @@ import pytest
 
 import nbjobs
 from nbjobs.api import waiting
-from nbjobs.executors import worker as registry
 from nbjobs.running import local
-from nbjobs.store import wakeups
+from nbjobs.store import wakeups, worker_table
 from nbjobs.store.writer import Call
 
 Bell = tuple[wakeups.Doorbell, str]
@@ -99,13 +98,11 @@ def test_many_submits_ring_once_per_writer_batch_not_per_job(
 ) -> None:
     rung: list[list[str]] = []
     monkeypatch.setattr(wakeups, "ring", lambda addrs: rung.append(list(addrs)))
-    registry_row = {
-        "id": "w9", "owner": "elsewhere:1:1", "host": os.uname().nodename, "pid": 1,
-        "started_at": 0.0,
-        "heartbeat_at": 0.0, "slots": 1, "running": 0, "state": "running", "cwd": "/",
-        "lease": 30.0,
-    }  # fmt: skip
-    store.storage.writer.call(lambda sql: registry.register(sql, registry_row))
+    row = worker_table.WorkerRow(
+        id="w9", owner="elsewhere:1:1", host=os.uname().nodename, pid=1, started_at=0.0,
+        heartbeat_at=0.0, slots=1, running=0, state="running", cwd="/", lease=30.0,
+    )  # fmt: skip
+    store.storage.writer.call(lambda sql: worker_table.register(sql, row))
     gate = threading.Event()
     store.storage.writer.put(Call(lambda sql: gate.wait(30)))  # holds the writer
     for i in range(300):

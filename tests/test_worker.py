@@ -24,7 +24,7 @@ import pytest
 from gates import wait_for_file
 
 import nbjobs
-from nbjobs.executors.worker import bells
+from nbjobs.store import worker_table
 from nbjobs.store.owners import owner_alive
 from nbjobs.store.writer import Call
 from nbjobs.worker.process import Worker
@@ -686,7 +686,9 @@ def test_a_stale_socket_of_a_dead_worker_breaks_nothing_and_is_cleaned_up(
     assert bell.exists()
     os.kill(dead.pid, signal.SIGKILL)
     wait_for(lambda: not alive(dead.pid))
-    assert bell.exists() and str(bell) in bells(store.storage)  # a submit rings it
+    assert bell.exists() and str(bell) in store.storage.read(
+        lambda sql: worker_table.bells(sql, store.path, os.uname().nodename)
+    )  # a submit rings it
     jobs = store.map(double, range(5), executor="worker")  # rings the dead worker's socket
     start(workers=1)
     assert [j.result(timeout=60) for j in jobs] == [0, 2, 4, 6, 8]

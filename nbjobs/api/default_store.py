@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Unpack, overload
 from nbjobs.api.job import Job
 from nbjobs.api.store import STORES, Store
 from nbjobs.calls.options import SCHEDULE_NAMES, JobOptions, ScheduleOptions, entry
-from nbjobs.executors.worker import STOP_GRACE, WorkerInfo
 from nbjobs.scheduling.manage import Schedule
 from nbjobs.validate import Duration
+from nbjobs.worker.control import STOP_GRACE, WorkerInfo
 
 if TYPE_CHECKING:
     from nbjobs.widgets import Panel

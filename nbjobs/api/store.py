@@ -32,7 +32,15 @@ from nbjobs.calls.options import (
 from nbjobs.clock import SYSTEM, Clock
 from nbjobs.errors import InvalidArgument, InvalidArgumentType, JobNotFound
 from nbjobs.executors import NAMES as EXECUTOR_NAMES
-from nbjobs.executors.worker import (
+from nbjobs.records import JobRecord
+from nbjobs.running.local import LocalJobs
+from nbjobs.scheduling import manage
+from nbjobs.scheduling.manage import Schedule
+from nbjobs.store.owners import owner_token
+from nbjobs.store.storage import Storage
+from nbjobs.store.writer import Sql
+from nbjobs.validate import Duration
+from nbjobs.worker.control import (
     STOP_GRACE,
     WorkerInfo,
     differences,
@@ -42,14 +50,6 @@ from nbjobs.executors.worker import (
     starting,
     stop,
 )
-from nbjobs.records import JobRecord
-from nbjobs.running.local import LocalJobs
-from nbjobs.scheduling import manage
-from nbjobs.scheduling.manage import Schedule
-from nbjobs.store.owners import owner_token
-from nbjobs.store.storage import Storage
-from nbjobs.store.writer import Sql
-from nbjobs.validate import Duration
 
 
 class Store:

@@ -27,11 +27,11 @@ from nbjobs.errors import (
     PayloadLoadError,
     ScheduleNotFound,
 )
-from nbjobs.executors.worker import list_workers
 from nbjobs.records import CORRUPT, JobRecord, ScheduleRecord
 from nbjobs.scheduling import timing
 from nbjobs.store.storage import Storage
 from nbjobs.store.writer import Sql
+from nbjobs.worker.control import list_workers
 
 if TYPE_CHECKING:
     from nbjobs.api.store import Store

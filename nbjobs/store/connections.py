@@ -101,7 +101,7 @@ class Connections:
     """
 
     def __init__(self, cache: Any, path: Path) -> None:
-        self._cache = cache  # a diskcache.Cache (store.py is its only importer)
+        self._cache = cache  # a diskcache.Cache (storage.py is its only importer)
         self.path = path
         self.turn = threading.Lock()  # held by claims and by a checkpoint's end
         self._quiet = _Quiet()

@@ -3,7 +3,7 @@
 Job records live in `nbjobs_jobs`, next to SQL indexes on status, name, key and tags and a
 per-status count kept by triggers, so every index changes in the same transaction as its
 record. Blobs (calls, results, errors, logs, attempts) are rows of `nbjobs_blobs`; large ones
-name a file under `blobs/` (nbjobs/blobfiles.py).
+name a file under `blobs/` (nbjobs/store/blobs.py).
 """
 
 from __future__ import annotations

@@ -34,7 +34,6 @@ from nbjobs import codec, states
 from nbjobs.calls import refs
 from nbjobs.calls.call import new_id
 from nbjobs.errors import DependencyFailed, IllegalTransition, PayloadLoadError, StoreFull
-from nbjobs.executors import worker as registry
 from nbjobs.executors.processes import ProcessExecutor
 from nbjobs.records import JobRecord, transition
 from nbjobs.running.calling import failure
@@ -42,11 +41,12 @@ from nbjobs.running.endings import never_ran
 from nbjobs.running.local_job import LocalJob
 from nbjobs.running.runner import Runner
 from nbjobs.scheduling import manage
-from nbjobs.store import wakeups
+from nbjobs.store import wakeups, worker_table
 from nbjobs.store.folder import free_space
 from nbjobs.store.owners import owner_token
 from nbjobs.store.storage import Storage
 from nbjobs.store.writer import Call, Cas, Sql
+from nbjobs.worker import control
 from nbjobs.worker.logfile import after_error, error_text, flush_log, job_label, plural, took
 from nbjobs.worker.recovery import crashed, orphaned
 
@@ -145,9 +145,9 @@ class Worker:
         if self.stop_grace is None:  # a signal: the grace asked in the store, if any
             with contextlib.suppress(StoreFull):  # (then the default grace)
                 self.stop_grace = self.storage.writer.call(
-                    lambda sql: registry.requested_grace(sql, self.id)
+                    lambda sql: worker_table.requested_grace(sql, self.id)
                 )
-        self._shutdown(registry.STOP_GRACE if self.stop_grace is None else self.stop_grace)
+        self._shutdown(control.STOP_GRACE if self.stop_grace is None else self.stop_grace)
 
     def _disk_full(self) -> bool:
         """Whether the store's disk is full (this process's writes are held until there is
@@ -177,7 +177,7 @@ class Worker:
     def _retire(self) -> bool:
         """True if this idle worker may exit; False if `start_worker()` reused it meanwhile:
         it then serves another `idle_timeout` for the kernel that was handed it."""
-        if self.storage.writer.call(lambda sql: registry.retire(sql, self.id)):
+        if self.storage.writer.call(lambda sql: worker_table.retire(sql, self.id)):
             return True
         log.info("reused by start_worker(): serving another %s s", self.idle_timeout)
         return False
@@ -188,12 +188,12 @@ class Worker:
 
     def _register(self) -> None:
         now = self.clock.now()
-        row = {
-            "id": self.id, "owner": self.owner, "host": os.uname().nodename,
-            "pid": os.getpid(), "started_at": now, "heartbeat_at": now, "slots": self.slots,
-            "running": 0, "state": "running", "cwd": os.getcwd(), "lease": self.lease,
-        }  # fmt: skip
-        self.storage.writer.call(lambda sql: registry.register(sql, row))
+        row = worker_table.WorkerRow(
+            id=self.id, owner=self.owner, host=os.uname().nodename, pid=os.getpid(),
+            started_at=now, heartbeat_at=now, slots=self.slots, running=0, state="running",
+            cwd=os.getcwd(), lease=self.lease,
+        )  # fmt: skip
+        self.storage.writer.call(lambda sql: worker_table.register(sql, row))
 
     # ------------------------------------------------------------------ schedules
     def _fire_schedules(self) -> float:
@@ -250,7 +250,7 @@ class Worker:
             if local is not None:
                 self._start(local)
         if more:  # this worker is full: another may have a free slot for the rest
-            registry.ring_others(storage, self.id)
+            control.ring_others(storage, self.id)
         return len(won)
 
     def _hold(self, rec: JobRecord) -> LocalJob | None:
@@ -303,7 +303,7 @@ class Worker:
         now = self.clock.now()
 
         def beat(sql: Sql) -> float | None:
-            return registry.heartbeat(sql, self.id, now, running, state)
+            return worker_table.heartbeat(sql, self.id, now, running, state)
 
         def asked(grace: float | None, err: BaseException | None) -> None:
             self.beating = False
@@ -345,7 +345,7 @@ class Worker:
             for rec in self.storage.held_records()
             if rec.executor == "worker" and rec.owner != self.owner and orphaned(rec, now)
         ]
-        gone = registry.dead_here(self.storage)
+        gone = control.dead_here(self.storage)
         if not orphans and not gone:
             return False
         storage = self.storage
@@ -364,12 +364,12 @@ class Worker:
                         storage.put_blob(sql, key, data, file)
                     log.info("job %s of dead worker %s: now %s", rec.id, rec.owner, new.status)
             for wid in gone:
-                registry.deregister(sql, storage, wid)
+                worker_table.remove(sql, storage.path, wid)
             return adopted
 
         adopted = storage.writer.call(requeue)
         if orphans:
-            registry.ring_others(storage, self.id)
+            control.ring_others(storage, self.id)
         for rec in adopted:
             local = self._hold(rec)
             if local is not None:
@@ -421,7 +421,8 @@ class Worker:
         try:
             self._hand_back()
             self.pool.shutdown()
-            self.storage.writer.call(lambda sql: registry.deregister(sql, self.storage, self.id))
+            path = self.storage.path
+            self.storage.writer.call(lambda sql: worker_table.remove(sql, path, self.id))
         except StoreFull as exc:
             self.pool.shutdown()
             log.warning("worker %s: %s; it stops without saying so in the store: the jobs it "
@@ -463,7 +464,7 @@ class Worker:
         self.storage.writer.flush()  # (StoreFull on a full disk: nothing was handed back)
         for new in handed:
             log.info("job %s handed back (%s)", new.id, new.status)
-        registry.ring_others(self.storage, self.id)
+        control.ring_others(self.storage, self.id)
 
 
 def _load(local: LocalJob, payload: bytes, fn_blob: bytes, values: Callable[[str], Any]) -> None:
