@@ -68,7 +68,7 @@ from nbjobs.errors import (
     WaitTimeout,
     WouldDeadlock,
 )
-from nbjobs.records import JobRecord, Progress
+from nbjobs.records import Group, JobRecord, Progress
 from nbjobs.running.reporting import CurrentJob, current_job, progress, track
 from nbjobs.scheduling.manage import Schedule
 from nbjobs.states import STATES
@@ -84,6 +84,7 @@ __all__ = [
     "DependencyFailed",
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
+    "Group",
     "RESERVED",
     "STATES",
     "Executor",
