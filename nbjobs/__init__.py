@@ -37,6 +37,7 @@ from nbjobs.api.job import Job
 from nbjobs.api.store import Store
 from nbjobs.api.tasks import Task, task
 from nbjobs.api.waiting import as_completed, wait
+from nbjobs.api.watching import watch
 from nbjobs.api.workflows import chain, chord, group
 from nbjobs.calls.autokey import AutoKey, auto
 from nbjobs.calls.options import RESERVED
@@ -151,5 +152,6 @@ __all__ = [
     "track",
     "unschedule",
     "wait",
+    "watch",
     "workers",
 ]
