@@ -67,6 +67,7 @@ class Panel:
         self._fingerprint: tuple[Any, ...] = ()
         self._workers: tuple[float, str] = (float("-inf"), "-")
         self.records_read = 0
+        self._group_counts: dict[str, int] = {}
         self.has_next = False
         self.updates = 0
         self._build()
@@ -169,6 +170,7 @@ class Panel:
             recs = self._read_page()
             schedules = self.schedules.read(counts)
             groups = self.groups.read(recs, self._clock.now())
+            self._group_counts = self._counts_of(groups)
             fingerprint = (
                 tuple(counts.items()),
                 tuple((r.id, r.status, r.updated_at, str(r.progress)) for r in recs),
@@ -261,11 +263,21 @@ class Panel:
         if not shown:
             return ""
         span = f"{self.offset + 1:,}-{self.offset + shown:,}"
-        if self.search.value.strip():
+        if self.search.value.strip() or self.name:
             return f"<span class='nbjobs-muted'>{span}</span>"
+        if self.group:
+            counts = self._group_counts
         status = self.status.value
         total = counts.get(status, 0) if status else sum(counts.values())
         return f"<span class='nbjobs-muted'>{span} of {total:,}</span>"
+
+    def _counts_of(self, shown: list[Group]) -> dict[str, int]:
+        """The counts of the group the table is filtered to (read unless shown)."""
+        if not self.group:
+            return {}
+        gid = self.group[0]
+        found = [g for g in shown if g.id == gid] or self.store.groups(ids=[gid])
+        return found[0].counts if found else {}
 
     def _workers_text(self) -> str:
         """How many detached workers of the store are alive, read at most every 5 s."""

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from nbjobs import states
 from nbjobs.clock import SYSTEM, Clock
 from nbjobs.records import Group, JobRecord
+from nbjobs.store.group_table import KEYED
 
 Statuses = Callable[[list[str]], dict[str, str]]
 
@@ -36,7 +37,7 @@ class Tally:
             key = rec.group or f"name:{rec.name}"
             self.status[rec.id] = rec.status
             self.bucket[rec.id] = key
-            self.names.setdefault(key, rec.name)
+            self.names.setdefault(key, key[len(KEYED) :] if key.startswith(KEYED) else rec.name)
             self.started[key] = min(self.started.get(key, rec.created_at), rec.created_at)
 
     @property
