@@ -82,7 +82,7 @@ CSS = """<style>
 .nbjobs-stack { flex: 0 0 auto; display: inline-flex; height: 10px; margin-right: 10px;
   border-radius: 5px; overflow: hidden; background: var(--jp-layout-color3); }
 .nbjobs-seg { display: block; height: 100%; }
-.nbjobs-gline { width: 250px; font-family: var(--jp-code-font-family);
+.nbjobs-gline { width: 310px; font-family: var(--jp-code-font-family);
   font-size: var(--jp-code-font-size); }
 .nbjobs-group { align-items: center; border-top: 1px solid var(--jp-border-color3);
   background: var(--jp-layout-color2); }
