@@ -79,8 +79,8 @@ JS_BARS = """() => {
 }"""
 
 
-def notebook(path: Path) -> None:
-    nb = new_notebook(cells=[new_code_cell(src) for src in CELLS])
+def notebook(path: Path, cells: list[str] = CELLS) -> None:
+    nb = new_notebook(cells=[new_code_cell(src) for src in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}  # fmt: skip
     nbformat.write(nb, path)
@@ -302,10 +302,7 @@ def sweep_server(tmp_path: Path) -> Iterator[Server]:
         pytest.skip(f"{CHROMIUM} is absent (apt-get install -y chromium); CI installs it")
     work = tmp_path / "work"
     work.mkdir()
-    nb = new_notebook(cells=[new_code_cell(src) for src in SWEEP_CELLS])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}  # fmt: skip
-    nbformat.write(nb, work / SWEEP_NOTEBOOK)
+    notebook(work / SWEEP_NOTEBOOK, SWEEP_CELLS)
     store = tmp_path / "store"
     try:
         with jupyter_server(tmp_path / "root", work, {"NBJOBS_STORE": str(store)}) as srv:
