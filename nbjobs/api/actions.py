@@ -118,6 +118,7 @@ class Actions(Reads):
 
         >>> store.retry("fetch-prices").result(timeout=60)     # doctest: +SKIP
         """
+        validate.lookup(id_or_key, "id_or_key", "a job id or key")
         return Job(self._access, self._access.retry(id_or_key))
 
     def dead_letters(self, limit: int = 100) -> list[Job]:
