@@ -97,7 +97,7 @@ def test_no_module_imports_in_a_cycle_counting_function_level_and_type_only_impo
 
 #: The layers, lowest first (design.md's module map): a module imports from its own layer and
 #: the ones before it. "" is the foundation modules directly in nbjobs/; "top" the package itself.
-LAYERS = ("", "store", "calls", "running", "executors", "scheduling", "worker", "api", "widgets")
+LAYERS = ("", "store", "calls", "running", "executors", "scheduling", "worker", "widgets", "api")
 LAYERS += ("cli", "top")
 
 

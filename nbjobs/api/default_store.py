@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack, overload
 
 from nbjobs.api.job import Job
+from nbjobs.api.schedules import Schedule
 from nbjobs.api.store import STORES, Store
 from nbjobs.calls.options import SCHEDULE_NAMES, JobOptions, ScheduleOptions, entry
-from nbjobs.scheduling.manage import Schedule
 from nbjobs.validate import Duration
 from nbjobs.worker.control import STOP_GRACE, WorkerInfo
 
@@ -81,19 +81,10 @@ def _retire(old: Store) -> None:
             old.flush()
             return
         _opened_here.discard(old)
-    if not old._jobs.active:
+    if not old._running_here():
         old.close()
         return
-    threading.Thread(
-        target=_close_when_done, args=(old,), name="nbjobs-retire", daemon=True
-    ).start()
-
-
-def _close_when_done(store: Store) -> None:
-    while active := list(store._jobs.active):
-        for job_id in active:
-            store._jobs.wait(job_id, None)
-    store.close()
+    threading.Thread(target=old._close_when_done, name="nbjobs-retire", daemon=True).start()
 
 
 @overload
@@ -346,11 +337,11 @@ def panel(store: Store | None = None, *, page_size: int = 20) -> Panel:
     """
     from nbjobs.widgets import panel as show_panel
 
-    return show_panel(store, page_size=page_size)
+    return show_panel(default_store() if store is None else store, page_size=page_size)
 
 
 @atexit.register
 def _close_all() -> None:
     for store in list(STORES):
         with contextlib.suppress(Exception):
-            store._jobs.interrupt_all()
+            store._interrupt_all()

@@ -316,9 +316,9 @@ class Submitter:
         if not found:
             return ()
         for dep in found:
-            if isinstance(dep, Job) and dep._store.storage is not self.storage:
+            if isinstance(dep, Job) and dep.store.storage is not self.storage:
                 raise InvalidArgument(
-                    f"job {dep.id} ({dep.name}) is in another store ({dep._store.path}); a job "
+                    f"job {dep.id} ({dep.name}) is in another store ({dep.store.path}); a job "
                     f"can only depend on jobs of its own store ({self.storage.path})"
                 )
         return tuple(refs.ref_of(dep).id for dep in found)  # type: ignore[union-attr]

@@ -15,7 +15,7 @@ from nbjobs.widgets.polling import Poller, Tick, quietly
 from nbjobs.widgets.registry import REGISTRY
 
 if TYPE_CHECKING:
-    from nbjobs.api.job import Job
+    from nbjobs.widgets.sources import JobSource
 
 
 class JobView:
@@ -24,7 +24,7 @@ class JobView:
     >>> JobView(job).widget          # doctest: +SKIP
     """
 
-    def __init__(self, job: Job, *, interval: float = 0.5, clock: Clock = SYSTEM) -> None:
+    def __init__(self, job: JobSource, *, interval: float = 0.5, clock: Clock = SYSTEM) -> None:
         self.job = job
         self.previews = Previews(job.store, limit=200)
         self._clock = clock
@@ -129,7 +129,7 @@ def _has_bar(rec: JobRecord) -> bool:
     return rec.progress is not None or rec.status in (states.RUNNING, states.PENDING)
 
 
-def job_bundle(job: Job, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
+def job_bundle(job: JobSource, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
     """The display data of a `Job` in a kernel: its live widget, with the text repr as
     fallback; None outside a kernel (the plain reprs are used)."""
     if (exclude and ui.WIDGET_MIME in exclude) or (include and ui.WIDGET_MIME not in include):

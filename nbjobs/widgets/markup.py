@@ -14,7 +14,7 @@ from nbjobs.records import CORRUPT, JobRecord, ScheduleRecord
 from nbjobs.scheduling import manage
 
 if TYPE_CHECKING:
-    from nbjobs.api.store import Store
+    from nbjobs.widgets.sources import StoredData
 
 _BAR_STYLES = {
     states.RUNNING: "info",
@@ -29,7 +29,7 @@ class Previews:
     """Result previews and error summaries, loaded once per run of a job (results are
     immutable until the job runs again) and only when small (stored inline)."""
 
-    def __init__(self, store: Store, limit: int = 80) -> None:
+    def __init__(self, store: StoredData, limit: int = 80) -> None:
         self.store = store
         self.limit = limit
         self._cache: dict[tuple[str, int, float | None], str] = {}

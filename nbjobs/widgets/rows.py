@@ -11,14 +11,14 @@ from nbjobs.widgets.details import details_html
 from nbjobs.widgets.markup import Previews, bar_traits, row_html
 
 if TYPE_CHECKING:
-    from nbjobs.api.store import Store
+    from nbjobs.widgets.sources import StoreSource
 
 
 class Owner(Protocol):
     """What rows need from their panel (`Panel`; this module does not import it)."""
 
     @property
-    def store(self) -> Store: ...
+    def store(self) -> StoreSource: ...
 
     @property
     def previews(self) -> Previews: ...
