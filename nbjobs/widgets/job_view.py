@@ -85,7 +85,9 @@ class JobView:
         n += ui.set_traits(self.bar, **markup.bar_traits(rec)) if has_bar else 0
         n += ui.show_if(self.bar, has_bar) + ui.show_if(self.busy, busy)
         n += ui.set_traits(self.label, value=text)
-        n += ui.set_traits(self.outcome, value=markup.outcome_text(rec, self.previews))
+        waits = rec.status == states.PENDING  # the line says why; no "queued" below it
+        outcome = "" if waits else markup.outcome_text(rec, self.previews)
+        n += ui.set_traits(self.outcome, value=outcome)
         n += ui.show_if(self.tb_button, failed)
         return n + ui.show_if(self.progress_line, bool(has_bar or busy or text))
 
@@ -116,9 +118,10 @@ class JobView:
     def _title_html(self, rec: JobRecord | None, now: float = 0.0) -> str:
         if rec is None:
             return f"<b>{html.escape(self.job.name)}</b> <i>(no longer in the store)</i>"
-        key = html.escape(rec.key if rec.key and rec.key != rec.name else "")
+        tag = markup.label(rec)
+        tag = html.escape("" if tag in (rec.name, rec.id) else tag)
         return (
-            f"<b>{html.escape(rec.name)}</b> <span class='nbjobs-muted nbjobs-code'>{key}</span> "
+            f"<b>{html.escape(rec.name)}</b> <span class='nbjobs-muted nbjobs-code'>{tag}</span> "
             f"{render.badge(rec.status)} "
             f"<span class='nbjobs-muted'>{html.escape(render.meta_line(rec, now))}</span>"
         )

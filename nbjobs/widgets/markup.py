@@ -171,8 +171,9 @@ def row_html(rec: JobRecord, now: float, previews: Previews) -> tuple[str, str]:
     tag = html.escape(label(rec))
     said = (rec.name, rec.key, rec.summary and f"({rec.summary})", f"id {rec.id}")
     whole = html.escape("\n".join(filter(None, said)))
+    gap = "" if tag.startswith("(") else " "  # `fit(0.1, window=20)`, `fit key-1`
     name = (
-        f"<span title='{whole}'><b>{html.escape(rec.name)}</b> "
+        f"<span title='{whole}'><b>{html.escape(rec.name)}</b>{gap}"
         f"<span class='nbjobs-muted nbjobs-code'>{tag}</span></span>"
     )
     left = cells((("nbjobs-name", name), ("nbjobs-status", render.badge(rec.status))))
