@@ -167,7 +167,13 @@ def label(rec: JobRecord) -> str:
 
 
 def row_html(rec: JobRecord, now: float, previews: Previews) -> tuple[str, str]:
-    """The two HTML cells of a table row: (name, label and status, progress text to outcome)."""
+    """The two HTML cells of a table row: (`name_cell`, `progress_cells`)."""
+    return name_cell(rec), progress_cells(rec, now, previews)
+
+
+def name_cell(rec: JobRecord) -> str:
+    """Name, label (`label`) and status of a row; all it says about the job on hover.
+    It changes only with the job's status (a row keeps it until then)."""
     tag = html.escape(label(rec))
     said = (rec.name, rec.key, rec.summary and f"({rec.summary})", f"id {rec.id}")
     whole = html.escape("\n".join(filter(None, said)))
@@ -176,9 +182,13 @@ def row_html(rec: JobRecord, now: float, previews: Previews) -> tuple[str, str]:
         f"<span title='{whole}'><b>{html.escape(rec.name)}</b>{gap}"
         f"<span class='nbjobs-muted nbjobs-code'>{tag}</span></span>"
     )
-    left = cells((("nbjobs-name", name), ("nbjobs-status", render.badge(rec.status))))
+    return cells((("nbjobs-name", name), ("nbjobs-status", render.badge(rec.status))))
+
+
+def progress_cells(rec: JobRecord, now: float, previews: Previews) -> str:
+    """Progress text, tries, start, elapsed and outcome of a row."""
     text = html.escape(render.progress_text(rec.progress_info(), rec.status))
-    right = cells(
+    return cells(
         (
             ("nbjobs-msg nbjobs-muted", text),
             ("nbjobs-att", str(rec.attempts)),
@@ -187,7 +197,6 @@ def row_html(rec: JobRecord, now: float, previews: Previews) -> tuple[str, str]:
             ("nbjobs-out", outcome_text(rec, previews)),
         )
     )
-    return left, right
 
 
 def schedule_times(rec: ScheduleRecord, now: float) -> tuple[str, str]:

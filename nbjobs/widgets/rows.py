@@ -8,7 +8,7 @@ from nbjobs import states
 from nbjobs.records import JobRecord
 from nbjobs.widgets import ui
 from nbjobs.widgets.details import details_html
-from nbjobs.widgets.markup import Previews, bar_traits, gauge, row_html
+from nbjobs.widgets.markup import Previews, bar_traits, gauge, name_cell, progress_cells
 
 if TYPE_CHECKING:
     from nbjobs.api.store import Store
@@ -46,6 +46,7 @@ class Row:
         self.right = ui.HTML(layout=ui.Layout(flex="1 1 0%", min_width="0"))
         line = ui.HBox([self.toggle, self.left, self.bar, self.gauge, self.right])
         line.add_class("nbjobs-row")
+        self._named: tuple[str, str] | None = None
         self.details: Details | None = None
         self.holder = ui.VBox()
         self.box = ui.VBox([line, self.holder], layout=ui.Layout(display="none"))
@@ -56,9 +57,11 @@ class Row:
             self.job_id = None
             return ui.show_if(self.box, False)
         self.job_id = rec.id
-        left, right = row_html(rec, now, self.panel.previews)
         n = ui.show_if(self.box, True)
-        n += ui.set_traits(self.left, value=left) + ui.set_traits(self.right, value=right)
+        if self._named != (rec.id, rec.status):  # the name cell changes only with these
+            self._named = (rec.id, rec.status)
+            n += ui.set_traits(self.left, value=name_cell(rec))
+        n += ui.set_traits(self.right, value=progress_cells(rec, now, self.panel.previews))
         has_bar, instead = gauge(rec, now)
         n += ui.show_if(self.bar, has_bar) + ui.show_if(self.gauge, not has_bar)
         n += ui.set_traits(self.bar, **bar_traits(rec)) if has_bar else 0
