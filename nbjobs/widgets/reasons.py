@@ -1,5 +1,7 @@
-"""Why a job is not running yet, or when it runs again: the job widget's line for a
-pending or retrying job, from what the store knows cheaply (statuses, counts, workers)."""
+"""Why a pending job waits and when a retrying one runs again: the job widget's line.
+
+Only what the store knows cheaply is read: statuses of dependencies, counts, the workers.
+"""
 
 from __future__ import annotations
 
