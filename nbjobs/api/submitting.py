@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import TYPE_CHECKING, Any
 
-from nbjobs import codec, states, validate
+from nbjobs import codec, shorten, states, validate
 from nbjobs.api.job import Job
 from nbjobs.calls import refs
 from nbjobs.calls.autokey import arguments_digest
@@ -119,6 +119,7 @@ class Submitter:
         now = self.storage.clock.now()
         rec.created_at = rec.updated_at = now
         rec.deps = self._dependencies(fn, args, kwargs)
+        rec.summary = shorten.arguments(args, kwargs)
         payload = pickle_call(fn, args, kwargs, backend.needs_pickle)
         pickled = None if isinstance(payload, str) else payload
         local = LocalJob(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
-from nbjobs import codec, render, states
+from nbjobs import codec, render, shorten, states
 from nbjobs.records import JobRecord
 from nbjobs.widgets.markup import guard
 
@@ -64,8 +64,8 @@ def arguments_text(store: StoreSource, rec: JobRecord) -> str:
     if payload is None or fn_blob is None:
         return "(no longer stored)"
     fn, args, kwargs = codec.load_payload(payload, fn_blob, store.storage.values)
-    shown = [render.short_repr(a, 60) for a in args]
-    shown += [f"{k}={render.short_repr(v, 60)}" for k, v in kwargs.items()]
+    shown = [shorten.short_repr(a, 60) for a in args]
+    shown += [f"{k}={shorten.short_repr(v, 60)}" for k, v in kwargs.items()]
     name = getattr(fn, "__qualname__", None) or rec.name
     return f"{name}({', '.join(shown)})"
 
