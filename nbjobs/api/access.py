@@ -10,8 +10,8 @@ from typing import Any, Protocol
 from nbjobs import codec, states
 from nbjobs.errors import InvalidArgument, JobNotFound, PayloadLoadError
 from nbjobs.records import JobRecord
+from nbjobs.running.calling import invoke
 from nbjobs.running.local import LocalJobs
-from nbjobs.running.runner import invoke
 from nbjobs.store.storage import Storage
 from nbjobs.worker.control import list_workers
 

@@ -28,7 +28,7 @@ from nbjobs.executors.threads import ThreadExecutor
 from nbjobs.executors.worker import WorkerBackend
 from nbjobs.records import JobRecord, transition
 from nbjobs.running.local import LocalJobs
-from nbjobs.running.runner import LocalJob
+from nbjobs.running.local_job import LocalJob
 from nbjobs.store.writer import Insert, Sql
 
 if TYPE_CHECKING:
