@@ -34,10 +34,11 @@ from nbjobs.api.default_store import (
 from nbjobs.api.default_store import map_jobs as map  # nbjobs' own modules keep the builtin map
 from nbjobs.api.futures import Executor
 from nbjobs.api.job import Job
+from nbjobs.api.progress_bars import watch
+from nbjobs.api.schedules import Schedule
 from nbjobs.api.store import Store
 from nbjobs.api.tasks import Task, task
 from nbjobs.api.waiting import as_completed, wait
-from nbjobs.api.watching import watch
 from nbjobs.api.workflows import chain, chord, group
 from nbjobs.calls.autokey import AutoKey, auto
 from nbjobs.calls.options import RESERVED
@@ -71,7 +72,6 @@ from nbjobs.errors import (
 )
 from nbjobs.records import Group, JobRecord, Progress
 from nbjobs.running.reporting import CurrentJob, current_job, progress, track
-from nbjobs.scheduling.manage import Schedule
 from nbjobs.states import STATES
 from nbjobs.worker.control import WorkerInfo
 

@@ -48,6 +48,7 @@ class Progress:
     message: str | None = None
     rate: float | None = None
     updated_at: float = 0.0
+    unit: str | None = None  # what is counted (`track(..., unit="file")`); None: "it"
 
     @property
     def fraction(self) -> float | None:
@@ -68,13 +69,14 @@ class Progress:
             "message": self.message,
             "rate": self.rate,
             "updated_at": self.updated_at,
+            "unit": self.unit,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Progress:
         return cls(
             data["current"], data.get("total"), data.get("message"), data.get("rate"),
-            data.get("updated_at", 0.0),
+            data.get("updated_at", 0.0), data.get("unit"),
         )  # fmt: skip
 
 
@@ -113,6 +115,9 @@ class JobRecord:
     crashes: int = 0  # times the worker running it died (requeued at most 3 times)
     deps: tuple[str, ...] = ()  # ids of the jobs whose results are among the arguments
     address: str | None = None  # where the executor runs it, if not here (a Dask scheduler)
+    # A short summary of the arguments (`0.1, window=20`), written at submit so that a row
+    # tells the jobs of a sweep apart without loading their payloads; None in old stores.
+    summary: str | None = None
     group: str | None = None  # the id of its map or `nbjobs.group` (nbjobs_groups), if any
 
     def to_json(self) -> str:

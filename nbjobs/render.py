@@ -8,12 +8,11 @@ No ipywidgets here: `Job._repr_html_` (nbconvert, plain HTML) and the live widge
 from __future__ import annotations
 
 import html
-import reprlib
 import time
-from typing import Any
 
 from nbjobs import states
 from nbjobs.records import JobRecord, Progress
+from nbjobs.shorten import cut
 
 #: One theme variable per status (fallback colour for pages without JupyterLab's theme).
 STATUS_COLORS = {
@@ -27,10 +26,6 @@ STATUS_COLORS = {
 }
 MUTED = "var(--jp-ui-font-color2, #6b7280)"
 BORDER = "var(--jp-border-color2, #e0e0e0)"
-
-_REPR = reprlib.Repr()  # keyword arguments to Repr() need Python 3.12
-_REPR.maxstring = _REPR.maxother = 60
-_REPR.maxlist = _REPR.maxdict = _REPR.maxtuple = _REPR.maxset = 6
 
 
 def duration(seconds: float | None) -> str:
@@ -94,6 +89,58 @@ def progress_text(p: Progress | None, status: str) -> str:
     return " · ".join(parts)
 
 
+def clock_span(seconds: float) -> str:
+    """Seconds as tqdm writes them: `00:07`, `12:40`, `1:02:03`.
+
+    >>> clock_span(7.4), clock_span(3723)
+    ('00:07', '1:02:03')
+    """
+    m, s = divmod(int(max(0.0, seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def rate_text(rate: float | None, unit: str = "it") -> str:
+    """A rate as tqdm writes it: `2.2 it/s`, or `4.5 s/it` below one per second.
+
+    >>> rate_text(2.24), rate_text(0.2, "fold"), rate_text(None)
+    ('2.2 it/s', '5.0 s/fold', '')
+    """
+    if not rate or rate < 0:
+        return ""
+    if rate < 1:
+        return f"{1 / rate:.1f} s/{unit}"
+    return f"{rate:.1f} {unit}/s" if rate < 100 else f"{rate:,.0f} {unit}/s"
+
+
+def _count(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:.4g}"
+
+
+def tqdm_line(p: Progress, took: float | None, status: str) -> str:
+    """How far, how fast, how long, as tqdm says it; `took` is the attempt's elapsed
+    seconds, the ETA is shown while it runs.
+
+    >>> tqdm_line(Progress(16, 70, "fold 3", rate=2.2), 7.0, "running")
+    'fold 3: 23% 16/70 [00:07<00:24, 2.2 it/s]'
+    >>> tqdm_line(Progress(5, rate=0.5, unit="file"), 10.0, "succeeded")
+    '5 file [00:10, 2.0 s/file]'
+    """
+    unit = p.unit or "it"
+    frac = p.fraction
+    if frac is not None and p.total is not None:
+        done = f"{frac:.0%} {_count(p.current)}/{_count(p.total)}"
+    else:
+        done = f"{_count(p.current)} {unit}"
+    when = clock_span(took) if took is not None else "?"
+    eta = p.eta
+    if eta is not None and status == states.RUNNING:
+        when += f"<{clock_span(eta)}"
+    rate = rate_text(p.rate, unit)
+    head = f"{p.message}: " if p.message else ""
+    return f"{head}{done} [{when}{', ' + rate if rate else ''}]"
+
+
 def fraction(rec: JobRecord) -> float:
     """How full the progress bar is: reported progress, else 1 for a succeeded job."""
     p = rec.progress_info()
@@ -101,19 +148,6 @@ def fraction(rec: JobRecord) -> float:
     if rec.status == states.SUCCEEDED:
         return 1.0
     return frac if frac is not None else 0.0
-
-
-def short_repr(value: Any, limit: int = 80) -> str:
-    """`repr(value)`, abbreviated (long containers and strings are cut), at most `limit` chars.
-
-    >>> short_repr(list(range(100)))
-    '[0, 1, 2, 3, 4, 5, ...]'
-    """
-    try:
-        text = _REPR.repr(value)
-    except Exception as exc:  # a user object whose __repr__ raises
-        text = f"<{type(value).__name__}: repr failed ({type(exc).__name__})>"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def badge(status: str) -> str:
@@ -141,8 +175,7 @@ def error_line(rec: JobRecord, limit: int = 160) -> str:
     """`Type: message` of a failed job, cut to `limit` characters ('' if none)."""
     if rec.error is None:
         return ""
-    text = f"{rec.error.type}: {rec.error.message}"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return cut(f"{rec.error.type}: {rec.error.message}", limit)
 
 
 def meta_line(rec: JobRecord, now: float) -> str:

@@ -95,6 +95,29 @@ def test_no_module_imports_in_a_cycle_counting_function_level_and_type_only_impo
     assert _cycles(graph) == []
 
 
+#: The layers, lowest first (design.md's module map): a module imports from its own layer and
+#: the ones before it. "" is the foundation modules directly in nbjobs/; "top" the package itself.
+LAYERS = ("", "store", "calls", "running", "executors", "scheduling", "worker", "widgets", "api")
+LAYERS += ("cli", "top")
+
+
+def _layer(name: str) -> int:
+    parts = name.split(".")
+    if name in ("nbjobs", "nbjobs.__main__"):
+        return LAYERS.index("top")
+    return LAYERS.index(parts[1]) if parts[1] in LAYERS else 0
+
+
+def test_every_import_points_down_the_layers() -> None:
+    upward = [
+        f"{name} -> {target}"
+        for name, path in MODULES.items()
+        for target in sorted(_imports(name, path))
+        if _layer(target) > _layer(name)
+    ]
+    assert upward == []
+
+
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 

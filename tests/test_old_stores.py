@@ -60,3 +60,22 @@ def test_the_old_module_names_still_import_as_the_modules_they_became() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.split() == ["True", "True"]
+
+
+def test_rows_of_a_0_1_store_show_keys_and_ids_without_an_argument_summary(
+    old_store: Path,
+) -> None:
+    pytest.importorskip("ipywidgets")
+    from nbjobs.widgets import Panel
+
+    store = nbjobs.Store(old_store)
+    try:
+        recs = store.records()
+        assert recs and all(r.summary is None for r in recs)  # not kept by 0.1
+        panel = Panel(store)
+        panel.refresh()
+        left = {row.job_id: row.left.value for row in panel.rows if row.job_id}
+        for rec in recs:
+            assert (rec.key or rec.id) in left[rec.id]
+    finally:
+        store.close()

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 import nbjobs
-from nbjobs.api import store as api
+from nbjobs.api import actions
 from nbjobs.clock import FakeClock
 
 DAY = 86_400.0
@@ -45,7 +45,7 @@ def test_purge_removes_only_jobs_older_than_the_limit(
 def test_purge_by_status_and_in_batches(
     store: nbjobs.Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(api, "_PURGE_BATCH", 2)
+    monkeypatch.setattr(actions, "_PURGE_BATCH", 2)
     ok = [store.submit(pow, 2, i) for i in range(7)]
     bad = [store.submit(boom) for _ in range(3)]
     nbjobs.wait(ok + bad, timeout=60)

@@ -4,6 +4,7 @@ when polling stops, and the buttons acting through the public API."""
 from __future__ import annotations
 
 import ast
+import html
 import importlib
 import pkgutil
 import re
@@ -25,6 +26,7 @@ from nbjobs.widgets import REGISTRY, JobView, Panel, Poller, Registry, details_h
 
 W = pytest.importorskip("ipywidgets")
 NO_WORKER = "ignore:schedule .* is stored, but no detached worker"
+IN_KERNEL = "ignore:job '.*' runs in this kernel but cannot be resumed"  # a threading.Event
 
 
 def slow(n: int, pause: float = 0.01) -> dict[str, int]:
@@ -204,7 +206,120 @@ def test_panel_shows_progress_results_and_errors(store: nbjobs.Store, wait_for: 
     assert "{&#x27;answer&#x27;: 42}" in text
     assert "ValueError: bad x: 7" in text
     assert "100% · step 3" in text
-    assert [row.bar.value for row in panel.rows[:2]] == [0.0, 1.0]  # failed, succeeded
+    failed, succeeded = panel.rows[:2]
+    assert succeeded.bar.value == 1.0 and succeeded.bar.layout.display == ""
+    # a job that never reported progress: its duration, no bar
+    assert failed.bar.layout.display == "none" and "took " in failed.gauge.value
+
+
+def fit(alpha: float, window: int = 5) -> dict[str, Any]:
+    return {"alpha": alpha, "window": window, "curve": list(range(60)), "note": "n" * 30, "z": 1}
+
+
+def test_rows_tell_the_jobs_of_a_sweep_apart(store: nbjobs.Store) -> None:
+    jobs = [store.submit(fit, a, window=20) for a in (0.1, 0.2)]
+    keyed = store.submit(fit, 0.3, key="fit-0.3")
+    for job in [*jobs, keyed]:
+        job.wait(timeout=30)
+    panel = Panel(store)
+    panel.refresh()
+    left = {row.job_id: row.left.value for row in panel.rows if row.job_id}
+    assert "fit-0.3" in left[keyed.id]
+    assert "(0.1, window=20)" in left[jobs[0].id] and "(0.2, window=20)" in left[jobs[1].id]
+
+
+def test_a_long_result_ends_with_an_ellipsis_and_is_whole_on_hover(store: nbjobs.Store) -> None:
+    store.submit(fit, 0.5).wait(timeout=30)
+    panel = Panel(store)
+    panel.refresh()
+    out = panel.rows[0].right.value.split("nbjobs-out")[1]
+    shown = re.search(r"title='([^']*)'>([^<]*)<", out)
+    assert shown is not None
+    whole, text = (html.unescape(g) for g in shown.groups())
+    assert whole == repr(fit(0.5))  # in insertion order: alpha first, z last
+    assert text.startswith("{'alpha': 0.5, 'window': 5, 'curve': [0, 1, 2,") and text.endswith("…")
+
+
+@pytest.mark.filterwarnings(IN_KERNEL)
+def test_a_running_job_without_progress_has_an_indeterminate_bar(
+    store: nbjobs.Store, wait_for: Any
+) -> None:
+    gate = threading.Event()
+    job = store.submit(blocker, gate)
+    try:
+        wait_for(lambda: job.status == "running", 30)
+        panel, view = Panel(store), JobView(job)
+        panel.refresh()
+        view.apply(job.record())
+        row = panel.rows[0]
+        assert row.bar.layout.display == "none" and "nbjobs-busy" in row.gauge.value
+        assert view.bar.layout.display == "none" and view.busy.layout.display == ""
+    finally:
+        gate.set()
+    job.wait(timeout=30)
+    view.apply(job.record())  # finished without progress: the title says how long it took
+    assert view.progress_line.layout.display == "none"
+
+
+def progressing(gate: threading.Event) -> None:
+    nbjobs.progress(16, 70)
+    gate.wait(30)
+
+
+@pytest.mark.filterwarnings(IN_KERNEL)
+def test_the_job_widget_reads_like_tqdm(
+    fake_store: nbjobs.Store, clock: FakeClock, wait_for: Any
+) -> None:
+    gate = threading.Event()
+    job = fake_store.submit(progressing, gate)
+    try:
+        wait_for(lambda: job.progress is not None and job.progress.current == 16, 30)
+        clock.advance(8)
+        view = JobView(job, clock=clock)
+        view.apply(job.record())
+        assert view.bar.layout.display == "" and view.busy.layout.display == "none"
+        assert "23% 16/70 [00:08]" in view.label.value  # no rate yet: one report
+    finally:
+        gate.set()
+    job.wait(timeout=30)
+
+
+def test_a_retrying_job_shows_its_last_error_and_a_countdown(
+    fake_store: nbjobs.Store, clock: FakeClock, wait_for: Any
+) -> None:
+    job = fake_store.submit(boom, 3, retries=2, backoff=60)
+    wait_for(lambda: job.status == "retrying", 30)
+    clock.advance(20)
+    view = JobView(job, clock=clock)
+    view.apply(job.record())
+    text = html.unescape(view.label.value)
+    assert "attempt 1 failed: ValueError: bad x: 3 · next attempt in 40s" in text
+    panel = Panel(fake_store, clock=clock)
+    panel.refresh()
+    assert "retry in 40s" in panel.rows[0].gauge.value
+    job.cancel()
+
+
+@pytest.mark.filterwarnings(IN_KERNEL)
+def test_a_pending_job_says_what_it_waits_for(store: nbjobs.Store, wait_for: Any) -> None:
+    gate = threading.Event()
+    first = store.submit(blocker, gate)
+    try:
+        then = store.submit(pow, first, 2)
+        wait_for(lambda: first.status == "running", 30)
+        view = JobView(then)
+        view.apply(then.record())
+        assert "waiting for a dependency (running)" in view.label.value
+        panel = Panel(store)
+        panel.refresh()
+        row = next(r for r in panel.rows if r.job_id == then.id)  # the running job comes first
+        assert "(&lt;job blocker&gt;, 2)" in row.left.value
+    finally:
+        gate.set()
+    queued = store.submit(pow, 2, 3, executor="worker")
+    view = JobView(queued)
+    view.apply(queued.record())
+    assert "waiting for a worker: none is running" in view.label.value
 
 
 def test_a_failed_worker_lookup_shows_the_error_not_a_count(
@@ -554,7 +669,7 @@ def test_docstring_examples() -> None:
     import nbjobs.widgets
 
     names = [f"nbjobs.widgets.{m.name}" for m in pkgutil.iter_modules(nbjobs.widgets.__path__)]
-    for name in ["nbjobs.render", "nbjobs.widgets", *names]:
+    for name in ["nbjobs.render", "nbjobs.shorten", "nbjobs.widgets", *names]:
         module = importlib.import_module(name)
         assert doctest.testmod(module).failed == 0, name
 

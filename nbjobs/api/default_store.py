@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack, overload
 
 from nbjobs.api.job import Job
+from nbjobs.api.schedules import Schedule
 from nbjobs.api.store import STORES, Store
 from nbjobs.calls.options import SCHEDULE_NAMES, JobOptions, ScheduleOptions, entry
 from nbjobs.records import Group
-from nbjobs.scheduling.manage import Schedule
 from nbjobs.validate import Duration
 from nbjobs.worker.control import STOP_GRACE, WorkerInfo
 
@@ -82,19 +82,10 @@ def _retire(old: Store) -> None:
             old.flush()
             return
         _opened_here.discard(old)
-    if not old._jobs.active:
+    if not old._running_here():
         old.close()
         return
-    threading.Thread(
-        target=_close_when_done, args=(old,), name="nbjobs-retire", daemon=True
-    ).start()
-
-
-def _close_when_done(store: Store) -> None:
-    while active := list(store._jobs.active):
-        for job_id in active:
-            store._jobs.wait(job_id, None)
-    store.close()
+    threading.Thread(target=old._close_when_done, name="nbjobs-retire", daemon=True).start()
 
 
 @overload
@@ -366,8 +357,8 @@ def panel(
     from nbjobs.widgets import panel as show_panel
 
     return show_panel(
-        store, page_size=page_size, status=status, tag=tag, name=name, group=group,
-        group_by=group_by, sort=sort,
+        default_store() if store is None else store, page_size=page_size, status=status,
+        tag=tag, name=name, group=group, group_by=group_by, sort=sort,
     )  # fmt: skip
 
 
@@ -375,4 +366,4 @@ def panel(
 def _close_all() -> None:
     for store in list(STORES):
         with contextlib.suppress(Exception):
-            store._jobs.interrupt_all()
+            store._interrupt_all()

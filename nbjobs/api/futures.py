@@ -100,10 +100,9 @@ class Executor(concurrent.futures.Executor):
                 raise RuntimeError("cannot schedule new futures after shutdown")
             fut: concurrent.futures.Future[T] = concurrent.futures.Future()
             started = _Started(fut)
-            submitted = self._store._submitter.submit(
+            job = self._store._submit_checked(
                 fn, args, dict(kwargs), self._options, on_start=started
             )
-            job = Job(self._store, submitted)
             fut.job = job  # type: ignore[attr-defined]
             self._futures.add(fut)
         fut.add_done_callback(lambda f: self._settled(f, job, started))

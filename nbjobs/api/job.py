@@ -8,9 +8,10 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nbjobs import codec, render, states, validate
+from nbjobs.api.access import JobAccess, StoreHandle
 from nbjobs.calls.refs import JobRef
 from nbjobs.errors import (
     InvalidArgument,
@@ -19,14 +20,9 @@ from nbjobs.errors import (
     JobFailed,
     JobInterrupted,
     JobNotFound,
-    PayloadLoadError,
     WaitTimeout,
 )
 from nbjobs.records import JobRecord, Progress
-from nbjobs.running.runner import invoke
-
-if TYPE_CHECKING:
-    from nbjobs.api.store import Store
 
 
 class Job:
@@ -37,10 +33,10 @@ class Job:
     6
     """
 
-    __slots__ = ("_snap", "_store")
+    __slots__ = ("_access", "_snap")
 
-    def __init__(self, store: Store, rec: JobRecord) -> None:
-        self._store = store
+    def __init__(self, access: JobAccess, rec: JobRecord) -> None:
+        self._access = access  # what it may read and do in its store
         self._snap = rec
 
     def __job_ref__(self) -> JobRef:
@@ -73,13 +69,14 @@ class Job:
         return self._snap.created_at
 
     @property
-    def store(self) -> Store:
-        return self._store
+    def store(self) -> StoreHandle:
+        """The `nbjobs.Store` the job is in."""
+        return self._access.store
 
     # ---- state (re-read from the store)
     def record(self) -> JobRecord:
         """The job's current record; raises `JobNotFound` if it was forgotten."""
-        rec = self._store._jobs.current(self.id)
+        rec = self._access.current(self.id)
         if rec is None:
             raise JobNotFound(f"job {self.id} ({self.name}) is no longer in the store")
         self._snap = rec
@@ -123,7 +120,7 @@ class Job:
     def done(self) -> bool:
         """True once the job succeeded, failed, was cancelled or was interrupted, and its
         outcome is on disk (so `result(timeout=0)` answers at once)."""
-        return self._store._jobs.done(self.id)
+        return self._access.done(self.id)
 
     def wait(self, timeout: float | None = None) -> Job:
         """Block until the job is finished; raises `WaitTimeout` after `timeout` seconds.
@@ -144,7 +141,7 @@ class Job:
         """
         rec = self._wait(validate.timeout(timeout))
         if rec.status == states.SUCCEEDED:
-            return self._store.storage.load_value(f"r:{self.id}")
+            return self._access.result(self.id)
         raise self._error(rec)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
@@ -157,7 +154,7 @@ class Job:
         no error: those of earlier attempts are in `attempt_history()`)."""
         if self.record().error is None:
             return None
-        blob = self._store.storage.blob(f"e:{self.id}")
+        blob = self._access.error_blob(self.id)
         return codec.error_traceback(blob) if blob is not None else None
 
     def logs(self, follow: bool = False) -> Any:
@@ -172,7 +169,7 @@ class Job:
         """
         if follow:
             return self._follow()
-        state = self._store._jobs.log_state(self.id)
+        state = self._access.log_state(self.id)
         if state is None:
             return ""
         text: str = state["text"]
@@ -185,7 +182,7 @@ class Job:
         delay = 0.05
         while True:
             finished = self.done()
-            state = self._store._jobs.log_state(self.id)
+            state = self._access.log_state(self.id)
             if state is not None and state["total"] > seen:
                 new = state["total"] - seen
                 text: str = state["text"]
@@ -199,7 +196,7 @@ class Job:
 
     def retry(self) -> Job:
         """Run this failed, cancelled or interrupted job again (a fresh set of attempts)."""
-        return self._store.retry(self.id)
+        return Job(self._access, self._access.retry(self.id))
 
     def rerun_here(self) -> Any:
         """Call the job's function with its stored arguments again, here and now, and
@@ -221,17 +218,13 @@ class Job:
                 f"job {self.id} ({self.name}) is {rec.status}; rerun_here() re-runs finished "
                 "jobs only (wait for it, or cancel it first)"
             )
-        stored = self._store._submitter.stored_call(rec)
-        if isinstance(stored, str):
-            raise PayloadLoadError(f"job {self.id} ({self.name}) cannot be re-run: {stored}")
-        fn, args, kwargs = codec.load_payload(stored[1], stored[0], self._store.storage.values)
-        return invoke(fn, args, kwargs)
+        return self._access.rerun_here(rec)
 
     def attempt_history(self) -> list[dict[str, Any]]:
         """Every attempt so far: number, run, started_at, finished_at, ok, error (type,
         message, traceback), oldest first."""
         rec = self.record()
-        attempts = self._store.storage.attempts(self.id)
+        attempts = self._access.attempts(self.id)
         if rec.status == states.SUCCEEDED:
             attempts.append(
                 {
@@ -257,19 +250,16 @@ class Job:
         """
         if not callable(fn):
             raise InvalidArgumentType(f"fn must be callable, not {type(fn).__name__}")
-        jobs = self._store._jobs
-        call = functools.partial(_call_quietly, fn, self)
-        if not jobs.add_done(self.id, functools.partial(jobs.callbacks.run, call)):
-            call()
+        self._access.add_done_callback(self.id, functools.partial(_call_quietly, fn, self))
 
     def _when_done(self, hook: Callable[[], None]) -> None:
         """nbjobs' own done hook: `hook()` runs at once if the job is finished, else in the
         thread that sees it end (the writer's, the watcher's), so it must be quick and must
         not wait for the store. `_forget_done(hook)` drops it if it has not run."""
-        self._store._jobs.on_done(self.id, hook)
+        self._access.on_done(self.id, hook)
 
     def _forget_done(self, hook: Callable[[], None]) -> None:
-        self._store._jobs.remove_done(self.id, hook)
+        self._access.forget_done(self.id, hook)
 
     def __await__(self) -> Generator[Any, None, Any]:
         """`await job` in a notebook cell: waits without blocking the kernel's event loop."""
@@ -308,7 +298,7 @@ class Job:
         >>> job.cancel()       # doctest: +SKIP
         True
         """
-        return self._store._jobs.cancel(self.id)
+        return self._access.cancel(self.id)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view of the record (no result payload), for status polling."""
@@ -317,7 +307,7 @@ class Job:
     # ---- internals
     def _wait(self, timeout: float | None) -> JobRecord:
         try:
-            rec = self._store._jobs.wait(self.id, timeout)
+            rec = self._access.wait(self.id, timeout)
         except KeyboardInterrupt:
             # The stop button interrupts the wait, never the job: say so, without the
             # frames of the wait's internals.
@@ -329,7 +319,7 @@ class Job:
             now = self.record()
             hint = "it keeps running: call result() again later"
             idle = now.status == states.PENDING and now.executor == "worker"
-            if idle and not self._store.workers():
+            if idle and not self._access.has_workers():
                 hint = (
                     "no detached worker serves this store to run it: start one with "
                     "nbjobs.start_worker() (or `nbjobs worker` in a terminal)"
@@ -348,14 +338,14 @@ class Job:
                 f"job {self.id} ({self.name}) was interrupted: the process running it ended. "
                 "nbjobs.resume() or submitting its key again runs it again"
             )
-        blob = self._store.storage.blob(f"e:{self.id}")
+        blob = self._access.error_blob(self.id)
         if blob is None:
             err = rec.error
             return JobFailed(err.type if err else "Error", err.message if err else "unknown")
         return codec.decode_error(blob)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Job) and other.id == self.id and other._store is self._store
+        return isinstance(other, Job) and other.id == self.id and other._access is self._access
 
     def __hash__(self) -> int:
         return hash(self.id)
@@ -369,13 +359,13 @@ class Job:
         extra = f" error={rec.error.type}" if rec.error else ""
         return (
             f"<Job {rec.name}{key} {rec.status} attempts={rec.attempts}"
-            f"{_duration(rec, self._store.storage.clock.now())}{extra} id={rec.id}>"
+            f"{_duration(rec, self._access.now())}{extra} id={rec.id}>"
         )
 
     def _repr_html_(self) -> str:
         """A static card (nbconvert, plain HTML): status, progress, attempts, elapsed, error."""
         try:
-            return render.job_card(self.record(), self._store.storage.clock.now())
+            return render.job_card(self.record(), self._access.now())
         except JobNotFound:
             return f"<code>{html.escape(repr(self))}</code>"
 

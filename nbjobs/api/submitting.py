@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sized
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from nbjobs import codec, states, validate
+from nbjobs import codec, shorten, states, validate
 from nbjobs.api.job import Job
 from nbjobs.calls import refs
 from nbjobs.calls.autokey import arguments_digest
@@ -30,7 +30,7 @@ from nbjobs.executors.threads import ThreadExecutor
 from nbjobs.executors.worker import WorkerBackend
 from nbjobs.records import JobRecord, transition
 from nbjobs.running.local import LocalJobs
-from nbjobs.running.runner import LocalJob
+from nbjobs.running.local_job import LocalJob
 from nbjobs.store.group_table import KEYED
 from nbjobs.store.writer import Insert, Sql
 
@@ -144,6 +144,7 @@ class Submitter:
         now = self.storage.clock.now()
         rec.created_at = rec.updated_at = now
         rec.deps = self._dependencies(fn, args, kwargs)
+        rec.summary = shorten.arguments(args, kwargs)
         payload = pickle_call(fn, args, kwargs, backend.needs_pickle)
         pickled = None if isinstance(payload, str) else payload
         local = LocalJob(
@@ -341,9 +342,9 @@ class Submitter:
         if not found:
             return ()
         for dep in found:
-            if isinstance(dep, Job) and dep._store.storage is not self.storage:
+            if isinstance(dep, Job) and dep.store.storage is not self.storage:
                 raise InvalidArgument(
-                    f"job {dep.id} ({dep.name}) is in another store ({dep._store.path}); a job "
+                    f"job {dep.id} ({dep.name}) is in another store ({dep.store.path}); a job "
                     f"can only depend on jobs of its own store ({self.storage.path})"
                 )
         return tuple(refs.ref_of(dep).id for dep in found)  # type: ignore[union-attr]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 
-from nbjobs.running.runner import LocalJob
+from nbjobs.running.local_job import LocalJob
 from nbjobs.store import wakeups, worker_table
 from nbjobs.store.storage import Storage
 from nbjobs.store.writer import Call, Sql

@@ -16,12 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 from nbjobs import codec, states
-from nbjobs.api.waiting import CallbackThread, Watcher
 from nbjobs.calls import refs
 from nbjobs.errors import DependencyFailed, JobNotFound, StoreFull
 from nbjobs.records import JobRecord, transition
 from nbjobs.running.local_job import Backend, LocalJob
 from nbjobs.running.runner import Runner
+from nbjobs.running.watching import CallbackThread, Watcher
 from nbjobs.store.owners import owner_alive
 from nbjobs.store.storage import Storage
 from nbjobs.store.writer import Call, Cas, Sql

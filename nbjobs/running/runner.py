@@ -19,9 +19,8 @@ from nbjobs.records import JobRecord, transition
 from nbjobs.running import capture, reporting
 from nbjobs.running.alarms import Alarms
 from nbjobs.running.calling import Outcome, call_job, failure, job_info
-from nbjobs.running.calling import invoke as invoke  # imported from here by nbjobs.api.job
 from nbjobs.running.endings import attempt_end, never_ran
-from nbjobs.running.local_job import LocalJob as LocalJob  # also imported from here by the api
+from nbjobs.running.local_job import LocalJob
 from nbjobs.running.retry import judge
 from nbjobs.store.storage import Storage
 from nbjobs.store.writer import Blob, Call, Cas

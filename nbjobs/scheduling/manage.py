@@ -9,21 +9,18 @@ docs/design.md, "Schedules").
 from __future__ import annotations
 
 import datetime
-import html
 import logging
 import zoneinfo
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from nbjobs import codec, render, validate
-from nbjobs.api.job import Job
+from nbjobs import codec, validate
 from nbjobs.calls import arguments, refs
 from nbjobs.calls.call import fn_name, merge_kwargs, new_id, pickle_call
 from nbjobs.calls.options import SCHEDULE_NAMES, resolve, unknown
 from nbjobs.errors import (
     InvalidArgument,
     InvalidArgumentType,
-    JobNotFound,
     PayloadLoadError,
     ScheduleNotFound,
 )
@@ -31,10 +28,6 @@ from nbjobs.records import CORRUPT, JobRecord, ScheduleRecord
 from nbjobs.scheduling import timing
 from nbjobs.store.storage import Storage
 from nbjobs.store.writer import Sql
-from nbjobs.worker.control import list_workers
-
-if TYPE_CHECKING:
-    from nbjobs.api.store import Store
 
 log = logging.getLogger("nbjobs")
 
@@ -61,7 +54,7 @@ def spec_of(rec: ScheduleRecord) -> timing.Spec:
 
 # --------------------------------------------------------------------------- define
 def create(
-    store: Store,
+    storage: Storage,
     fn: Callable[..., Any],
     *,
     every: Any,
@@ -71,7 +64,7 @@ def create(
     tz: Any,
     missed: Any,
     options: Mapping[str, Any],
-) -> Schedule:
+) -> ScheduleRecord:
     """`Store.schedule`: check everything, then write the schedule in one transaction.
 
     `options`: the job options of every firing (`nbjobs.calls.options.SCHEDULE_NAMES`).
@@ -85,7 +78,6 @@ def create(
             f"not {type(args).__name__}"
         )
     call_args, call_kwargs = tuple(args), merge_kwargs({}, kwargs)
-    storage = store.storage
     now = storage.clock.now()
     spec, tz_source = timing.define(every, cron, tz, now)
     policy = timing.missed_policy(missed)
@@ -106,14 +98,8 @@ def create(
         soft_timeout=opts.soft_timeout, fn_digest=digest, created_at=now, updated_at=now,
     )  # fmt: skip
     payload = codec.payload_blob(digest, args_bytes, opts.policy)
-    stored = _replace(storage, rec, payload, fn_bytes)
-    if not any(w.alive for w in list_workers(storage)):
-        validate.warn(
-            f"schedule {stored.name!r} is stored, but no detached worker serves the store at "
-            f"{storage.path}, and only workers fire schedules: start one with "
-            "nbjobs.start_worker() (in a notebook) or `nbjobs worker` (in a terminal)"
-        )
-    return Schedule(store, stored)
+    stored: ScheduleRecord = _replace(storage, rec, payload, fn_bytes)
+    return stored
 
 
 def _replace(storage: Storage, rec: ScheduleRecord, payload: bytes, fn_bytes: bytes) -> Any:
@@ -224,124 +210,6 @@ def _firing(rec: ScheduleRecord, job_id: str, key: str, now: float) -> JobRecord
     )  # fmt: skip
 
 
-# --------------------------------------------------------------------------- the handle
-class Schedule:
-    """A schedule in a store, by name. Attributes are read from the store each time you look.
-
-    >>> s = nbjobs.schedule(refresh_prices, every="30m")   # doctest: +SKIP
-    >>> s.next_at, s.last_job                              # doctest: +SKIP
-    >>> s.pause(); s.resume(); s.remove()                  # doctest: +SKIP
-    """
-
-    __slots__ = ("_snap", "_store")
-
-    def __init__(self, store: Store, rec: ScheduleRecord) -> None:
-        self._store = store
-        self._snap = rec
-
-    def record(self) -> ScheduleRecord:
-        """The stored record; raises `ScheduleNotFound` once the schedule is removed."""
-        self._snap = find(self._store.storage, self._snap.name)
-        return self._snap
-
-    @property
-    def name(self) -> str:
-        return self._snap.name
-
-    @property
-    def every(self) -> float | None:
-        """Seconds between firings, or None for a cron schedule."""
-        return self.record().every
-
-    @property
-    def cron(self) -> str | None:
-        return self.record().cron
-
-    @property
-    def tz(self) -> str:
-        """The IANA time zone its cron slots are computed in."""
-        return self.record().tz
-
-    @property
-    def paused(self) -> bool:
-        return self.record().paused
-
-    @property
-    def next_at(self) -> datetime.datetime | None:
-        """When it fires next (in its time zone); None while paused."""
-        rec = self.record()
-        return None if rec.paused else _local(rec.next_at, rec.tz)
-
-    @property
-    def last_slot(self) -> datetime.datetime | None:
-        """The slot it fired last (in its time zone), or None."""
-        rec = self.record()
-        return None if rec.last_slot is None else _local(rec.last_slot, rec.tz)
-
-    @property
-    def last_job(self) -> Job | None:
-        """The job of its last firing, or None (never fired, or that job was forgotten)."""
-        job_id = self.record().last_job_id
-        if job_id is None:
-            return None
-        try:
-            return self._store.get(job_id)
-        except JobNotFound:
-            return None
-
-    def runs(self, limit: int = 100) -> list[Job]:
-        """Its firings (jobs tagged `schedule:<name>`), newest first."""
-        return self._store.jobs(tag=tag(self.name), limit=limit)
-
-    def pause(self) -> Schedule:
-        """Stop firing until `resume()`; see `Store.pause_schedule`."""
-        self._snap = set_paused(self._store.storage, self.name, True)
-        return self
-
-    def resume(self) -> Schedule:
-        """Fire again from the next slot; see `Store.resume_schedule`."""
-        self._snap = set_paused(self._store.storage, self.name, False)
-        return self
-
-    def remove(self) -> bool:
-        """Delete the schedule (its past firings stay); False if it was already gone."""
-        return remove(self._store.storage, self.name)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready view (times as ISO strings in the schedule's zone)."""
-        return describe(self.record())
-
-    def __repr__(self) -> str:
-        try:
-            rec = self.record()
-        except ScheduleNotFound:
-            return f"<Schedule {self.name} (removed)>"
-        d = describe(rec)
-        state = "paused" if rec.paused else f"next={d['next_at']}"
-        last = f" last={d['last_slot']} job={rec.last_job_id}" if rec.last_slot else ""
-        return f"<Schedule {rec.name} {d['when']} tz={rec.tz} {state}{last}>"
-
-    def _repr_html_(self) -> str:
-        try:
-            d = describe(self.record())
-        except ScheduleNotFound:
-            return f"<code>schedule {html.escape(self.name)} (removed)</code>"
-        cells = "".join(
-            f"<tr><th style='text-align:left;color:{render.MUTED}'>{field}</th>"
-            f"<td style='text-align:left'>{html.escape(str(d[key]))}</td></tr>"
-            for field, key in _HTML_FIELDS
-            if d[key] not in (None, "", ())
-        )
-        return f"<table>{cells}</table>"
-
-
-_HTML_FIELDS = (
-    ("schedule", "name"), ("runs", "function"), ("when", "when"), ("time zone", "tz"),
-    ("paused", "paused"), ("next", "next_at"), ("last fired", "last_slot"),
-    ("last job", "last_job_id"), ("fired", "fired"), ("missed slots", "missed"),
-)  # fmt: skip
-
-
 def describe(rec: ScheduleRecord) -> dict[str, Any]:
     """A schedule as plain data (the CLI prints it, `Schedule.to_dict` returns it)."""
     corrupt = rec.fn_name == CORRUPT
@@ -363,7 +231,7 @@ def describe(rec: ScheduleRecord) -> dict[str, Any]:
     }
 
 
-def _local(t: float, tz: str) -> datetime.datetime:
+def local_time(t: float, tz: str) -> datetime.datetime:
     try:
         zone: datetime.tzinfo = zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):  # a zone gone from tzdata: UTC
@@ -372,4 +240,4 @@ def _local(t: float, tz: str) -> datetime.datetime:
 
 
 def _iso(t: float, tz: str) -> str:
-    return _local(t, tz).isoformat(timespec="seconds")
+    return local_time(t, tz).isoformat(timespec="seconds")

@@ -5,16 +5,15 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
-from nbjobs import codec, render, states
+from nbjobs import codec, render, shorten, states
 from nbjobs.records import JobRecord
 from nbjobs.widgets.markup import guard
 
 if TYPE_CHECKING:
-    from nbjobs.api.job import Job
-    from nbjobs.api.store import Store
+    from nbjobs.widgets.sources import JobSource, StoreSource
 
 
-def details_html(store: Store, rec: JobRecord) -> str:
+def details_html(store: StoreSource, rec: JobRecord) -> str:
     """Facts, arguments, traceback, log tail and attempt history of one job (HTML)."""
     job = store.get(rec.id)
     parts = [_facts(rec), _section("arguments", guard(lambda: arguments_text(store, rec)))]
@@ -56,7 +55,7 @@ def _facts(rec: JobRecord) -> str:
     return f"<table>{cells}</table>"
 
 
-def arguments_text(store: Store, rec: JobRecord) -> str:
+def arguments_text(store: StoreSource, rec: JobRecord) -> str:
     """`fn(arg, ..., key=value)` with abbreviated reprs, read from the stored payload."""
     if rec.fn_digest is None:
         return "(not stored: " + (rec.not_resumable_reason or "no payload") + ")"
@@ -65,13 +64,13 @@ def arguments_text(store: Store, rec: JobRecord) -> str:
     if payload is None or fn_blob is None:
         return "(no longer stored)"
     fn, args, kwargs = codec.load_payload(payload, fn_blob, store.storage.values)
-    shown = [render.short_repr(a, 60) for a in args]
-    shown += [f"{k}={render.short_repr(v, 60)}" for k, v in kwargs.items()]
+    shown = [shorten.short_repr(a, 60) for a in args]
+    shown += [f"{k}={shorten.short_repr(v, 60)}" for k, v in kwargs.items()]
     name = getattr(fn, "__qualname__", None) or rec.name
     return f"{name}({', '.join(shown)})"
 
 
-def _history(rec: JobRecord, job: Job) -> str:
+def _history(rec: JobRecord, job: JobSource) -> str:
     """One line per attempt (`job.attempt_history()`), else per run, the current one last."""
     attempts = guard(job.attempt_history)
     lines = []

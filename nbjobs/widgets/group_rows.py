@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 from nbjobs.records import Group, JobRecord
 from nbjobs.store import group_table
@@ -11,18 +11,12 @@ from nbjobs.store.writer import Sql
 from nbjobs.widgets import ui
 from nbjobs.widgets.group_markup import group_html
 
+if TYPE_CHECKING:
+    from nbjobs.widgets.sources import StoreSource
+
 #: What a panel groups its jobs by (`nbjobs.panel(group_by=...)`); None: no group rows.
 GROUP_BY = ("map", "tag", "name", None)
 _NEWEST = 50  # groups read (newest first) to pick the rows from: active ones first
-
-
-class Source(Protocol):
-    """What the strip reads (a `Store`; this module does not import it)."""
-
-    def groups(self, limit: int = 100) -> list[Group]: ...
-
-    @property
-    def storage(self) -> Any: ...
 
 
 class GroupStrip:
@@ -35,7 +29,7 @@ class GroupStrip:
 
     def __init__(
         self,
-        store: Source,
+        store: StoreSource,
         group_by: str | None,
         rows: int,
         open_group: Callable[[str, str], None],

@@ -9,13 +9,14 @@ from nbjobs import render, states
 from nbjobs.clock import SYSTEM, Clock
 from nbjobs.errors import JobNotFound
 from nbjobs.records import JobRecord
-from nbjobs.widgets import ui
-from nbjobs.widgets.markup import Previews, bar_traits, guard, outcome_text
+from nbjobs.shorten import HOVER_LIMIT
+from nbjobs.widgets import markup, reasons, ui
+from nbjobs.widgets.markup import Previews, guard
 from nbjobs.widgets.polling import Poller, Tick, quietly
 from nbjobs.widgets.registry import REGISTRY
 
 if TYPE_CHECKING:
-    from nbjobs.api.job import Job
+    from nbjobs.widgets.sources import JobSource
 
 
 class JobView:
@@ -24,15 +25,16 @@ class JobView:
     >>> JobView(job).widget          # doctest: +SKIP
     """
 
-    def __init__(self, job: Job, *, interval: float = 0.5, clock: Clock = SYSTEM) -> None:
+    def __init__(self, job: JobSource, *, interval: float = 0.5, clock: Clock = SYSTEM) -> None:
         self.job = job
         self.previews = Previews(job.store, limit=200)
         self._clock = clock
         self.title = ui.HTML()
         self.bar = ui.FloatProgress(value=0.0, min=0.0, max=1.0, layout=ui.Layout(width="220px"))
+        self.busy = ui.HTML(markup.BUSY, layout=ui.Layout(width="220px", display="none"))
         self.label = ui.HTML(layout=ui.Layout(margin="0 0 0 8px"))
         self.outcome = ui.HTML()
-        self.progress_line = ui.HBox([self.bar, self.label])
+        self.progress_line = ui.HBox([self.bar, self.busy, self.label])
         self.tb_button = ui.Button(
             description="traceback", icon="chevron-down", layout=ui.Layout(display="none")
         )
@@ -54,6 +56,7 @@ class JobView:
             name="nbjobs-job",
         )
         self._seen: tuple[Any, ...] = ()
+        self._why: tuple[float, tuple[Any, ...], str] = (float("-inf"), (), "")
         self.updates = 0
 
     def tick(self) -> Tick:
@@ -75,24 +78,50 @@ class JobView:
     def apply(self, rec: JobRecord) -> int:
         now = self._clock.now()
         failed = rec.status == states.FAILED
-        text = render.progress_text(rec.progress_info(), rec.status)
-        return (
-            ui.set_traits(self.title, value=self._title_html(rec, now))
-            + ui.set_traits(self.bar, **bar_traits(rec))
-            + ui.set_traits(
-                self.label, value=f"<span class='nbjobs-muted'>{html.escape(text)}</span>"
-            )
-            + ui.set_traits(self.outcome, value=outcome_text(rec, self.previews))
-            + ui.show_if(self.tb_button, failed)
-            + ui.show_if(self.progress_line, _has_bar(rec))
-        )
+        text = self._line(rec, now)
+        has_bar = rec.progress is not None
+        busy = not has_bar and rec.status == states.RUNNING
+        n = ui.set_traits(self.title, value=self._title_html(rec, now))
+        n += ui.set_traits(self.bar, **markup.bar_traits(rec)) if has_bar else 0
+        n += ui.show_if(self.bar, has_bar) + ui.show_if(self.busy, busy)
+        n += ui.set_traits(self.label, value=text)
+        waits = rec.status == states.PENDING  # the line says why; no "queued" below it
+        outcome = "" if waits else markup.outcome_text(rec, self.previews)
+        n += ui.set_traits(self.outcome, value=outcome)
+        n += ui.show_if(self.tb_button, failed)
+        return n + ui.show_if(self.progress_line, bool(has_bar or busy or text))
+
+    def _line(self, rec: JobRecord, now: float) -> str:
+        """Beside the bar: how far, how fast, how long (tqdm's line); or why a job waits."""
+        p = rec.progress_info()
+        if rec.status == states.RETRYING:
+            text = reasons.why_retrying(rec, now)
+            return markup.hover_span("nbjobs-err", text, render.error_line(rec, HOVER_LIMIT))
+        if rec.status == states.PENDING:
+            text = self._why_pending(rec, now)
+        elif p is not None:
+            text = render.tqdm_line(p, render.elapsed(rec, now), rec.status)
+        else:
+            return ""
+        return f"<span class='nbjobs-muted'>{html.escape(text)}</span>"
+
+    def _why_pending(self, rec: JobRecord, now: float) -> str:
+        """`reasons.why_pending`, read again at most every 2 s (or when the job changed)."""
+        checked, seen, text = self._why
+        mono = self._clock.monotonic()
+        shown = (rec.updated_at, rec.retry_at)
+        if seen != shown or mono - checked >= 2.0:
+            text = str(guard(lambda: reasons.why_pending(self.job.store, rec, now)))
+            self._why = (mono, shown, text)
+        return text
 
     def _title_html(self, rec: JobRecord | None, now: float = 0.0) -> str:
         if rec is None:
             return f"<b>{html.escape(self.job.name)}</b> <i>(no longer in the store)</i>"
-        key = html.escape(rec.key if rec.key and rec.key != rec.name else "")
+        tag = markup.label(rec)
+        tag = html.escape("" if tag in (rec.name, rec.id) else tag)
         return (
-            f"<b>{html.escape(rec.name)}</b> <span class='nbjobs-muted nbjobs-code'>{key}</span> "
+            f"<b>{html.escape(rec.name)}</b> <span class='nbjobs-muted nbjobs-code'>{tag}</span> "
             f"{render.badge(rec.status)} "
             f"<span class='nbjobs-muted'>{html.escape(render.meta_line(rec, now))}</span>"
         )
@@ -124,12 +153,7 @@ class JobView:
         ui.close_tree(self.widget)
 
 
-def _has_bar(rec: JobRecord) -> bool:
-    """A bar is worth showing while a job is under way or when it reported progress."""
-    return rec.progress is not None or rec.status in (states.RUNNING, states.PENDING)
-
-
-def job_bundle(job: Job, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
+def job_bundle(job: JobSource, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
     """The display data of a `Job` in a kernel: its live widget, with the text repr as
     fallback; None outside a kernel (the plain reprs are used)."""
     if (exclude and ui.WIDGET_MIME in exclude) or (include and ui.WIDGET_MIME not in include):

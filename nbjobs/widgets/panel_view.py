@@ -21,7 +21,7 @@ from nbjobs.widgets.rows import Row
 from nbjobs.widgets.strip import ScheduleStrip, Shown
 
 if TYPE_CHECKING:
-    from nbjobs.api.store import Store
+    from nbjobs.widgets.sources import StoreSource
 
 RESTART_HINT = "after a kernel restart, run nbjobs.panel() again to re-display it from the store"
 
@@ -40,7 +40,7 @@ class Panel:
 
     def __init__(
         self,
-        store: Store | None = None,
+        store: StoreSource,
         *,
         page_size: int = 20,
         interval: float = 0.5,
@@ -53,11 +53,9 @@ class Panel:
         group_by: str | None = "map",
         sort: str = "active",
     ) -> None:
-        from nbjobs.api import default_store
-
         self.presets = presets(status, tag, name, group, sort)
         self.group_by = validate.choice(group_by, "group_by", GROUP_BY)
-        self.store = default_store.default_store() if store is None else store
+        self.store = store
         self.page_size = validate.positive_int(page_size, "page_size")
         self.offset = 0
         self.previews = Previews(self.store)
@@ -410,8 +408,8 @@ class Panel:
         return f"<nbjobs panel of {self.store.path}>"
 
 
-def panel(store: Store | None = None, *, page_size: int = 20, **presets: Any) -> Panel:
-    """A live panel of the store's jobs (the default store unless given); see `Panel`."""
+def panel(store: StoreSource, *, page_size: int = 20, **presets: Any) -> Panel:
+    """A live panel of the store's jobs (`nbjobs.panel()` passes the default store)."""
     return Panel(store, page_size=page_size, **presets)
 
 

@@ -8,17 +8,17 @@ from nbjobs import states
 from nbjobs.records import JobRecord
 from nbjobs.widgets import ui
 from nbjobs.widgets.details import details_html
-from nbjobs.widgets.markup import Previews, bar_traits, row_html
+from nbjobs.widgets.markup import Previews, bar_traits, gauge, name_cell, progress_cells
 
 if TYPE_CHECKING:
-    from nbjobs.api.store import Store
+    from nbjobs.widgets.sources import StoreSource
 
 
 class Owner(Protocol):
     """What rows need from their panel (`Panel`; this module does not import it)."""
 
     @property
-    def store(self) -> Store: ...
+    def store(self) -> StoreSource: ...
 
     @property
     def previews(self) -> Previews: ...
@@ -37,13 +37,16 @@ class Row:
         self.toggle = ui.Button(icon="chevron-right", tooltip="details")
         self.toggle.add_class("nbjobs-toggle")
         self.toggle.on_click(lambda _b: panel.toggle(self))
-        self.left = ui.HTML(layout=ui.Layout(width="265px", flex="0 0 auto"))
+        self.left = ui.HTML(layout=ui.Layout(width="345px", flex="0 0 auto"))
         self.bar = ui.FloatProgress(
             value=0.0, min=0.0, max=1.0, layout=ui.Layout(width="110px", margin="0 10px 0 0")
         )
+        # in the bar's place when there is no progress to show
+        self.gauge = ui.HTML(layout=ui.Layout(width="110px", margin="0 10px 0 0"))
         self.right = ui.HTML(layout=ui.Layout(flex="1 1 0%", min_width="0"))
-        line = ui.HBox([self.toggle, self.left, self.bar, self.right])
+        line = ui.HBox([self.toggle, self.left, self.bar, self.gauge, self.right])
         line.add_class("nbjobs-row")
+        self._named: tuple[str, str] | None = None
         self.details: Details | None = None
         self.holder = ui.VBox()
         self.box = ui.VBox([line, self.holder], layout=ui.Layout(display="none"))
@@ -54,10 +57,15 @@ class Row:
             self.job_id = None
             return ui.show_if(self.box, False)
         self.job_id = rec.id
-        left, right = row_html(rec, now, self.panel.previews)
         n = ui.show_if(self.box, True)
-        n += ui.set_traits(self.left, value=left) + ui.set_traits(self.right, value=right)
-        n += ui.set_traits(self.bar, **bar_traits(rec))
+        if self._named != (rec.id, rec.status):  # the name cell changes only with these
+            self._named = (rec.id, rec.status)
+            n += ui.set_traits(self.left, value=name_cell(rec))
+        n += ui.set_traits(self.right, value=progress_cells(rec, now, self.panel.previews))
+        has_bar, instead = gauge(rec, now)
+        n += ui.show_if(self.bar, has_bar) + ui.show_if(self.gauge, not has_bar)
+        n += ui.set_traits(self.bar, **bar_traits(rec)) if has_bar else 0
+        n += ui.set_traits(self.gauge, value=instead)
         n += ui.set_traits(self.toggle, icon="chevron-down" if is_open else "chevron-right")
         if is_open and self.details is None:
             self.details = Details(self.panel, self)

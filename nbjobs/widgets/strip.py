@@ -11,7 +11,7 @@ from nbjobs.widgets import ui
 from nbjobs.widgets.markup import schedule_html, schedule_times
 
 if TYPE_CHECKING:
-    from nbjobs.api.store import Store
+    from nbjobs.widgets.sources import StoreSource
 
 #: A schedule and the status of the job of its last firing (None: never fired, or forgotten).
 Shown = tuple[ScheduleRecord, str | None]
@@ -24,7 +24,7 @@ class ScheduleStrip:
     >>> strip.show(strip.read(store.stats()), now=time.time())  # doctest: +SKIP
     """
 
-    def __init__(self, store: Store, wake: Callable[[], None]) -> None:
+    def __init__(self, store: StoreSource, wake: Callable[[], None]) -> None:
         self.store = store
         self._wake = wake
         self.note = ui.HTML()

@@ -63,13 +63,21 @@ CSS = """<style>
 .nbjobs-line { display: flex; align-items: center; white-space: nowrap; overflow: hidden; }
 .nbjobs-c { flex: 0 0 auto; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
   padding-right: 8px; box-sizing: border-box; }
-.nbjobs-name { width: 170px; } .nbjobs-status { width: 95px; }
+.nbjobs-name { width: 250px; } .nbjobs-status { width: 95px; }
 .nbjobs-msg { width: 200px; } .nbjobs-prog { width: 326px; }
 .nbjobs-att { width: 48px; text-align: right; }
 .nbjobs-start { width: 78px; } .nbjobs-el { width: 64px; text-align: right; }
 .nbjobs-out { flex: 1 1 auto; min-width: 60px; padding-left: 8px; }
 .nbjobs-when { width: 265px; } .nbjobs-next { width: 110px; }
 .nbjobs-sched { align-items: center; }
+.nbjobs-busy { position: relative; overflow: hidden; height: 8px; border-radius: 4px;
+  background: var(--jp-layout-color3); }
+.nbjobs-busy::after { content: ''; position: absolute; top: 0; bottom: 0; width: 35%;
+  background: var(--jp-brand-color1); border-radius: 4px;
+  animation: nbjobs-slide 1.4s ease-in-out infinite; }
+@keyframes nbjobs-slide { from { left: -35%; } to { left: 100%; } }
+@media (prefers-reduced-motion: reduce) { .nbjobs-busy::after { animation: none; left: 0;
+  width: 100%; opacity: .4; } }
 .nbjobs-pre { font-family: var(--jp-code-font-family); font-size: var(--jp-code-font-size);
   background: var(--jp-layout-color2); color: var(--jp-content-font-color1);
   padding: 6px 8px; margin: 4px 0; max-height: 260px; overflow: auto; white-space: pre; }
