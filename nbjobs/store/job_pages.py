@@ -149,8 +149,9 @@ def _ordered(
     """`newest`, `oldest` or `name` order."""
     src, where, params = filters.sql()
     direction = "ASC" if order == "oldest" else "DESC"
-    if order == "name" or (chosen is None and filters.group is None):
-        # One range of the primary key (or the name index), stopped by LIMIT.
+    single = chosen is not None and len(chosen) == 1
+    if order == "name" or single or (chosen is None and filters.group is None):
+        # One range of an index (one status's) or of the primary key, stopped by LIMIT.
         if chosen is not None:
             where.append(f"j.status IN ({','.join('?' * len(chosen))})")
             params += chosen

@@ -48,7 +48,8 @@ class GroupStrip:
         if self.group_by is None:
             return []
         if self.group_by == "map":
-            found = self.store.groups(_NEWEST)
+            # Read as the page is (the panel's stats() waited for this process's writes).
+            found = self.store.storage.read(lambda sql: group_table.groups(sql, now, _NEWEST))
             found.sort(key=lambda g: not g.active)  # stable: newest first within each
             return found[: self.rows]
         field = self.group_by
