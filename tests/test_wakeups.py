@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 import nbjobs
-from nbjobs.api import waiting
-from nbjobs.running import local
+from nbjobs.running import local, watching
 from nbjobs.store import wakeups, worker_table
 from nbjobs.store.writer import Call
 
@@ -118,8 +117,8 @@ def test_a_worker_wakes_the_kernel_waiting_for_its_job(
 ) -> None:
     # The kernel's own looks are slowed to a minute: only the worker's ring can end the
     # waits below within their 30 s.
-    monkeypatch.setattr(waiting, "_POLL_MIN", 60.0)
-    monkeypatch.setattr(waiting, "_POLL_MAX", 60.0)
+    monkeypatch.setattr(watching, "_POLL_MIN", 60.0)
+    monkeypatch.setattr(watching, "_POLL_MAX", 60.0)
     monkeypatch.setattr(local, "_LOOK_MAX_S", 60.0)
     store.start_worker(workers=1, idle_timeout=120)
     try:
