@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import keyless_window
 import numpy as np
 import numpy.typing as npt
+import panel_idle
 import psutil
 import workloads
 from pools import (
@@ -258,6 +259,12 @@ def panel_groups(contender: str, params: Params) -> Metrics:
     return {"open_ms": open_ms, "panel_ms": panel_ms}
 
 
+def panel_idling(contender: str, params: Params) -> Metrics:
+    """The shown panel's CPU on the store of `build_groups`, idle then busy (`panel_idle.py`)."""
+    _require_nbjobs_thread(contender)
+    return dict(panel_idle.measure(workdir(params) / "groups", params))
+
+
 # ---------------------------------------------------------------------- 4. large results
 def _nbjobs_round_trip(folder: Path, nbytes: int) -> tuple[float, float, Any]:
     with open_pool("nbjobs-thread", folder, 1) as pool:
@@ -396,6 +403,7 @@ MEASURES: dict[str, Callable[[str, Params], Metrics]] = {
     "store_ops": store_ops,
     "build_groups": build_groups,
     "panel_groups": panel_groups,
+    "panel_idle": panel_idling,
     "large_result": large_result,
     "build_results": build_results,
     "read_results": read_results,
