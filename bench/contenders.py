@@ -230,6 +230,34 @@ def store_ops(contender: str, params: Params) -> Metrics:
     return metrics
 
 
+def build_groups(contender: str, params: Params) -> Metrics:
+    """Fill a store with `n` finished jobs in `groups` maps (one in `fail_every` failed)."""
+    if contender != "nbjobs-thread":
+        raise Unsupported(f"{contender} has no map")
+    n, groups = params["n"], params["groups"]
+    fn = partial(workloads.trivial_or_fail, fail_every=params["fail_every"])
+    per = n // groups
+    t0 = time.perf_counter()
+    with nbjobs.Store(workdir(params) / "groups", workers=params["workers"]) as store:
+        for g in range(groups):
+            jobs = store.map(fn, range(g * per, (g + 1) * per))
+            nbjobs.wait(jobs)
+    wall = time.perf_counter() - t0
+    return {"jobs": n, "build_s": wall, "jobs_per_s": n / wall}
+
+
+def panel_groups(contender: str, params: Params) -> Metrics:
+    """One refresh of the panel on the store of `build_groups`."""
+    from nbjobs.widgets import Panel
+
+    open_ms, store = timed_ms(lambda: nbjobs.Store(workdir(params) / "groups"), calls=1)
+    panel = Panel(store)
+    panel_ms, _ = timed_ms(panel.refresh)
+    expect("jobs counted", sum(store.stats().values()), params["n"])
+    store.close()
+    return {"open_ms": open_ms, "panel_ms": panel_ms}
+
+
 # ---------------------------------------------------------------------- 4. large results
 def _nbjobs_round_trip(folder: Path, nbytes: int) -> tuple[float, float, Any]:
     with open_pool("nbjobs-thread", folder, 1) as pool:
@@ -366,6 +394,8 @@ MEASURES: dict[str, Callable[[str, Params], Metrics]] = {
     "submit_latency": submit_latency,
     "build_store": build_store,
     "store_ops": store_ops,
+    "build_groups": build_groups,
+    "panel_groups": panel_groups,
     "large_result": large_result,
     "build_results": build_results,
     "read_results": read_results,

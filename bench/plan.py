@@ -136,6 +136,7 @@ def sections(s: Settings) -> list[Section]:
         *_throughput_sections(s),
         *_latency_sections(s),
         _store_section(s),
+        _groups_section(s),
         _large_section(s),
         *_memory_sections(s),
         *_window_sections(s),
@@ -222,6 +223,25 @@ def _store_section(s: Settings) -> Section:
             "floor: the same reads done naively on diskcache (scans: no index); its panel "
             "refresh is stats() plus a page of 20",
         ),
+    )
+
+
+def _groups_section(s: Settings) -> Section:
+    params = {
+        "n": s.store_jobs,
+        "groups": 100,
+        "fail_every": s.store_jobs // s.failed_jobs,
+        "workers": s.workers,
+    }
+    return Section(
+        "groups",
+        f"A store of {s.store_jobs:,} finished jobs in 100 maps: the panel with its group rows",
+        "panel_groups",
+        (THREAD,),
+        params,
+        s.reps,
+        (Column("open_ms", "open ms", ",.2f"), Column("panel_ms", "panel refresh ms", ",.2f")),
+        Fixture("groups", "build_groups", (THREAD,), params),
     )
 
 
@@ -362,6 +382,7 @@ def targets(s: Settings) -> list[Target]:
     )
     return [
         _relative("thread throughput ≥ 1.0x floor", "trivial", "jobs_per_s", FLOOR, 1.0),
+        _at_most("panel refresh, 100 maps < 10 ms", "groups", "panel_ms", 10.0, "ms"),
         _relative("thread throughput ≥ 4x huey", "trivial", "jobs_per_s", HUEY, 4.0),
         _at_most("submit, no key: p50 ≤ 20 µs", "submit", "p50_us", 20.0, "µs"),
         _at_most("submit, no key: p99 ≤ 1 ms", "submit", "p99_us", 1000.0, "µs"),
