@@ -14,6 +14,7 @@ import json
 import os
 import pickle
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -265,6 +266,41 @@ def panel_idling(contender: str, params: Params) -> Metrics:
     return dict(panel_idle.measure(workdir(params) / "groups", params))
 
 
+#: The console script's body (`nbjobs ...` runs this), without depending on where it is installed.
+CLI = "import sys; from nbjobs.cli import main; sys.exit(main())"
+
+
+def startup(contender: str, params: Params) -> Metrics:
+    """Wall time of fresh interpreters: `python -c pass`, `import nbjobs`, and `nbjobs stats`
+    and `nbjobs ls` on the store; `rounds` rounds interleaved, medians. Also how many of the
+    `heavy` modules `import nbjobs` loads."""
+    if contender != "nbjobs-thread":
+        raise Unsupported(f"{contender}: this measure is for nbjobs only")
+    store, py = str(workdir(params) / NbjobsPool.folder), sys.executable
+    commands = {
+        "pass": [py, "-c", "pass"],
+        "import": [py, "-c", "import nbjobs"],
+        "stats": [py, "-c", CLI, "--store", store, "stats"],
+        "ls": [py, "-c", CLI, "--store", store, "ls"],
+    }
+    # Bytecode is written (round 0, not timed) and read, as an installed package has it.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for done in range(params["rounds"] + 1):
+        for name, cmd in commands.items():
+            t0 = time.perf_counter()
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, env=env, check=True)
+            if done:
+                times[name].append(1000 * (time.perf_counter() - t0))
+    metrics: Metrics = {f"{name}_ms": statistics.median(t) for name, t in times.items()}
+    for name in ("import", "stats", "ls"):
+        metrics[f"{name}_x"] = statistics.median(times[name]) / statistics.median(times["pass"])
+    probe = f"import sys, nbjobs; print(sum(m in sys.modules for m in {tuple(params['heavy'])!r}))"
+    out = subprocess.run([py, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    metrics["heavy_modules"] = int(out.stdout)
+    return metrics
+
+
 # ---------------------------------------------------------------------- 4. large results
 def _nbjobs_round_trip(folder: Path, nbytes: int) -> tuple[float, float, Any]:
     with open_pool("nbjobs-thread", folder, 1) as pool:
@@ -401,6 +437,7 @@ MEASURES: dict[str, Callable[[str, Params], Metrics]] = {
     "submit_latency": submit_latency,
     "build_store": build_store,
     "store_ops": store_ops,
+    "startup": startup,
     "build_groups": build_groups,
     "panel_groups": panel_groups,
     "panel_idle": panel_idling,

@@ -34,6 +34,7 @@ class Settings:
     workers: int = 4
     failed_jobs: int = 10
     key_every: int = 100  # one job in key_every of the big store has a key
+    startup_rounds: int = 15  # interleaved rounds of the start-up commands per run
     window_procs: int = 8  # processes submitting keyless jobs, one SIGKILLed,
     window_loop_procs: int = 4  # (those submitting in a tight loop)
     window_kills: int = 10  # this many times
@@ -140,6 +141,7 @@ def sections(s: Settings) -> list[Section]:
         *_throughput_sections(s),
         *_latency_sections(s),
         _store_section(s),
+        _startup_section(s),
         _groups_section(s),
         _idle_section(s),
         _large_section(s),
@@ -199,8 +201,8 @@ def _latency_sections(s: Settings) -> list[Section]:
     ]
 
 
-def _store_section(s: Settings) -> Section:
-    fixture = Fixture(
+def _store_fixture(s: Settings) -> Fixture:
+    return Fixture(
         "store",
         "build_store",
         (FLOOR, THREAD),
@@ -211,6 +213,10 @@ def _store_section(s: Settings) -> Section:
             "workers": s.workers,
         },
     )
+
+
+def _store_section(s: Settings) -> Section:
+    fixture = _store_fixture(s)
     columns = tuple(
         Column(f"{op}_ms", STORE_LABELS.get(op, op) + " ms", ",.2f") for op in STORE_OPS
     )
@@ -227,6 +233,44 @@ def _store_section(s: Settings) -> Section:
         notes=(
             "floor: the same reads done naively on diskcache (scans: no index); its panel "
             "refresh is stats() plus a page of 20",
+        ),
+    )
+
+
+#: Imported by `import nbjobs` they would cost every kernel, worker and CLI call; each is
+#: imported where it is first used (tenacity by retry policies, croniter by cron schedules...).
+HEAVY_MODULES = (
+    "croniter", "dateutil", "ipywidgets", "IPython", "numpy", "pandas", "dask", "tenacity",
+)  # fmt: skip
+STARTUP_COMMANDS = ("pass", "import", "stats", "ls")
+STARTUP_LABELS = {
+    "pass": "python -c pass",
+    "import": "import nbjobs",
+    "stats": "nbjobs stats",
+    "ls": "nbjobs ls",
+}
+
+
+def _startup_section(s: Settings) -> Section:
+    fixture = _store_fixture(s)
+    columns = tuple(Column(f"{c}_ms", STARTUP_LABELS[c] + " ms", ",.1f") for c in STARTUP_COMMANDS)
+    ratios = tuple(
+        Column(f"{c}_x", STARTUP_LABELS[c] + " / pass", ".2f") for c in STARTUP_COMMANDS[1:]
+    )
+    return Section(
+        "startup",
+        f"Start-up: `import nbjobs`, and the CLI on the store of {s.store_jobs:,} jobs "
+        "(wall time of fresh processes)",
+        "startup",
+        (THREAD,),
+        fixture.params | {"rounds": s.startup_rounds, "heavy": HEAVY_MODULES},
+        s.reps,
+        (*columns, *ratios, Column("heavy_modules", "heavy modules loaded", ",.0f")),
+        fixture,
+        notes=(
+            f"each run: {s.startup_rounds} rounds of the four commands interleaved, medians; "
+            "bytecode compiled first (as an installed package has it)",
+            "heavy modules: how many of " + ", ".join(HEAVY_MODULES) + " `import nbjobs` loads",
         ),
     )
 
@@ -410,6 +454,13 @@ def _at_most(label: str, section: str, metric: str, limit: float, unit: str) -> 
     return Target(label, Ref(section, THREAD, metric), limit, 1.0, False, unit)
 
 
+def _startup_ratio(command: str, bound: float) -> Target:
+    """The wall time of `command` at most `bound` times `python -c pass`'s (same runs)."""
+    label = f"{STARTUP_LABELS[command]}: ≤ {bound:g}x python -c pass"
+    value, versus = Ref("startup", THREAD, f"{command}_ms"), Ref("startup", THREAD, "pass_ms")
+    return Target(label, value, versus, bound, False, "")
+
+
 def targets(s: Settings) -> list[Target]:
     store_ops = (
         _at_most(f"store: {STORE_LABELS.get(op, op)} < 10 ms", "store", f"{op}_ms", 10.0, "ms")
@@ -425,6 +476,16 @@ def targets(s: Settings) -> list[Target]:
         _at_most("submit, with key: p50 ≤ 300 µs", "submit_key", "p50_us", 300.0, "µs"),
         _at_least("10 ms jobs ≥ 0.95 of ideal", "nap", "jobs_per_s", ideal_nap_rate(s), 0.95),
         *store_ops,
+        Target(
+            "import nbjobs loads no heavy module (" + ", ".join(HEAVY_MODULES) + ")",
+            Ref("startup", THREAD, "heavy_modules"),
+            1.0,
+            0.0,
+            False,
+            "",
+        ),
+        _startup_ratio("stats", 4.0),
+        _startup_ratio("ls", 4.0),
         _relative("large result write ≥ 0.8x pickle", "large", "write_mb_s", RAW, 0.8),
         _relative("large result read ≥ 0.8x pickle", "large", "read_mb_s", RAW, 0.8),
         _at_most("RSS growth reading results < 50 MB", "memory", "rss_growth_mb", 50.0, "MB"),

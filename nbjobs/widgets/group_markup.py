@@ -6,8 +6,6 @@ the cell's live bars show.
 
 from __future__ import annotations
 
-import html
-
 from nbjobs import render, states
 from nbjobs.records import Group
 
@@ -82,6 +80,8 @@ def counts_html(group: Group) -> str:
 
 def group_html(group: Group) -> str:
     """A group's row in the panel: name, size, counts per status, bar, progress and ETA."""
+    import html  # here: `import nbjobs` (which imports this module) need not load it
+
     name = html.escape(group.name)
     return (
         f"<div class='nbjobs-line'><span class='nbjobs-c nbjobs-name' title='group "
