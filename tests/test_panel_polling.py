@@ -24,6 +24,7 @@ def blocker(gate: threading.Event) -> str:
 
 def test_a_poll_of_a_quiet_store_reads_its_version_only(store: nbjobs.Store) -> None:
     store.submit(sum, [1, 2]).wait(timeout=30)
+    store.flush()  # every write committed: from here the store is quiet
     clock = FakeClock()
     panel = Panel(store, clock=clock)
     assert panel.tick() == "changed" and panel.refreshes == 1
@@ -36,6 +37,7 @@ def test_a_poll_of_a_quiet_store_reads_its_version_only(store: nbjobs.Store) -> 
 
 def test_a_write_or_a_new_view_redraws_at_the_next_poll(store: nbjobs.Store) -> None:
     store.submit(sum, [1, 2]).wait(timeout=30)
+    store.flush()
     panel = Panel(store, clock=FakeClock())
     panel.tick()
     store.submit(sum, [3, 4]).wait(timeout=30)
