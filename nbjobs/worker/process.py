@@ -58,6 +58,9 @@ LEASE = 30.0
 POLL = 0.5
 _LOOK_MIN = 0.05  # seconds: a schedule that stays due (say, unwritable) must not spin the loop
 _REAP_EVERY = 1.0
+#: A worker whose last job took less than this claims a job ahead for each slot: it waits in
+#: the pool's queue, so a slot that frees starts its next job at once, with no claim between.
+SHORT_JOB = 0.1
 
 
 def _runs_in_child(*args: Any, **kwargs: Any) -> Any:
@@ -99,6 +102,7 @@ class Worker:
         self.full = False  # the store's disk is full: this process's writes are held
         self.beating = False  # a heartbeat is queued, not committed yet
         self.telling = False  # a wake-up of the watchers is queued
+        self.short = False  # its last job was short: it claims a job ahead for each slot
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
@@ -211,9 +215,11 @@ class Worker:
 
     # ------------------------------------------------------------------ claiming
     def _free(self) -> int:
-        """Slots not held by a running job (one claimed but not begun holds its slot)."""
+        """Jobs to claim: slots not held by a running job (one claimed but not begun holds
+        its slot), and one ahead for each slot while the jobs are short (`SHORT_JOB`)."""
+        ahead = self.slots if self.short else 0
         with self.lock:
-            return self.slots - sum(1 for job in self.held.values() if job.still_running)
+            return self.slots + ahead - sum(1 for job in self.held.values() if job.still_running)
 
     def _won(self, jobs: Claimed) -> None:
         """The jobs of a committed claim (in the writer thread): held and started."""
@@ -228,10 +234,30 @@ class Worker:
         call of a job with dependencies)."""
         local = LocalJob(rec, _runs_in_child, (), {})
         local.claimed = rec.status == states.RUNNING
-        local.prepare = functools.partial(_load, local, stored, self.storage)
+        local.prepare = functools.partial(self._begin, local, stored, local.claimed)
         with self.lock:
             self.held[rec.id] = local
         return local
+
+    def _begin(self, local: LocalJob, stored: StoredCall, claimed: bool) -> None:
+        """A held job's first attempt begins (on its pool thread): a claimed job starts
+        now, not when it was claimed (one claimed ahead waited for a slot); then it is
+        loaded."""
+        with local.lock:
+            rec = local.rec
+            if claimed and local.attempt == 1 and rec.status == states.RUNNING:
+                self._started(local, rec, self.clock.now())
+        _load(local, stored, self.storage)
+
+    def _started(self, local: LocalJob, rec: JobRecord, now: float) -> None:
+        """Write that a claimed job (`rec`, held under its lock) started at `now`."""
+        first = rec.run_started_at == rec.started_at
+        rec = rec.evolve(started_at=now, updated_at=now)
+        if first:
+            rec.run_started_at = now
+        local.rec = rec
+        # Committed with its previous job's outcome, merged with its own if it is short.
+        self.storage.writer.put(Cas(rec, states.RUNNING), self._on_renewed(local))
 
     # ------------------------------------------------------------------ heartbeat
     def _heartbeat(self, state: str) -> None:
@@ -249,7 +275,7 @@ class Worker:
                 rec = local.rec
                 if rec.status not in (states.RUNNING, states.RETRYING) or local.returning:
                     continue  # (a success being recorded needs no lease: it is not renewed)
-                running += rec.status == states.RUNNING
+                running += rec.status == states.RUNNING and not local.claimed  # (begun)
                 rec = rec.evolve(lease_until=until)
                 local.rec = rec
                 self.storage.writer.put(Cas(rec, rec.status), self._on_renewed(local))
@@ -337,6 +363,9 @@ class Worker:
 
     def _finished(self, local: LocalJob, error: BaseException | None) -> None:
         rec = local.rec
+        began, ended = rec.started_at, rec.finished_at
+        if rec.status in states.FINISHED and began is not None and ended is not None:
+            self.short = ended - began < SHORT_JOB
         if rec.status in states.FINISHED:
             why = "" if rec.status == states.SUCCEEDED else f" ({error_text(rec)})"
             log.info("job %s: %s after %s%s; the last took %s", job_label(rec), rec.status,
