@@ -14,6 +14,7 @@ import json
 import os
 import pickle
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 import keyless_window
 import numpy as np
 import numpy.typing as npt
+import panel_idle
 import psutil
 import workloads
 from pools import (
@@ -230,6 +232,75 @@ def store_ops(contender: str, params: Params) -> Metrics:
     return metrics
 
 
+def build_groups(contender: str, params: Params) -> Metrics:
+    """Fill a store with `n` finished jobs in `groups` maps (one in `fail_every` failed)."""
+    if contender != "nbjobs-thread":
+        raise Unsupported(f"{contender} has no map")
+    n, groups = params["n"], params["groups"]
+    fn = partial(workloads.trivial_or_fail, fail_every=params["fail_every"])
+    per = n // groups
+    t0 = time.perf_counter()
+    with nbjobs.Store(workdir(params) / "groups", workers=params["workers"]) as store:
+        for g in range(groups):
+            jobs = store.map(fn, range(g * per, (g + 1) * per))
+            nbjobs.wait(jobs)
+    wall = time.perf_counter() - t0
+    return {"jobs": n, "build_s": wall, "jobs_per_s": n / wall}
+
+
+def panel_groups(contender: str, params: Params) -> Metrics:
+    """One refresh of the panel on the store of `build_groups`."""
+    from nbjobs.widgets import Panel
+
+    open_ms, store = timed_ms(lambda: nbjobs.Store(workdir(params) / "groups"), calls=1)
+    panel = Panel(store)
+    panel_ms, _ = timed_ms(panel.refresh)
+    expect("jobs counted", sum(store.stats().values()), params["n"])
+    store.close()
+    return {"open_ms": open_ms, "panel_ms": panel_ms}
+
+
+def panel_idling(contender: str, params: Params) -> Metrics:
+    """The shown panel's CPU on the store of `build_groups`, idle then busy (`panel_idle.py`)."""
+    _require_nbjobs_thread(contender)
+    return dict(panel_idle.measure(workdir(params) / "groups", params))
+
+
+#: The console script's body (`nbjobs ...` runs this), without depending on where it is installed.
+CLI = "import sys; from nbjobs.cli import main; sys.exit(main())"
+
+
+def startup(contender: str, params: Params) -> Metrics:
+    """Wall time of fresh interpreters: `python -c pass`, `import nbjobs`, and `nbjobs stats`
+    and `nbjobs ls` on the store; `rounds` rounds interleaved, medians. Also how many of the
+    `heavy` modules `import nbjobs` loads."""
+    if contender != "nbjobs-thread":
+        raise Unsupported(f"{contender}: this measure is for nbjobs only")
+    store, py = str(workdir(params) / NbjobsPool.folder), sys.executable
+    commands = {
+        "pass": [py, "-c", "pass"],
+        "import": [py, "-c", "import nbjobs"],
+        "stats": [py, "-c", CLI, "--store", store, "stats"],
+        "ls": [py, "-c", CLI, "--store", store, "ls"],
+    }
+    # Bytecode is written (round 0, not timed) and read, as an installed package has it.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for done in range(params["rounds"] + 1):
+        for name, cmd in commands.items():
+            t0 = time.perf_counter()
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, env=env, check=True)
+            if done:
+                times[name].append(1000 * (time.perf_counter() - t0))
+    metrics: Metrics = {f"{name}_ms": statistics.median(t) for name, t in times.items()}
+    for name in ("import", "stats", "ls"):
+        metrics[f"{name}_x"] = statistics.median(times[name]) / statistics.median(times["pass"])
+    probe = f"import sys, nbjobs; print(sum(m in sys.modules for m in {tuple(params['heavy'])!r}))"
+    out = subprocess.run([py, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    metrics["heavy_modules"] = int(out.stdout)
+    return metrics
+
+
 # ---------------------------------------------------------------------- 4. large results
 def _nbjobs_round_trip(folder: Path, nbytes: int) -> tuple[float, float, Any]:
     with open_pool("nbjobs-thread", folder, 1) as pool:
@@ -366,6 +437,10 @@ MEASURES: dict[str, Callable[[str, Params], Metrics]] = {
     "submit_latency": submit_latency,
     "build_store": build_store,
     "store_ops": store_ops,
+    "startup": startup,
+    "build_groups": build_groups,
+    "panel_groups": panel_groups,
+    "panel_idle": panel_idling,
     "large_result": large_result,
     "build_results": build_results,
     "read_results": read_results,

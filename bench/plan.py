@@ -34,10 +34,13 @@ class Settings:
     workers: int = 4
     failed_jobs: int = 10
     key_every: int = 100  # one job in key_every of the big store has a key
+    startup_rounds: int = 15  # interleaved rounds of the start-up commands per run
     window_procs: int = 8  # processes submitting keyless jobs, one SIGKILLed,
     window_loop_procs: int = 4  # (those submitting in a tight loop)
     window_kills: int = 10  # this many times
     window_run_s: float = 1.0  # after they submitted for this long
+    idle_s: float = 10.0  # a shown panel left idle this long
+    busy_jobs: int = 400  # then this many 10 ms jobs finish in another process
 
 
 FULL = Settings(
@@ -71,6 +74,8 @@ SMOKE = Settings(
     window_loop_procs=1,
     window_kills=2,
     window_run_s=0.3,
+    idle_s=2.0,
+    busy_jobs=40,
 )
 
 
@@ -136,6 +141,9 @@ def sections(s: Settings) -> list[Section]:
         *_throughput_sections(s),
         *_latency_sections(s),
         _store_section(s),
+        _startup_section(s),
+        _groups_section(s),
+        _idle_section(s),
         _large_section(s),
         *_memory_sections(s),
         *_window_sections(s),
@@ -193,8 +201,8 @@ def _latency_sections(s: Settings) -> list[Section]:
     ]
 
 
-def _store_section(s: Settings) -> Section:
-    fixture = Fixture(
+def _store_fixture(s: Settings) -> Fixture:
+    return Fixture(
         "store",
         "build_store",
         (FLOOR, THREAD),
@@ -205,6 +213,10 @@ def _store_section(s: Settings) -> Section:
             "workers": s.workers,
         },
     )
+
+
+def _store_section(s: Settings) -> Section:
+    fixture = _store_fixture(s)
     columns = tuple(
         Column(f"{op}_ms", STORE_LABELS.get(op, op) + " ms", ",.2f") for op in STORE_OPS
     )
@@ -221,6 +233,93 @@ def _store_section(s: Settings) -> Section:
         notes=(
             "floor: the same reads done naively on diskcache (scans: no index); its panel "
             "refresh is stats() plus a page of 20",
+        ),
+    )
+
+
+#: Imported by `import nbjobs` they would cost every kernel, worker and CLI call; each is
+#: imported where it is first used (tenacity by retry policies, croniter by cron schedules...).
+HEAVY_MODULES = (
+    "croniter", "dateutil", "ipywidgets", "IPython", "numpy", "pandas", "dask", "tenacity",
+)  # fmt: skip
+STARTUP_COMMANDS = ("pass", "import", "stats", "ls")
+STARTUP_LABELS = {
+    "pass": "python -c pass",
+    "import": "import nbjobs",
+    "stats": "nbjobs stats",
+    "ls": "nbjobs ls",
+}
+
+
+def _startup_section(s: Settings) -> Section:
+    fixture = _store_fixture(s)
+    columns = tuple(Column(f"{c}_ms", STARTUP_LABELS[c] + " ms", ",.1f") for c in STARTUP_COMMANDS)
+    ratios = tuple(
+        Column(f"{c}_x", STARTUP_LABELS[c] + " / pass", ".2f") for c in STARTUP_COMMANDS[1:]
+    )
+    return Section(
+        "startup",
+        f"Start-up: `import nbjobs`, and the CLI on the store of {s.store_jobs:,} jobs "
+        "(wall time of fresh processes)",
+        "startup",
+        (THREAD,),
+        fixture.params | {"rounds": s.startup_rounds, "heavy": HEAVY_MODULES},
+        s.reps,
+        (*columns, *ratios, Column("heavy_modules", "heavy modules loaded", ",.0f")),
+        fixture,
+        notes=(
+            f"each run: {s.startup_rounds} rounds of the four commands interleaved, medians; "
+            "bytecode compiled first (as an installed package has it)",
+            "heavy modules: how many of " + ", ".join(HEAVY_MODULES) + " `import nbjobs` loads",
+        ),
+    )
+
+
+def _groups_fixture(s: Settings) -> Fixture:
+    """A store of `store_jobs` finished jobs in 100 maps (built once, read by two sections)."""
+    params = {
+        "n": s.store_jobs,
+        "groups": 100,
+        "fail_every": s.store_jobs // s.failed_jobs,
+        "workers": s.workers,
+    }
+    return Fixture("groups", "build_groups", (THREAD,), params)
+
+
+def _groups_section(s: Settings) -> Section:
+    fixture = _groups_fixture(s)
+    return Section(
+        "groups",
+        f"A store of {s.store_jobs:,} finished jobs in 100 maps: the panel with its group rows",
+        "panel_groups",
+        (THREAD,),
+        fixture.params,
+        s.reps,
+        (Column("open_ms", "open ms", ",.2f"), Column("panel_ms", "panel refresh ms", ",.2f")),
+        fixture,
+    )
+
+
+def _idle_section(s: Settings) -> Section:
+    fixture = _groups_fixture(s)
+    return Section(
+        "panel_idle",
+        f"The panel shown on a store of {s.store_jobs:,} jobs in 100 maps: the kernel's CPU",
+        "panel_idle",
+        (THREAD,),
+        fixture.params | {"idle_s": s.idle_s, "busy_jobs": s.busy_jobs, "busy_workers": 2},
+        s.reps,
+        (
+            Column("idle_pct", "idle % of a core", ".2f"),
+            Column("busy_pct", "busy % of a core", ".2f"),
+            Column("busy_updates", "updates sent", ",.0f"),
+            Column("lag_ms", "last counts shown after ms", ",.0f"),
+        ),
+        fixture,
+        notes=(
+            f"idle: the {s.idle_s:g} s after show(), nothing written (its fastest polling); "
+            f"busy: while another process runs {s.busy_jobs} jobs of 10 ms on 2 threads "
+            "(that process's CPU not counted); last counts: from its exit to the panel's pills",
         ),
     )
 
@@ -355,6 +454,13 @@ def _at_most(label: str, section: str, metric: str, limit: float, unit: str) -> 
     return Target(label, Ref(section, THREAD, metric), limit, 1.0, False, unit)
 
 
+def _startup_ratio(command: str, bound: float) -> Target:
+    """The wall time of `command` at most `bound` times `python -c pass`'s (same runs)."""
+    label = f"{STARTUP_LABELS[command]}: ≤ {bound:g}x python -c pass"
+    value, versus = Ref("startup", THREAD, f"{command}_ms"), Ref("startup", THREAD, "pass_ms")
+    return Target(label, value, versus, bound, False, "")
+
+
 def targets(s: Settings) -> list[Target]:
     store_ops = (
         _at_most(f"store: {STORE_LABELS.get(op, op)} < 10 ms", "store", f"{op}_ms", 10.0, "ms")
@@ -362,12 +468,24 @@ def targets(s: Settings) -> list[Target]:
     )
     return [
         _relative("thread throughput ≥ 1.0x floor", "trivial", "jobs_per_s", FLOOR, 1.0),
+        _at_most("panel refresh, 100 maps < 10 ms", "groups", "panel_ms", 10.0, "ms"),
+        _at_most("panel shown, idle: < 2% of a core", "panel_idle", "idle_pct", 2.0, "%"),
         _relative("thread throughput ≥ 4x huey", "trivial", "jobs_per_s", HUEY, 4.0),
         _at_most("submit, no key: p50 ≤ 20 µs", "submit", "p50_us", 20.0, "µs"),
         _at_most("submit, no key: p99 ≤ 1 ms", "submit", "p99_us", 1000.0, "µs"),
         _at_most("submit, with key: p50 ≤ 300 µs", "submit_key", "p50_us", 300.0, "µs"),
         _at_least("10 ms jobs ≥ 0.95 of ideal", "nap", "jobs_per_s", ideal_nap_rate(s), 0.95),
         *store_ops,
+        Target(
+            "import nbjobs loads no heavy module (" + ", ".join(HEAVY_MODULES) + ")",
+            Ref("startup", THREAD, "heavy_modules"),
+            1.0,
+            0.0,
+            False,
+            "",
+        ),
+        _startup_ratio("stats", 4.0),
+        _startup_ratio("ls", 4.0),
         _relative("large result write ≥ 0.8x pickle", "large", "write_mb_s", RAW, 0.8),
         _relative("large result read ≥ 0.8x pickle", "large", "read_mb_s", RAW, 0.8),
         _at_most("RSS growth reading results < 50 MB", "memory", "rss_growth_mb", 50.0, "MB"),

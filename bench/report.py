@@ -112,15 +112,18 @@ def _lookup(results: Results, ref: Ref) -> float | None:
 def judge(target: Target, results: Results) -> Verdict:
     """Measured ratio of one target, PASS / MISS, or n/a when a side was not measured."""
     value = _lookup(results, target.value)
+    mine = target.value.contender
     if isinstance(target.versus, Ref):
         versus, name = _lookup(results, target.versus), target.versus.contender
+        if name == mine:  # two metrics of one contender: name the metrics
+            mine, name = target.value.metric, target.versus.metric
     else:
         versus, name = target.versus, f"{_num(target.versus)} {target.unit}".strip()
     if value is None or not versus:
         return Verdict(target, value, versus, "n/a", None)
     ratio = value / versus
     sign = "≥" if target.at_least else "≤"
-    text = f"{target.value.contender} / {name} = {ratio:.3g}x (need {sign} {target.bound:g}x)"
+    text = f"{mine} / {name} = {ratio:.3g}x (need {sign} {target.bound:g}x)"
     passed = ratio >= target.bound if target.at_least else ratio <= target.bound
     return Verdict(target, value, versus, text, passed)
 

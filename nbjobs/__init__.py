@@ -34,6 +34,7 @@ from nbjobs.api.default_store import (
 from nbjobs.api.default_store import map_jobs as map  # nbjobs' own modules keep the builtin map
 from nbjobs.api.futures import Executor
 from nbjobs.api.job import Job
+from nbjobs.api.progress_bars import watch
 from nbjobs.api.schedules import Schedule
 from nbjobs.api.store import Store
 from nbjobs.api.tasks import Task, task
@@ -69,7 +70,7 @@ from nbjobs.errors import (
     WaitTimeout,
     WouldDeadlock,
 )
-from nbjobs.records import JobRecord, Progress
+from nbjobs.records import Group, JobRecord, Progress
 from nbjobs.running.reporting import CurrentJob, current_job, progress, track
 from nbjobs.states import STATES
 from nbjobs.worker.control import WorkerInfo
@@ -84,6 +85,7 @@ __all__ = [
     "DependencyFailed",
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
+    "Group",
     "RESERVED",
     "STATES",
     "Executor",
@@ -150,5 +152,6 @@ __all__ = [
     "track",
     "unschedule",
     "wait",
+    "watch",
     "workers",
 ]

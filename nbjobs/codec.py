@@ -12,7 +12,6 @@ import collections
 import contextlib
 import hashlib
 import importlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import io
@@ -27,11 +26,14 @@ import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import cloudpickle
 
 from nbjobs.errors import JobFailed, PayloadLoadError
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
 
 PROTOCOL = 5
 VERSIONS = {"python": platform.python_version(), "cloudpickle": cloudpickle.__version__}
@@ -55,13 +57,16 @@ MOVED = {
 }
 
 
-class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Imports an old module name (`MOVED`) as the module it became, so old pickles load."""
+class _MovedModules:
+    """Imports an old module name (`MOVED`) as the module it became, so old pickles load.
+
+    A finder and loader by their methods (`sys.meta_path` asks no more): `importlib.abc`
+    would cost `import nbjobs` ~5 ms (it imports importlib.resources and its own imports)."""
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         if fullname not in MOVED:
             return None
-        return importlib.util.spec_from_loader(fullname, self)
+        return importlib.util.spec_from_loader(fullname, cast("Loader", self))
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> Any:
         return importlib.import_module(MOVED[spec.name])

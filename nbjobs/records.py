@@ -118,6 +118,7 @@ class JobRecord:
     # A short summary of the arguments (`0.1, window=20`), written at submit so that a row
     # tells the jobs of a sweep apart without loading their payloads; None in old stores.
     summary: str | None = None
+    group: str | None = None  # the id of its map or `nbjobs.group` (nbjobs_groups), if any
 
     def to_json(self) -> str:
         data = _as_dict(self)
@@ -284,6 +285,59 @@ class _PlainUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str, /) -> Any:
         raise pickle.UnpicklingError(f"a job record may not refer to {module}.{name}")
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """The jobs of one `map` (or `Task.map`, or `nbjobs.group`) as one thing: how many, in
+    which states, how fast they finish. Read from counts kept beside the job records
+    (`Store.groups()`), never by reading the jobs.
+
+    >>> g = Group("g1", "fit", 0.0, 4, {"succeeded": 2, "running": 1, "pending": 1}, 8.0, 8.0)
+    >>> g.done, g.fraction, g.rate, g.eta
+    (2, 0.5, 0.25, 8.0)
+    """
+
+    id: str
+    name: str  # the map's key prefix, else its function's name
+    created_at: float
+    size: int  # its jobs in the store
+    counts: dict[str, int]  # its jobs per status (every status with at least one)
+    finished_at: float | None  # when the last of its jobs to finish did
+    read_at: float  # when these counts were read (the "now" of `rate` and `eta`)
+
+    @property
+    def done(self) -> int:
+        """Jobs in a finished state (succeeded, failed, cancelled, interrupted)."""
+        return sum(n for s, n in self.counts.items() if s in states.FINISHED)
+
+    @property
+    def active(self) -> bool:
+        """Whether some of its jobs are still pending, running or retrying."""
+        return self.done < self.size
+
+    @property
+    def fraction(self) -> float:
+        """Finished jobs over all its jobs (1.0 for an empty group)."""
+        return self.done / self.size if self.size else 1.0
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds from its creation to now (to its last finish once it is done)."""
+        end = self.read_at if self.active or self.finished_at is None else self.finished_at
+        return max(0.0, end - self.created_at)
+
+    @property
+    def rate(self) -> float | None:
+        """Jobs finished per second so far (None before the first finishes)."""
+        took = self.elapsed
+        return self.done / took if self.done and took > 0 else None
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds until the rest finish at the current rate (None: done, or no rate yet)."""
+        rate = self.rate
+        return (self.size - self.done) / rate if self.active and rate else None
 
 
 @dataclass(slots=True)

@@ -7,7 +7,6 @@ No ipywidgets here: `Job._repr_html_` (nbconvert, plain HTML) and the live widge
 
 from __future__ import annotations
 
-import html
 import time
 
 from nbjobs import states
@@ -152,6 +151,8 @@ def fraction(rec: JobRecord) -> float:
 
 def badge(status: str) -> str:
     """A coloured status pill (HTML)."""
+    import html  # in the HTML makers only: `import nbjobs` and the CLI need not load it
+
     color = STATUS_COLORS.get(status, MUTED)
     return (
         f"<span class='nbjobs-badge' style='color:{color};border:1px solid {color};"
@@ -193,6 +194,8 @@ def job_card(rec: JobRecord, now: float) -> str:
     >>> "failed" in job_card(JobRecord(id="a1", name="fit", status="failed"), 0.0)
     True
     """
+    import html
+
     key = f" <code>{html.escape(rec.key)}</code>" if rec.key else ""
     p = rec.progress_info()
     progress = ""

@@ -330,6 +330,19 @@ def positive_int(value: Any, name: str, most: int = INT_MAX) -> int:
     return count
 
 
+def choice(value: Any, name: str, accepted: Iterable[Any]) -> Any:
+    """`value` if it is one of `accepted`, else `InvalidArgument` naming them.
+
+    >>> choice("map", "group_by", ("map", "tag", "name", None))
+    'map'
+    """
+    options = tuple(accepted)
+    if isinstance(value, str | None) and value in options:
+        return value
+    shown = ", ".join(repr(o) for o in options)
+    raise InvalidArgument(f"{name} must be one of {shown}, not {_show(value)}")
+
+
 def flag(value: Any, name: str) -> bool:
     if not isinstance(value, bool):
         raise InvalidArgumentType(f"{name} must be True or False, not {_show(value)}")

@@ -79,8 +79,8 @@ JS_BARS = """() => {
 }"""
 
 
-def notebook(path: Path) -> None:
-    nb = new_notebook(cells=[new_code_cell(src) for src in CELLS])
+def notebook(path: Path, cells: list[str] = CELLS) -> None:
+    nb = new_notebook(cells=[new_code_cell(src) for src in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}  # fmt: skip
     nbformat.write(nb, path)
@@ -261,3 +261,97 @@ def in_notebook7(page: Any, server: Server) -> None:
     check_outputs(page)
     page.locator(".nbjobs-panel").scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "panel_notebook7.png"))
+
+
+# ---------------------------------------------------------------------- a sweep
+SWEEP_NOTEBOOK = "sweep_demo.ipynb"
+SWEEP_CELLS = [
+    """import time
+import nbjobs
+
+nbjobs.start_worker(workers=2, idle_timeout=120)
+
+def sweep_point(x):
+    if x in (0, 1, 2, 150):
+        raise ValueError(f"diverged at x={x}")
+    time.sleep(0.4)
+    return x * x
+
+jobs = nbjobs.map(sweep_point, range(240), key="sweep", executor="worker")""",
+    "nbjobs.watch(jobs)",
+    "nbjobs.panel()",
+]
+
+# What the panel shows, in page order: its group rows and job rows (visible ones only).
+JS_SWEEP = """() => {
+  const panel = document.querySelector('.nbjobs-panel');
+  const watch = document.querySelector('.nbjobs-watch');
+  if (!panel) return null;
+  const shown = el => el.offsetParent !== null;
+  const lines = Array.from(panel.querySelectorAll('.nbjobs-group, .nbjobs-row')).filter(shown);
+  return {
+    lines: lines.map(el => ({group: el.classList.contains('nbjobs-group'), text: el.innerText})),
+    watch: watch ? watch.innerText : '',
+  };
+}"""
+
+
+@pytest.fixture
+def sweep_server(tmp_path: Path) -> Iterator[Server]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is absent (apt-get install -y chromium); CI installs it")
+    work = tmp_path / "work"
+    work.mkdir()
+    notebook(work / SWEEP_NOTEBOOK, SWEEP_CELLS)
+    store = tmp_path / "store"
+    try:
+        with jupyter_server(tmp_path / "root", work, {"NBJOBS_STORE": str(store)}) as srv:
+            yield srv
+    finally:
+        import nbjobs
+
+        if store.exists():
+            with nbjobs.Store(store) as opened:
+                opened.stop_worker(timeout=30)
+
+
+def _sweep_under_way(snap: dict[str, Any] | None) -> bool:
+    """The group row and two running jobs are shown, and some jobs already failed."""
+    if not snap or not snap["lines"] or "failed" not in snap["lines"][0]["text"]:
+        return False
+    return sum("running" in line["text"] for line in snap["lines"][1:3]) == 2
+
+
+def test_a_sweep_shows_as_a_group_with_running_jobs_first(sweep_server: Server) -> None:
+    """240 jobs on 2 detached workers, 4 of them failing: the panel's first row is the
+    sweep's group row (its size, counts, bar), then the two running jobs, then the failed
+    ones before the pending ones; the watch cell draws the group's tqdm-like line."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        open_notebook(page, sweep_server, f"lab/tree/{SWEEP_NOTEBOOK}")
+        page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+        run_all(page)
+        snap = wait_js(page, JS_SWEEP, _sweep_under_way, 90, "the sweep's group and running rows")
+        lines = snap["lines"]
+        group = lines[0]
+        assert group["group"], lines[:3]
+        assert "sweep" in group["text"] and "240 jobs" in group["text"], group
+        assert "/240 [" in group["text"] and "jobs/s" in group["text"], group
+        assert [line["group"] for line in lines[1:3]] == [False, False], lines[:3]
+        shown = ("running", "failed", "pending", "succeeded")
+        statuses = [next((s for s in shown if s in line["text"]), "") for line in lines[1:]]
+        first_pending = statuses.index("pending")
+        assert "failed" in statuses[2:first_pending], statuses
+        assert "/240 [" in snap["watch"] and "sweep" in snap["watch"], snap["watch"]
+        check_outputs(page)
+        fit_viewport(page)
+        page.screenshot(path=str(ARTIFACTS / "panel_sweep.png"), full_page=True)
+        page.locator(".nbjobs-group button").first.click()
+        wait_js(page, JS_SWEEP, lambda s: s and "group: sweep" in page.inner_text(".nbjobs-panel"),
+                20, "the group's jobs")  # fmt: skip
+        page.locator(".nbjobs-panel").screenshot(path=str(ARTIFACTS / "panel_sweep_group.png"))
+        browser.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -93,25 +94,48 @@ def test_module_functions_use_the_configured_store(default_store: Path) -> None:
         other.close()
 
 
-def test_import_does_not_load_notebook_packages() -> None:
-    """Workers start fast: no widgets, tenacity (which imports tornado) only when a retry
-    policy is given, croniter only when a cron schedule is used."""
-    code = textwrap.dedent(
-        """
-        import sys
-        import nbjobs
-        loaded = sorted(
-            m for m in sys.modules
-            if m.split(".")[0] in ("ipywidgets", "IPython", "ipykernel", "tenacity", "tornado",
-                                   "croniter")
-        )
-        print(repr(loaded))
-        """
-    )
+#: What `import nbjobs` must not load (each is imported where it is first used): notebook
+#: and optional packages, and the standard modules only some features need (start-up time).
+DEFERRED = (
+    "ipywidgets", "IPython", "ipykernel", "tenacity", "tornado", "croniter", "dateutil",
+    "numpy", "pandas", "dask", "distributed",
+    "multiprocessing", "subprocess", "socket", "zoneinfo", "html", "importlib.abc",
+)  # fmt: skip
+
+
+def loaded_after(code: str) -> list[str]:
+    """The modules of `DEFERRED` loaded by a fresh interpreter after running `code`."""
+    check = f"print(json.dumps([m for m in {DEFERRED!r} if m in sys.modules]))"
+    probe = f"{code}\nimport json, sys\n{check}"
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
     )
-    assert out.stdout.strip() == "[]", out.stdout
+    loaded: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
+    return loaded
+
+
+def test_import_does_not_load_notebook_packages() -> None:
+    """Kernels, workers and the CLI start fast: no widgets, tenacity (which imports tornado)
+    only when a retry policy is given, croniter only when a cron schedule is used, ..."""
+    assert loaded_after("import nbjobs") == []
+
+
+def test_cli_read_commands_do_not_load_the_worker(tmp_path: Path) -> None:
+    """`nbjobs stats` and `nbjobs ls` load neither the detached worker nor the process
+    executor's modules (only `nbjobs worker` needs them)."""
+    folder = tmp_path / "store"
+    nbjobs.Store(folder).close()
+    code = textwrap.dedent(
+        f"""
+        import contextlib, io, sys
+        from nbjobs.cli import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main(["--store", {str(folder)!r}, "stats"]) == 0
+            assert main(["--store", {str(folder)!r}, "ls"]) == 0
+        assert "nbjobs.worker.process" not in sys.modules
+        """
+    )
+    assert loaded_after(code) == []
 
 
 def test_the_process_child_starts_without_a_runpy_warning() -> None:

@@ -106,6 +106,7 @@ def test_quickstart_runs_top_to_bottom(tmp_path: Path, notebook_env: Path) -> No
     assert any("ValueError" in text and "x must be >= 0" in text for text in texts), texts
     assert any("scores: [4999.95, 9999.9, 24999.75]" in text for text in texts), texts
     assert any("total: 26, best south: 8" in text for text in texts), texts
+    assert any("sweep: 20 jobs, 18 succeeded, 2 failed" in text for text in texts), texts
     assert any("live workers: 1; overnight result: 0." in text for text in texts), texts
     assert any("heartbeat runs: True; removed: True" in text for text in texts), texts
     assert any("schedule:heartbeat:" in text for text in texts), texts

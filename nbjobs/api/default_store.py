@@ -15,6 +15,7 @@ from nbjobs.api.job import Job
 from nbjobs.api.schedules import Schedule
 from nbjobs.api.store import STORES, Store
 from nbjobs.calls.options import SCHEDULE_NAMES, JobOptions, ScheduleOptions, entry
+from nbjobs.records import Group
 from nbjobs.validate import Duration
 from nbjobs.worker.control import STOP_GRACE, WorkerInfo
 
@@ -328,16 +329,37 @@ def _store(store: str | os.PathLike[str] | Store | None) -> Iterator[Store]:
             yield opened
 
 
-def panel(store: Store | None = None, *, page_size: int = 20) -> Panel:
+def panel(
+    store: Store | None = None,
+    *,
+    page_size: int = 20,
+    status: str | None = None,
+    tag: str | None = None,
+    name: str | None = None,
+    group: str | Group | None = None,
+    group_by: str | None = "map",
+    sort: str = "active",
+) -> Panel:
     """A live table of the store's jobs (ipywidgets), updated from a background thread.
+
+    One row per group of jobs (each `map`, `Task.map` or `nbjobs.group`) comes first: its
+    size, counts per status, a stacked bar, progress and ETA; its button shows only its
+    jobs. `group_by`: "map" (default), "tag", "name" or None (no group rows). The jobs
+    follow in `sort` order: "active" (running, retrying, failed, pending, then the other
+    finished jobs, newest first within each), "newest", "oldest" or "name". `status`,
+    `tag`, `name` and `group` (a `Group` or its id) open it filtered.
 
     Imports ipywidgets on first call only. After a kernel restart, run it again.
 
-    >>> nbjobs.panel()      # doctest: +SKIP
+    >>> nbjobs.panel()                                   # doctest: +SKIP
+    >>> nbjobs.panel(status="failed", name="fit")        # doctest: +SKIP
     """
     from nbjobs.widgets import panel as show_panel
 
-    return show_panel(default_store() if store is None else store, page_size=page_size)
+    return show_panel(
+        default_store() if store is None else store, page_size=page_size, status=status,
+        tag=tag, name=name, group=group, group_by=group_by, sort=sort,
+    )  # fmt: skip
 
 
 @atexit.register

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import html
 import logging
 import sys
 import time
@@ -367,6 +366,8 @@ class Job:
         try:
             return render.job_card(self.record(), self._access.now())
         except JobNotFound:
+            import html  # here: a forgotten job's card is rare, `import nbjobs` frequent
+
             return f"<code>{html.escape(repr(self))}</code>"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:

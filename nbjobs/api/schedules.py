@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import html
 from collections.abc import Callable
 from typing import Any, Unpack
 
@@ -208,6 +207,8 @@ class Schedule:
         return f"<Schedule {rec.name} {d['when']} tz={rec.tz} {state}{last}>"
 
     def _repr_html_(self) -> str:
+        import html  # here: `import nbjobs` and the CLI need not load it
+
         try:
             d = manage.describe(self.record())
         except ScheduleNotFound:

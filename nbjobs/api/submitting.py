@@ -9,10 +9,12 @@ its `retry_at` comes). `rerun` takes a stored job down the same last step (`resu
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sized
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from nbjobs import codec, shorten, states, validate
@@ -29,10 +31,30 @@ from nbjobs.executors.worker import WorkerBackend
 from nbjobs.records import JobRecord, transition
 from nbjobs.running.local import LocalJobs
 from nbjobs.running.local_job import LocalJob
+from nbjobs.store.group_table import KEYED
 from nbjobs.store.writer import Insert, Sql
 
 if TYPE_CHECKING:
     from nbjobs.executors.dask import DaskExecutor
+
+
+_GROUP: ContextVar[str | None] = ContextVar("nbjobs_group", default=None)
+
+
+@contextlib.contextmanager
+def grouping(group_id: str | None = None) -> Iterator[str]:
+    """Jobs submitted inside (in this thread or task) form one group (`Store.groups()`);
+    yields its id (a new one unless given).
+
+    >>> with grouping() as gid:                        # doctest: +SKIP
+    ...     jobs = [store.submit(fit, a) for a in alphas]
+    """
+    gid = group_id or new_id()
+    token = _GROUP.set(gid)
+    try:
+        yield gid
+    finally:
+        _GROUP.reset(token)
 
 
 def _default_workers() -> int:
@@ -95,7 +117,9 @@ class Submitter:
         keys = map_keys(key, fn, shared, calls)
         # One function object for every job: pickled, hashed and stored once.
         bound = functools.partial(fn, **shared) if shared else fn
-        prepared = self._prepare_map(bound, calls, keys, opts)
+        # A map keyed by a prefix is the same group each time its cell runs.
+        with grouping(KEYED + key if isinstance(key, str) else None):
+            prepared = self._prepare_map(bound, calls, keys, opts)
         return [self._write(rec, local, blobs, opts.force) for rec, local, blobs in prepared]
 
     def prepare(
@@ -115,6 +139,7 @@ class Submitter:
             timeout=opts.timeout,
             soft_timeout=opts.soft_timeout,
             address=backend.address,
+            group=_GROUP.get(),
         )
         now = self.storage.clock.now()
         rec.created_at = rec.updated_at = now

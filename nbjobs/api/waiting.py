@@ -9,6 +9,7 @@ from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
 from typing import NamedTuple
 
 from nbjobs import states, validate
+from nbjobs.api import progress_bars
 from nbjobs.api.job import Job
 from nbjobs.clock import SYSTEM
 from nbjobs.errors import InvalidArgument, InvalidArgumentType, WaitTimeout
@@ -24,14 +25,21 @@ def _failed(job: Job) -> bool:
 
 
 def wait(
-    jobs: Iterable[Job], timeout: float | None = None, return_when: str = ALL_COMPLETED
+    jobs: Iterable[Job],
+    timeout: float | None = None,
+    return_when: str = ALL_COMPLETED,
+    *,
+    progress: bool = False,
 ) -> DoneAndNotDone:
     """Wait for jobs like `concurrent.futures.wait`; returns `(done, not_done)` sets.
 
     `return_when` is `FIRST_COMPLETED`, `FIRST_EXCEPTION` or `ALL_COMPLETED` (the
     constants of `concurrent.futures`, also available as `nbjobs.FIRST_COMPLETED`, ...).
+    `progress=True` shows one live bar per group of the jobs meanwhile (see
+    `nbjobs.watch`): in the cell in a notebook, on stderr elsewhere.
 
     >>> done, pending = nbjobs.wait([a, b], timeout=60)   # doctest: +SKIP
+    >>> nbjobs.wait(jobs, progress=True)                   # doctest: +SKIP
     """
     limit = validate.timeout(timeout)
     if return_when not in (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION):
@@ -40,6 +48,7 @@ def wait(
             f"not {return_when!r}"
         )
     pending = _job_set(jobs)
+    bars = progress_bars.progress_while(pending) if validate.flag(progress, "progress") else None
     done: set[Job] = set()
     cond = threading.Condition()
     finished: list[Job] = []
@@ -70,6 +79,8 @@ def wait(
         raise _stopped(pending) from None
     finally:
         _forget(hooks)
+        if bars is not None:
+            bars()
     return DoneAndNotDone(done, pending)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from nbjobs.api.default_store import default_store
 from nbjobs.api.job import Job
 from nbjobs.api.store import Store
+from nbjobs.api.submitting import grouping
 from nbjobs.api.tasks import Task
 from nbjobs.calls.autokey import auto
 from nbjobs.errors import InvalidArgument, InvalidArgumentType
@@ -59,6 +60,7 @@ def group(*calls: Step | Iterable[Step], store: Store | None = None, **options: 
 
     `calls` are callables called with no arguments (use `functools.partial`) or jobs already
     submitted, given one by one or as one iterable. `options` are `submit` options for each.
+    The jobs it submits form one group (one row in `nbjobs.panel()`, see `Store.groups()`).
 
     >>> jobs = nbjobs.group(partial(fetch, u) for u in urls)    # doctest: +SKIP
     >>> nbjobs.wait(jobs)                                         # doctest: +SKIP
@@ -67,7 +69,8 @@ def group(*calls: Step | Iterable[Step], store: Store | None = None, **options: 
     _check_steps(items, "group item")
     _check_key(options, "group")
     target = store or default_store()
-    return [_start(target, call, options) for call in items]
+    with grouping():
+        return [_start(target, call, options) for call in items]
 
 
 def chord(
@@ -87,7 +90,8 @@ def chord(
     _check_steps(items, "chord header item")
     _check_key(options, "chord")
     target = store or default_store()
-    jobs = [_start(target, call, options) for call in items]
+    with grouping():
+        jobs = [_start(target, call, options) for call in items]
     return _submit(target, body, (jobs,), options)
 
 

@@ -19,7 +19,6 @@ from nbjobs.cli.output import (
     print_table,
 )
 from nbjobs.cli.rerun import run_again
-from nbjobs.worker.command import serve
 
 
 def ls(store: Store, args: argparse.Namespace) -> int:
@@ -165,4 +164,6 @@ def schedule_action(store: Store, args: argparse.Namespace) -> int:
 def worker(store: Store, args: argparse.Namespace) -> int:
     """Serve the store's `executor="worker"` jobs until stopped (Ctrl-C, SIGTERM,
     `nbjobs.stop_worker()`) or idle for `--idle-timeout` seconds."""
+    from nbjobs.worker.command import serve  # here: the other commands need not load it
+
     return serve(str(store.path), args)

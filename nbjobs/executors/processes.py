@@ -14,13 +14,10 @@ import functools
 import os
 import pickle
 import signal
-import socket
-import subprocess
 import sys
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbjobs import codec
 from nbjobs.errors import JobCancelled, JobCrashed, JobTimeout
@@ -28,6 +25,10 @@ from nbjobs.executors.pool import Pool
 from nbjobs.running.calling import Outcome, failure, job_info
 from nbjobs.running.local_job import LocalJob
 from nbjobs.running.runner import Runner
+
+if TYPE_CHECKING:
+    import subprocess
+    from multiprocessing.connection import Connection
 
 
 class ChildProcess:
@@ -40,9 +41,12 @@ class ChildProcess:
         self.functions = codec.FunctionCache()  # a mirror of the functions the child keeps
 
     def _spawn(self) -> Connection:
-        from nbjobs.running.child import (
-            BOOT,  # here: `import nbjobs` need not load the child's code
-        )
+        # Here: `import nbjobs` need not load the child's code, nor these modules.
+        import socket
+        import subprocess
+        from multiprocessing.connection import Connection
+
+        from nbjobs.running.child import BOOT
 
         ours, theirs = socket.socketpair()
         fd = theirs.fileno()
@@ -106,6 +110,8 @@ class ChildProcess:
         proc = self.proc
         code = None
         if proc is not None:
+            import subprocess
+
             with contextlib.suppress(subprocess.TimeoutExpired):
                 code = proc.wait(timeout=5)
         self.close()
@@ -128,6 +134,8 @@ class ChildProcess:
             self.conn.close()
             self.conn = None
         if self.proc is not None:
+            import subprocess
+
             if self.proc.poll() is None:
                 self.proc.terminate()
                 try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import zoneinfo
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -232,6 +231,8 @@ def describe(rec: ScheduleRecord) -> dict[str, Any]:
 
 
 def local_time(t: float, tz: str) -> datetime.datetime:
+    import zoneinfo  # here: `import nbjobs` need not load it
+
     try:
         zone: datetime.tzinfo = zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):  # a zone gone from tzdata: UTC

@@ -23,12 +23,14 @@ from __future__ import annotations
 import datetime
 import math
 import os
-import zoneinfo
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbjobs import validate
 from nbjobs.errors import InvalidArgument, InvalidArgumentType
+
+if TYPE_CHECKING:  # zoneinfo is imported where a zone is read: `import nbjobs` need not
+    import zoneinfo
 
 #: What `missed=` accepts: after downtime, fire one job for the latest missed slot ("once")
 #: or none ("skip"); either way the schedule continues from the next future slot.
@@ -101,6 +103,8 @@ def next_slot(spec: Spec, after: float) -> float:
         k = math.floor((after - spec.anchor) / spec.every) + 1
         slot = spec.anchor + k * spec.every
         return slot if slot > after else slot + spec.every
+    import zoneinfo
+
     zone = zoneinfo.ZoneInfo(spec.tz)
     # Near a fall-back the wall clock reads an hour twice: start the walk early enough that
     # the second pass of the repeated hour is seen.
@@ -128,6 +132,8 @@ def latest_slot(spec: Spec, next_at: float, now: float) -> float | None:
     if spec.every is not None:
         slot = spec.anchor + math.floor((now - spec.anchor) / spec.every) * spec.every
         return max(slot, next_at)
+    import zoneinfo
+
     zone = zoneinfo.ZoneInfo(spec.tz)
     back = _cron(spec.cron, _wall(now, zone) + datetime.timedelta(seconds=1))
     guess = _instants(back.get_prev(datetime.datetime), zone, follows_clock=False)[0]
@@ -225,6 +231,8 @@ def local_zone() -> str | None:
 
 
 def _known(name: str) -> bool:
+    import zoneinfo
+
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from nbjobs import codec, states
-from nbjobs.errors import JobNotFound, PayloadLoadError
-from nbjobs.records import CORRUPT, ErrorInfo, JobRecord
+from nbjobs.errors import JobNotFound
+from nbjobs.records import JobRecord
 from nbjobs.store.base import reported
 from nbjobs.store.blob_table import BlobRef, BlobTable, Staged
+from nbjobs.store.job_pages import JobPages, decode
 from nbjobs.store.writer import Sql
 
 # A call up to this size lives in its job's row: a keyed submit is then one INSERT (two
@@ -29,7 +28,7 @@ class StoredCall:
     logs: BlobRef | None
 
 
-class JobTable(BlobTable):
+class JobTable(JobPages, BlobTable):
     """Job records: read by id, key, page or status; inserted, claimed and updated by
     compare-and-set; queued for workers."""
 
@@ -46,14 +45,14 @@ class JobTable(BlobTable):
         row = (sql or self._sql)(
             "SELECT id, key, status, name, data FROM nbjobs_jobs WHERE key = ?", (key,)
         ).fetchone()
-        return _decode(*row) if row else None
+        return decode(*row) if row else None
 
     @reported
     def record_by_id(self, job_id: str) -> JobRecord | None:
         row = self._sql(
             "SELECT id, key, status, name, data FROM nbjobs_jobs WHERE id = ?", (job_id,)
         ).fetchone()
-        return _decode(*row) if row else None
+        return decode(*row) if row else None
 
     def read_in(self, sql: Sql, id_or_key: str) -> JobRecord | None:
         """The record of the job with this id (first) or key, read with `sql`; None if none."""
@@ -62,49 +61,7 @@ class JobTable(BlobTable):
             "ORDER BY id = ? DESC LIMIT 1",
             (id_or_key, id_or_key, id_or_key),
         ).fetchone()
-        return _decode(*row) if row else None
-
-    @reported
-    def page(
-        self,
-        statuses: Iterable[str] | None = None,
-        name: str | None = None,
-        tag: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        search: str | None = None,
-    ) -> list[JobRecord]:
-        """Newest first, through the indexes: never a scan of every record.
-
-        `search` (a substring of the name or key) is the one filter that may scan.
-        """
-        where: list[str] = []
-        params: list[Any] = []
-        if statuses is not None:
-            st = list(statuses)
-            where.append(f"j.status IN ({','.join('?' * len(st))})")
-            params += st
-        if name is not None:
-            where.append("j.name = ?")
-            params.append(name)
-        src = "nbjobs_jobs j"
-        if tag is not None:
-            src = "nbjobs_tags t JOIN nbjobs_jobs j ON j.seq = t.seq"
-            where.append("t.tag = ?")
-            params.append(tag)
-        if search:
-            where.append("(j.name LIKE ? ESCAPE '\\' OR j.key LIKE ? ESCAPE '\\')")
-            pattern = (
-                "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            )
-            params += [pattern, pattern]
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self._sql(
-            f"SELECT j.id, j.key, j.status, j.name, j.data FROM {src} {clause} "
-            "ORDER BY j.seq DESC LIMIT ? OFFSET ?",
-            (*params, limit, offset),
-        ).fetchall()
-        return [_decode(*r) for r in rows]
+        return decode(*row) if row else None
 
     @reported
     def statuses(self, ids: list[str]) -> dict[str, str]:
@@ -134,7 +91,7 @@ class JobTable(BlobTable):
             (limit + _UNREADABLE_SLACK,),
         ).fetchall()
         # Decoded one by one, up to `limit`: a claim of one job decodes one record, not 17.
-        found = (_decode(*r) for r in rows)
+        found = (decode(*r) for r in rows)
         return list(itertools.islice((rec for rec in found if rec.executor == "worker"), limit))
 
     def held_records(self) -> list[JobRecord]:
@@ -181,7 +138,7 @@ class JobTable(BlobTable):
         if isinstance(call, tuple):
             call = codec.payload_blob(*call)
         inline = call if call is not None and len(call) <= ROW_CALL_LIMIT else None
-        cur = sql(_INSERT_JOB, (*_new_row(rec), inline, rec.fn_digest))
+        cur = sql(_INSERT_JOB, (*_new_row(rec), inline, rec.fn_digest, rec.group))
         if cur.rowcount != 1:
             return False
         if call is not None and inline is None:
@@ -208,7 +165,7 @@ class JobTable(BlobTable):
         statement outside BEGIN is its own transaction.
         """
         assert self.claims_at_once(rec, call)
-        row = (*_new_row(rec), call, rec.fn_digest)
+        row = (*_new_row(rec), call, rec.fn_digest, rec.group)
         what = f"job {rec.key!r}"
         if rec.fn_digest is None:
             changed = self.db.execute_now(_INSERT_JOB, row, what)
@@ -247,13 +204,13 @@ _STATUS_COUNTS = (
     f"SELECT status, n FROM nbjobs_counts WHERE status IN ({','.join('?' * len(states.STATES))})"
 )
 _INSERT_JOB = (
-    "INSERT INTO nbjobs_jobs (id, key, status, name, owner, updated, data, call, fn) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+    "INSERT INTO nbjobs_jobs (id, key, status, name, owner, updated, data, call, fn, grp) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
 )
 # The same, only if the job's function (the last parameter, its blob's key) is stored.
 _INSERT_JOB_WITH_FN = (
-    "INSERT INTO nbjobs_jobs (id, key, status, name, owner, updated, data, call, fn) "
-    "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? "
+    "INSERT INTO nbjobs_jobs (id, key, status, name, owner, updated, data, call, fn, grp) "
+    "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
     "WHERE EXISTS (SELECT 1 FROM nbjobs_blobs WHERE key = ?) ON CONFLICT (key) DO NOTHING"
 )
 
@@ -265,17 +222,3 @@ def _new_row(rec: JobRecord) -> tuple[str, str | None, str, str, str | None, flo
 def _row(rec: JobRecord) -> tuple[str, str | None, float, bytes]:
     """The columns an update writes: status, owner, updated, data."""
     return rec.status, rec.owner, rec.updated_at, rec.encode()
-
-
-def _decode(job_id: str, key: str | None, status: str, name: str, data: bytes | str) -> JobRecord:
-    try:
-        return JobRecord.decode(data)
-    except PayloadLoadError as exc:
-        return JobRecord(
-            id=job_id,
-            key=key,
-            name=name,
-            status=status,
-            resumable=False,
-            error=ErrorInfo(CORRUPT, str(exc)),
-        )

@@ -2,8 +2,9 @@
 
 Job records live in `nbjobs_jobs`, next to SQL indexes on status, name, key and tags and a
 per-status count kept by triggers, so every index changes in the same transaction as its
-record. Blobs (calls, results, errors, logs, attempts) are rows of `nbjobs_blobs`; large ones
-name a file under `blobs/` (nbjobs/store/blobs.py).
+record (and the counts of each group of jobs: group_table.py). Blobs (calls, results,
+errors, logs, attempts) are rows of `nbjobs_blobs`; large ones name a file under `blobs/`
+(nbjobs/store/blobs.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from nbjobs.errors import PayloadLoadError, StoreCorrupt, StoreFormatError
 from nbjobs.records import JobRecord
+from nbjobs.store import group_table
 from nbjobs.store.connections import DBNAME
 from nbjobs.store.writer import Sql
 
@@ -30,7 +32,8 @@ CREATE TABLE IF NOT EXISTS nbjobs_jobs (
     updated REAL NOT NULL,
     data TEXT NOT NULL,
     call BLOB,  -- the job's pickled call when small (else the blob p:<id>); see insert()
-    fn TEXT  -- the digest of the job's function, the blob f:<fn>
+    fn TEXT,  -- the digest of the job's function, the blob f:<fn>
+    grp TEXT  -- the id of the job's group (its map's), see group_table.py
 );
 CREATE INDEX IF NOT EXISTS nbjobs_jobs_status ON nbjobs_jobs (status, seq);
 CREATE INDEX IF NOT EXISTS nbjobs_jobs_name ON nbjobs_jobs (name, seq);
@@ -107,7 +110,7 @@ END;
 
 #: `PRAGMA user_version` of a store holding every table, index and column of `SCHEMA`
 #: (diskcache does not use it). Bump it with each change to `SCHEMA` or `_migrate`.
-VERSION = 3
+VERSION = 4
 
 
 def _migrate(sql: Sql) -> None:
@@ -131,6 +134,8 @@ def _migrate(sql: Sql) -> None:
             "INSERT INTO nbjobs_counts (status, n) SELECT 'f:' || fn, count(*) "
             "FROM nbjobs_jobs WHERE fn IS NOT NULL GROUP BY fn"
         )
+    if "grp" not in columns:  # jobs stored before groups belong to none
+        sql("ALTER TABLE nbjobs_jobs ADD COLUMN grp TEXT")
 
 
 def ensure(sql: Sql, transact: Callable[..., Any], path: Path, created: bool) -> None:
@@ -157,7 +162,7 @@ def ensure(sql: Sql, transact: Callable[..., Any], path: Path, created: bool) ->
         )
     with transact(retry=True):
         _migrate(sql)
-        for stmt in _statements(SCHEMA):
+        for stmt in _statements(SCHEMA + group_table.SCHEMA):
             sql(stmt)
         sql(f"PRAGMA user_version = {VERSION}")
 

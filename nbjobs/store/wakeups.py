@@ -13,14 +13,17 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import socket
 import sys
 import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-_UNIX = hasattr(socket, "AF_UNIX")
+if TYPE_CHECKING:
+    import socket
+
+_UNIX = sys.platform != "win32"  # Unix datagram sockets; `socket` is imported when one is made
 _PATH_MAX = 100  # sun_path holds 104 (macOS) to 108 (Linux) bytes, the final NUL included
 
 
@@ -60,6 +63,8 @@ def ring_watchers(store: Path) -> None:
         found = _listed[folder] = (changed, now, names)
     if not _UNIX or not found[2]:
         return
+    import socket  # here, not above: `import nbjobs` and the CLI never ring
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
         for addr in found[2]:
@@ -100,6 +105,8 @@ class Doorbell:
         self._pair: tuple[socket.socket, socket.socket] | None = None
         self._selecting = False  # only a blocked select() needs a thread's datagram
         if _UNIX:  # so that a thread's wake-up ends a select() on the socket
+            import socket
+
             self._pair = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
             for end in self._pair:
                 end.setblocking(False)
@@ -109,6 +116,8 @@ class Doorbell:
         `watcher_address`); False (polling only) when that cannot be."""
         if not _UNIX or addr is None:
             return False
+        import socket
+
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             if not addr.startswith("\0"):
@@ -162,6 +171,8 @@ def ring(addrs: Iterable[str]) -> None:
     addrs = list(addrs)
     if not _UNIX or not addrs:
         return
+    import socket
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
         for addr in addrs:

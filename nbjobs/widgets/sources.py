@@ -6,11 +6,11 @@ name here only what they use; mypy checks that the real classes fit where they a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from nbjobs.records import JobRecord
+from nbjobs.records import Group, JobRecord
 from nbjobs.store.storage import Storage
 from nbjobs.worker.control import WorkerInfo
 
@@ -64,7 +64,11 @@ class StoreSource(StoredData, Protocol):
         search: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        group: str | None = None,
+        order: str = "newest",
     ) -> list[JobRecord]: ...
+
+    def groups(self, limit: int = 100, *, ids: Iterable[str] | None = None) -> list[Group]: ...
 
     def workers(self) -> list[WorkerInfo]: ...
 

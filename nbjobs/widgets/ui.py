@@ -35,6 +35,7 @@ __all__ = [
     "Widget",
     "cell_context",
     "close_tree",
+    "display",
     "in_kernel",
     "root",
     "set_traits",
@@ -86,6 +87,15 @@ CSS = """<style>
 .nbjobs-details td, .nbjobs-details th { padding: 1px 12px 1px 0; text-align: left;
   vertical-align: top; }
 .nbjobs-root .widget-button { height: 24px; line-height: 24px; }
+.nbjobs-stack { flex: 0 0 auto; display: inline-flex; height: 10px; margin-right: 10px;
+  border-radius: 5px; overflow: hidden; background: var(--jp-layout-color3); }
+.nbjobs-seg { display: block; height: 100%; }
+.nbjobs-gline { width: 310px; font-family: var(--jp-code-font-family);
+  font-size: var(--jp-code-font-size); }
+.nbjobs-group { align-items: center; border-top: 1px solid var(--jp-border-color3);
+  background: var(--jp-layout-color2); }
+.nbjobs-root .nbjobs-pill.widget-button { height: 20px; line-height: 20px; font-size: 0.85em;
+  border-radius: 10px; padding: 0 8px; width: auto; }
 .nbjobs-toggle.widget-button { width: 28px; padding: 0; background: transparent;
   color: var(--jp-ui-font-color2); box-shadow: none; }
 </style>"""
@@ -131,6 +141,13 @@ def cell_context() -> tuple[str | None, str | None]:
         return None, None
     cell = (parent.get("metadata") or {}).get("cellId")
     return cell, (parent.get("header") or {}).get("msg_id")
+
+
+def display(obj: Any) -> None:
+    """Display `obj` in the output of the cell being run (IPython's `display`)."""
+    from IPython.display import display as show
+
+    show(obj)  # type: ignore[no-untyped-call]
 
 
 def in_kernel() -> bool:

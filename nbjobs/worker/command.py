@@ -13,8 +13,8 @@ from typing import Any
 
 from nbjobs import validate
 from nbjobs.errors import InvalidArgument
+from nbjobs.worker.control import LEASE, POLL
 from nbjobs.worker.logfile import LogFile
-from nbjobs.worker.process import LEASE, POLL, Worker
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +61,8 @@ def _positive(cast: Callable[[str], float]) -> Callable[[str], Any]:
 def serve(store: str, opts: argparse.Namespace) -> int:
     """Run a worker on the store at `store` in this process until it stops (SIGTERM and
     Ctrl-C stop it gracefully); returns the exit code."""
+    from nbjobs.worker.process import Worker  # here: `nbjobs ls` need not load the worker
+
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s nbjobs worker %(process)d: %(message)s",

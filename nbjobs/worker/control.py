@@ -17,7 +17,6 @@ import contextlib
 import functools
 import os
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -33,6 +32,12 @@ from nbjobs.store.writer import Sql
 
 #: Seconds a stopping worker lets its running jobs finish before handing them back.
 STOP_GRACE = 5.0
+#: Seconds a job stays claimed by a worker without a heartbeat (`--lease`).
+LEASE = 30.0
+#: Seconds between looks at the queue when no wake-up came: the fallback for a lost one (or a
+#: job made claimable by a kernel-side dependency). Submits, finished jobs, requeues and
+#: hand-backs ring the workers, so a new job normally starts within a millisecond or two.
+POLL = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +184,8 @@ def spawn(
     cwd = os.getcwd()
     path = [cwd if p == "" else p for p in sys.path]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    import subprocess  # here: `import nbjobs` need not load it
+
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             argv,

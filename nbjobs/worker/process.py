@@ -46,16 +46,12 @@ from nbjobs.store.storage import Storage
 from nbjobs.store.writer import Call, Cas, Sql
 from nbjobs.worker import control
 from nbjobs.worker.claiming import Claimed, Claims
+from nbjobs.worker.control import LEASE, POLL
 from nbjobs.worker.logfile import after_error, error_text, flush_log, job_label, plural, took
 from nbjobs.worker.recovery import crashed, orphaned
 
 log = logging.getLogger("nbjobs.worker")
 
-LEASE = 30.0
-#: Seconds between looks at the queue when no wake-up came: the fallback for a lost one (or a
-#: job made claimable by a kernel-side dependency). Submits, finished jobs, requeues and
-#: hand-backs ring the workers, so a new job normally starts within a millisecond or two.
-POLL = 0.5
 _LOOK_MIN = 0.05  # seconds: a schedule that stays due (say, unwritable) must not spin the loop
 _REAP_EVERY = 1.0
 #: A worker whose last job took less than this claims a job ahead for each slot: it waits in
