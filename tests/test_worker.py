@@ -790,7 +790,8 @@ def test_a_stopping_worker_does_not_hand_back_a_job_whose_success_is_being_recor
     store.flush()
     worker = Worker(str(store.path), slots=1)  # in this process, without its loop
     try:
-        assert worker._claim() == 1
+        worker.claims.ask()
+        wait_for(lambda: job.id in worker.held)
         local = worker.held[job.id]
         wait_for(lambda: runs(folder))  # running in the worker's child
         held = threading.Event()

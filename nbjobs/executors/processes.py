@@ -190,14 +190,13 @@ class ProcessExecutor(Pool[ChildProcess]):
         return True
 
     def _run_job(self, job: LocalJob, child: ChildProcess) -> None:
-        payload = job.payload
-        assert payload is not None, "process jobs always carry their pickled payload"
-
         def invoke(local: LocalJob) -> Outcome:
             try:
                 if local.prepare is not None:  # (a worker's job: its payload is read here)
                     local.prepare()
                     local.prepare = None
+                payload = local.payload
+                assert payload is not None, "process jobs always carry their pickled payload"
                 shipped, digest = with_results(self._runner, local, payload)
             except Exception as exc:  # its payload, or a result it depends on, cannot be
                 return failure(exc)  # loaded, or its call cannot be pickled again

@@ -16,6 +16,8 @@ from nbjobs.store.writer import Sql
 
 Staged = tuple[str, codec.Frames, Path | None]
 """A large argument on its way to the store: (digest, frames, temporary file or None)."""
+BlobRef = tuple[bytes | None, str | None]
+"""A blob as stored: (inline bytes, file name under blobs/)."""
 
 
 class BlobTable(StorageBase):
@@ -40,6 +42,19 @@ class BlobTable(StorageBase):
         ).fetchall()
         found = ((key, self._blob_bytes(data, file)) for key, data, file in rows)
         return {key: data for key, data in found if data is not None}
+
+    @staticmethod
+    def blob_refs(sql: Sql, keys: list[str]) -> dict[str, BlobRef]:
+        """The blobs at `keys` that exist (fewer than 900 keys), as stored: read with `sql`
+        in a transaction, their files read later, outside it (`blob_bytes`)."""
+        rows = sql(
+            f"SELECT key, data, file FROM nbjobs_blobs WHERE key IN ({placeholders(keys)})", keys
+        ).fetchall()
+        return {key: (None if data is None else bytes(data), file) for key, data, file in rows}
+
+    def blob_bytes(self, ref: BlobRef) -> bytes | None:
+        """A blob's bytes from what `blob_refs` read: its inline data, or its file's."""
+        return self._blob_bytes(*ref)
 
     def _blob_bytes(self, data: bytes | None, file: str | None) -> bytes | None:
         if file is not None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass
+
 from nbjobs import codec, states
 from nbjobs.errors import JobNotFound
 from nbjobs.records import JobRecord
 from nbjobs.store.base import reported
-from nbjobs.store.blob_table import BlobTable, Staged
+from nbjobs.store.blob_table import BlobRef, BlobTable, Staged
 from nbjobs.store.job_pages import JobPages, decode
 from nbjobs.store.writer import Sql
 
@@ -14,6 +17,15 @@ from nbjobs.store.writer import Sql
 # B-tree pages fewer than a separate blob), and a row still fits in one 4 KiB page.
 ROW_CALL_LIMIT = 2048
 _UNREADABLE_SLACK = 16  # a worker looks past this many unreadable queued records
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCall:
+    """A claimed job's call, function and output so far, as stored (None: not stored)."""
+
+    call: BlobRef | None
+    fn: BlobRef | None
+    logs: BlobRef | None
 
 
 class JobTable(JobPages, BlobTable):
@@ -78,8 +90,9 @@ class JobTable(JobPages, BlobTable):
             "WHERE status = 'pending' AND owner IS NULL ORDER BY seq LIMIT ?",
             (limit + _UNREADABLE_SLACK,),
         ).fetchall()
+        # Decoded one by one, up to `limit`: a claim of one job decodes one record, not 17.
         found = (decode(*r) for r in rows)
-        return [rec for rec in found if rec.executor == "worker"][:limit]
+        return list(itertools.islice((rec for rec in found if rec.executor == "worker"), limit))
 
     def held_records(self) -> list[JobRecord]:
         """Running and retrying jobs (few: they hold a worker or wait for their next try)."""
@@ -99,6 +112,17 @@ class JobTable(JobPages, BlobTable):
         if row is not None and row[0] is not None:
             return bytes(row[0])
         return self.blob(f"p:{job_id}")
+
+    def stored_call(self, sql: Sql, rec: JobRecord) -> StoredCall:
+        """What a worker runs a job it just claimed with, read in its claim's transaction
+        (`sql`): its call, function and output so far, as stored (a large one's file is
+        read later, outside the transaction: `blob_bytes`)."""
+        row = sql("SELECT call FROM nbjobs_jobs WHERE id = ?", (rec.id,)).fetchone()
+        inline = None if row is None or row[0] is None else bytes(row[0])
+        fn, logs, blob = f"f:{rec.fn_digest}", f"l:{rec.id}", f"p:{rec.id}"
+        found = self.blob_refs(sql, [fn, logs] if inline is not None else [fn, logs, blob])
+        call = (inline, None) if inline is not None else found.get(blob)
+        return StoredCall(call, found.get(fn) if rec.fn_digest else None, found.get(logs))
 
     def insert(
         self,

@@ -31,22 +31,21 @@ from collections.abc import Callable
 from typing import Any
 
 from nbjobs import codec, states
-from nbjobs.calls import refs
 from nbjobs.calls.call import new_id
-from nbjobs.errors import DependencyFailed, IllegalTransition, PayloadLoadError, StoreFull
+from nbjobs.errors import IllegalTransition, PayloadLoadError, StoreFull
 from nbjobs.executors.processes import ProcessExecutor
 from nbjobs.records import JobRecord, transition
-from nbjobs.running.calling import failure
-from nbjobs.running.endings import never_ran
 from nbjobs.running.local_job import LocalJob
 from nbjobs.running.runner import Runner
 from nbjobs.scheduling import manage
 from nbjobs.store import wakeups, worker_table
 from nbjobs.store.folder import free_space
+from nbjobs.store.job_table import StoredCall
 from nbjobs.store.owners import owner_token
 from nbjobs.store.storage import Storage
 from nbjobs.store.writer import Call, Cas, Sql
 from nbjobs.worker import control
+from nbjobs.worker.claiming import Claimed, Claims
 from nbjobs.worker.control import LEASE, POLL
 from nbjobs.worker.logfile import after_error, error_text, flush_log, job_label, plural, took
 from nbjobs.worker.recovery import crashed, orphaned
@@ -55,7 +54,9 @@ log = logging.getLogger("nbjobs.worker")
 
 _LOOK_MIN = 0.05  # seconds: a schedule that stays due (say, unwritable) must not spin the loop
 _REAP_EVERY = 1.0
-_LOOK_PAST = 64  # queued jobs still waiting for their dependencies a claim looks past
+#: A worker whose last job took less than this claims a job ahead for each slot: it waits in
+#: the pool's queue, so a slot that frees starts its next job at once, with no claim between.
+SHORT_JOB = 0.1
 
 
 def _runs_in_child(*args: Any, **kwargs: Any) -> Any:
@@ -86,15 +87,18 @@ class Worker:
         self.beat = min(1.0, lease / 4)
         self.runner = Runner(self.storage, self.owner, self._finished, self._restart, self._expire)
         self.wake = wakeups.Doorbell()
-        # A slot is free as soon as a job's outcome is queued: look for the next job then,
-        # so that its claim is committed in the same batch as that outcome.
-        self.pool = ProcessExecutor(self.runner, slots, after_job=self.wake.set)
+        self.claims = Claims(self.storage, self.owner, self.id, lease, self._free, self._won)
+        # A slot is free as soon as a job's outcome is queued: its pool thread queues the
+        # next claim then, committed in the same batch as that outcome.
+        self.pool = ProcessExecutor(self.runner, slots, after_job=self.claims.slot_freed)
         self.held: dict[str, LocalJob] = {}
         self.lock = threading.Lock()
         self.stopping = False
         self.stop_grace: float | None = None  # as asked by stop_worker(), else STOP_GRACE
         self.full = False  # the store's disk is full: this process's writes are held
         self.beating = False  # a heartbeat is queued, not committed yet
+        self.telling = False  # a wake-up of the watchers is queued
+        self.short = False  # its last job was short: it claims a job ahead for each slot
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
@@ -122,12 +126,12 @@ class Worker:
                 if full:  # nothing it writes would land: it waits for room
                     next_look = now + self.poll
                     idle_since = now
-                elif woken or now >= next_look:  # rung, a slot freed, or the fallback poll
+                elif woken or now >= next_look:  # rung, or the fallback poll
                     next_look = now + self.poll
                     due_in = self._fire_schedules()
-                    claimed = self._claim()
+                    self.claims.ask(look=not self.claims.more)
                     next_look = now + min(self.poll, max(_LOOK_MIN, due_in))
-                    if claimed or self.held or due_in < math.inf:  # a schedule keeps it serving
+                    if self.claims.pending or self.held or due_in < math.inf:  # (a schedule
                         idle_since = now
                     elif self.idle_timeout is not None and now - idle_since >= self.idle_timeout:
                         if self._retire():
@@ -138,6 +142,7 @@ class Worker:
             except StoreFull:
                 pass  # its writer holds its writes now: the next turn says so, and waits
             woken = self.wake.wait(max(0.0, min(next_look, next_beat, next_reap) - mono()))
+        self.claims.closed = True
         if self.stop_grace is None:  # a signal: the grace asked in the store, if any
             with contextlib.suppress(StoreFull):  # (then the default grace)
                 self.stop_grace = self.storage.writer.call(
@@ -167,7 +172,7 @@ class Worker:
         """Stop claiming; running jobs get `grace` seconds, then go back to pending."""
         if grace is not None:
             self.stop_grace = grace
-        self.stopping = True
+        self.stopping = self.claims.closed = True
         self.wake.set()
 
     def _retire(self) -> bool:
@@ -180,7 +185,7 @@ class Worker:
 
     def on_signal(self, signum: int, frame: object) -> None:
         """SIGTERM, SIGINT: a graceful stop (no lock taken here: the loop polls the flag)."""
-        self.stopping = True
+        self.stopping = self.claims.closed = True
 
     def _register(self) -> None:
         now = self.clock.now()
@@ -205,76 +210,50 @@ class Worker:
         return math.inf if due_at is None else max(0.0, due_at - now)
 
     # ------------------------------------------------------------------ claiming
-    def _claim(self) -> int:
-        """Claim up to as many pending worker jobs as there are free slots, oldest first."""
+    def _free(self) -> int:
+        """Jobs to claim: slots not held by a running job (one claimed but not begun holds
+        its slot), and one ahead for each slot while the jobs are short (`SHORT_JOB`)."""
+        ahead = self.slots if self.short else 0
         with self.lock:
-            busy = sum(1 for job in self.held.values() if job.still_running)
-        free = self.slots - busy
-        if free <= 0 or not self.storage.worker_queue(1):  # a read: no write lock when idle
-            return 0
-        now = self.clock.now()
-        storage = self.storage
+            return self.slots + ahead - sum(1 for job in self.held.values() if job.still_running)
 
-        def claim(sql: Sql) -> tuple[list[JobRecord], bool]:
-            won: list[JobRecord] = []
-            # Jobs waiting for their dependencies stay queued: look past a few of them.
-            for rec in storage.worker_queue(free + _LOOK_PAST, sql):
-                if len(won) == free:
-                    return won, True
-                if rec.deps:
-                    problem = refs.dependency_problem(rec, lambda i: storage.read_in(sql, i))
-                    if problem == refs.WAITING:
-                        continue
-                    if problem is not None:
-                        failed, blobs = never_ran(rec, DependencyFailed(problem), now)
-                        for key, data, _file in blobs:
-                            storage.put_blob(sql, key, data)
-                        storage.update(sql, failed, states.PENDING)
-                        continue
-                new = transition(
-                    rec, states.RUNNING, now, owner=self.owner, lease_until=now + self.lease
-                )
-                if storage.update(sql, new, states.PENDING):
-                    won.append(new)
-            return won, False
+    def _won(self, jobs: Claimed) -> None:
+        """The jobs of a committed claim (in the writer thread): held and started."""
+        for rec, stored in jobs:
+            self._start(self._hold(rec, stored))
+        self._tell_watchers()  # they started
 
-        won, more = storage.writer.call(claim)
-        if won:  # they started: wake the processes waiting for them
-            wakeups.ring_watchers(storage.path)
-        for rec in won:
-            local = self._hold(rec)
-            if local is not None:
-                self._start(local)
-        if more:  # this worker is full: another may have a free slot for the rest
-            control.ring_others(storage, self.id)
-        return len(won)
-
-    def _hold(self, rec: JobRecord) -> LocalJob | None:
-        """A `LocalJob` for a job this worker now holds, its payload read from the store.
-
-        A payload that is gone fails the job's attempt (None is returned). What is user code
-        (its retry policy, and the call of a job with dependencies) is unpickled later, on
-        the pool thread that starts its attempt (`_load`): this is the loop that heartbeats.
-        """
+    def _hold(self, rec: JobRecord, stored: StoredCall) -> LocalJob:
+        """A `LocalJob` for a job this worker now holds. What it runs with is loaded by the
+        pool thread that starts its attempt (`_load`), never by the loop that heartbeats
+        or the writer thread: a large payload's file, and user code (its retry policy, the
+        call of a job with dependencies)."""
         local = LocalJob(rec, _runs_in_child, (), {})
         local.claimed = rec.status == states.RUNNING
+        local.prepare = functools.partial(self._begin, local, stored, local.claimed)
         with self.lock:
             self.held[rec.id] = local
-        found = self.storage.blobs([f"f:{rec.fn_digest}", f"l:{rec.id}"])
-        fn_blob = found.get(f"f:{rec.fn_digest}") if rec.fn_digest else None
-        payload = self.storage.call(rec.id)
-        try:
-            if fn_blob is None or payload is None:
-                raise PayloadLoadError(f"job {rec.id} ({rec.name}) has lost its payload")
-            local.payload = (fn_blob, codec.payload_args(payload))
-        except Exception as exc:
-            broken = failure(exc)
-            self.runner.run(local, lambda _job: broken)
-            return None
-        local.prepare = functools.partial(_load, local, payload, fn_blob, self.storage.values)
-        logs = found.get(f"l:{rec.id}")
-        local.log_state = None if logs is None else codec.load_plain(logs)
         return local
+
+    def _begin(self, local: LocalJob, stored: StoredCall, claimed: bool) -> None:
+        """A held job's first attempt begins (on its pool thread): a claimed job starts
+        now, not when it was claimed (one claimed ahead waited for a slot); then it is
+        loaded."""
+        with local.lock:
+            rec = local.rec
+            if claimed and local.attempt == 1 and rec.status == states.RUNNING:
+                self._started(local, rec, self.clock.now())
+        _load(local, stored, self.storage)
+
+    def _started(self, local: LocalJob, rec: JobRecord, now: float) -> None:
+        """Write that a claimed job (`rec`, held under its lock) started at `now`."""
+        first = rec.run_started_at == rec.started_at
+        rec = rec.evolve(started_at=now, updated_at=now)
+        if first:
+            rec.run_started_at = now
+        local.rec = rec
+        # Committed with its previous job's outcome, merged with its own if it is short.
+        self.storage.writer.put(Cas(rec, states.RUNNING), self._on_renewed(local))
 
     # ------------------------------------------------------------------ heartbeat
     def _heartbeat(self, state: str) -> None:
@@ -292,7 +271,7 @@ class Worker:
                 rec = local.rec
                 if rec.status not in (states.RUNNING, states.RETRYING) or local.returning:
                     continue  # (a success being recorded needs no lease: it is not renewed)
-                running += rec.status == states.RUNNING
+                running += rec.status == states.RUNNING and not local.claimed  # (begun)
                 rec = rec.evolve(lease_until=until)
                 local.rec = rec
                 self.storage.writer.put(Cas(rec, rec.status), self._on_renewed(local))
@@ -346,13 +325,13 @@ class Worker:
             return False
         storage = self.storage
 
-        def requeue(sql: Sql) -> list[JobRecord]:
+        def requeue(sql: Sql) -> Claimed:
             adopted = []
             for rec in orphans:
                 if rec.status == states.RETRYING:
                     new = rec.evolve(owner=self.owner, lease_until=now + self.lease, updated_at=now)
                     if storage.take_over(sql, new, rec.status, rec.owner):
-                        adopted.append(new)
+                        adopted.append((new, storage.stored_call(sql, new)))
                     continue
                 new, blobs = crashed(rec, now)
                 if storage.take_over(sql, new, rec.status, rec.owner):
@@ -366,11 +345,9 @@ class Worker:
         adopted = storage.writer.call(requeue)
         if orphans:
             control.ring_others(storage, self.id)
-        for rec in adopted:
-            local = self._hold(rec)
-            if local is not None:
-                when = rec.retry_at or now
-                self.runner.alarms.at(when, functools.partial(self._restart, local))
+        for rec, stored in adopted:
+            local = self._hold(rec, stored)
+            self.runner.alarms.at(rec.retry_at or now, functools.partial(self._restart, local))
         return bool(orphans)
 
     # ------------------------------------------------------------------ runner hooks
@@ -382,18 +359,33 @@ class Worker:
 
     def _finished(self, local: LocalJob, error: BaseException | None) -> None:
         rec = local.rec
+        began, ended = rec.started_at, rec.finished_at
+        if rec.status in states.FINISHED and began is not None and ended is not None:
+            self.short = ended - began < SHORT_JOB
         if rec.status in states.FINISHED:
             why = "" if rec.status == states.SUCCEEDED else f" ({error_text(rec)})"
             log.info("job %s: %s after %s%s; the last took %s", job_label(rec), rec.status,
                      plural(rec.attempts, "attempt"), why, took(rec))  # fmt: skip
         self._drop(local)
-        wakeups.ring_watchers(self.storage.path)  # committed: the processes waiting look now
+        self._tell_watchers()  # committed: the processes waiting look now
 
     def _drop(self, local: LocalJob) -> None:
         with self.lock:
             if self.held.get(local.rec.id) is local:
                 del self.held[local.rec.id]
-        self.wake.set()
+        if self.stopping:  # the loop waits for the last running job to end
+            self.wake.set()
+
+    def _tell_watchers(self) -> None:
+        """Wake the processes waiting for this worker's jobs once the writer's batch is
+        through (its callbacks run): one wake-up for the jobs that started or ended in it."""
+        if not self.telling:
+            self.telling = True
+            self.storage.writer.later(self._ring_watchers)
+
+    def _ring_watchers(self) -> None:
+        self.telling = False  # (before the ring: a job that ends now is told by another)
+        wakeups.ring_watchers(self.storage.path)
 
     def _restart(self, local: LocalJob) -> None:
         self._start(local)
@@ -434,6 +426,7 @@ class Worker:
     def _hand_back(self) -> None:
         """Running jobs go back to `pending` (their children are killed); retrying ones are
         released for another worker to adopt."""
+        self.storage.writer.flush()  # a claim still queued: the jobs it took are handed back too
         now = self.clock.now()
         with self.lock:
             held = list(self.held.values())
@@ -463,11 +456,20 @@ class Worker:
         control.ring_others(self.storage, self.id)
 
 
-def _load(local: LocalJob, payload: bytes, fn_blob: bytes, values: Callable[[str], Any]) -> None:
-    """Unpickle a held job's retry policy and, if it has dependencies, its call (their
-    results are put in place before the call is sent): user code (`__reduce__`), so run by
-    the process executor before an attempt's call, never on the worker's loop, where a slow
-    one would stall the heartbeat that keeps the leases of every job the worker holds."""
+def _load(local: LocalJob, stored: StoredCall, storage: Storage) -> None:
+    """Load what a held job runs with: its payload (a large one from its file), its output
+    so far, its retry policy and, if it has dependencies, its call (their results are put
+    in place before the call is sent). User code (`__reduce__`), so run by the process
+    executor before an attempt's call, never on the worker's loop, where a slow one would
+    stall the heartbeat that keeps the leases of every job the worker holds."""
+    rec = local.rec
+    fn_blob = None if stored.fn is None else storage.blob_bytes(stored.fn)
+    payload = None if stored.call is None else storage.blob_bytes(stored.call)
+    if fn_blob is None or payload is None:
+        raise PayloadLoadError(f"job {rec.id} ({rec.name}) has lost its payload")
+    logs = None if stored.logs is None else storage.blob_bytes(stored.logs)
+    local.log_state = None if logs is None else codec.load_plain(logs)
+    local.payload = (fn_blob, codec.payload_args(payload))
     local.policy = codec.payload_policy(payload)
-    if local.rec.deps:
-        local.fn, local.args, local.kwargs = codec.load_payload(payload, fn_blob, values)
+    if rec.deps:
+        local.fn, local.args, local.kwargs = codec.load_payload(payload, fn_blob, storage.values)
