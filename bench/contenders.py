@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import keyless_window
 import numpy as np
 import numpy.typing as npt
+import panel_idle
 import psutil
 import workloads
 from pools import (
@@ -259,6 +260,12 @@ def panel_groups(contender: str, params: Params) -> Metrics:
     return {"open_ms": open_ms, "panel_ms": panel_ms}
 
 
+def panel_idling(contender: str, params: Params) -> Metrics:
+    """The shown panel's CPU on the store of `build_groups`, idle then busy (`panel_idle.py`)."""
+    _require_nbjobs_thread(contender)
+    return dict(panel_idle.measure(workdir(params) / "groups", params))
+
+
 #: The console script's body (`nbjobs ...` runs this), without depending on where it is installed.
 CLI = "import sys; from nbjobs.cli import main; sys.exit(main())"
 
@@ -433,6 +440,7 @@ MEASURES: dict[str, Callable[[str, Params], Metrics]] = {
     "startup": startup,
     "build_groups": build_groups,
     "panel_groups": panel_groups,
+    "panel_idle": panel_idling,
     "large_result": large_result,
     "build_results": build_results,
     "read_results": read_results,

@@ -39,6 +39,8 @@ class Settings:
     window_loop_procs: int = 4  # (those submitting in a tight loop)
     window_kills: int = 10  # this many times
     window_run_s: float = 1.0  # after they submitted for this long
+    idle_s: float = 10.0  # a shown panel left idle this long
+    busy_jobs: int = 400  # then this many 10 ms jobs finish in another process
 
 
 FULL = Settings(
@@ -72,6 +74,8 @@ SMOKE = Settings(
     window_loop_procs=1,
     window_kills=2,
     window_run_s=0.3,
+    idle_s=2.0,
+    busy_jobs=40,
 )
 
 
@@ -139,6 +143,7 @@ def sections(s: Settings) -> list[Section]:
         _store_section(s),
         _startup_section(s),
         _groups_section(s),
+        _idle_section(s),
         _large_section(s),
         *_memory_sections(s),
         *_window_sections(s),
@@ -270,22 +275,52 @@ def _startup_section(s: Settings) -> Section:
     )
 
 
-def _groups_section(s: Settings) -> Section:
+def _groups_fixture(s: Settings) -> Fixture:
+    """A store of `store_jobs` finished jobs in 100 maps (built once, read by two sections)."""
     params = {
         "n": s.store_jobs,
         "groups": 100,
         "fail_every": s.store_jobs // s.failed_jobs,
         "workers": s.workers,
     }
+    return Fixture("groups", "build_groups", (THREAD,), params)
+
+
+def _groups_section(s: Settings) -> Section:
+    fixture = _groups_fixture(s)
     return Section(
         "groups",
         f"A store of {s.store_jobs:,} finished jobs in 100 maps: the panel with its group rows",
         "panel_groups",
         (THREAD,),
-        params,
+        fixture.params,
         s.reps,
         (Column("open_ms", "open ms", ",.2f"), Column("panel_ms", "panel refresh ms", ",.2f")),
-        Fixture("groups", "build_groups", (THREAD,), params),
+        fixture,
+    )
+
+
+def _idle_section(s: Settings) -> Section:
+    fixture = _groups_fixture(s)
+    return Section(
+        "panel_idle",
+        f"The panel shown on a store of {s.store_jobs:,} jobs in 100 maps: the kernel's CPU",
+        "panel_idle",
+        (THREAD,),
+        fixture.params | {"idle_s": s.idle_s, "busy_jobs": s.busy_jobs, "busy_workers": 2},
+        s.reps,
+        (
+            Column("idle_pct", "idle % of a core", ".2f"),
+            Column("busy_pct", "busy % of a core", ".2f"),
+            Column("busy_updates", "updates sent", ",.0f"),
+            Column("lag_ms", "last counts shown after ms", ",.0f"),
+        ),
+        fixture,
+        notes=(
+            f"idle: the {s.idle_s:g} s after show(), nothing written (its fastest polling); "
+            f"busy: while another process runs {s.busy_jobs} jobs of 10 ms on 2 threads "
+            "(that process's CPU not counted); last counts: from its exit to the panel's pills",
+        ),
     )
 
 
@@ -434,6 +469,7 @@ def targets(s: Settings) -> list[Target]:
     return [
         _relative("thread throughput ≥ 1.0x floor", "trivial", "jobs_per_s", FLOOR, 1.0),
         _at_most("panel refresh, 100 maps < 10 ms", "groups", "panel_ms", 10.0, "ms"),
+        _at_most("panel shown, idle: < 2% of a core", "panel_idle", "idle_pct", 2.0, "%"),
         _relative("thread throughput ≥ 4x huey", "trivial", "jobs_per_s", HUEY, 4.0),
         _at_most("submit, no key: p50 ≤ 20 µs", "submit", "p50_us", 20.0, "µs"),
         _at_most("submit, no key: p99 ≤ 1 ms", "submit", "p99_us", 1000.0, "µs"),

@@ -273,7 +273,7 @@ nbjobs.start_worker(workers=2, idle_timeout=120)
 
 def sweep_point(x):
     if x in (0, 1, 2, 150):
-        raise ValueError(f"diverged at x={x}")
+        raise ValueError(f"diverged at x={x}: " + "residual too large; " * 12)
     time.sleep(0.4)
     return x * x
 
@@ -281,6 +281,21 @@ jobs = nbjobs.map(sweep_point, range(240), key="sweep", executor="worker")""",
     "nbjobs.watch(jobs)",
     "nbjobs.panel()",
 ]
+
+# Each visible job row of the panel: its text, its visible progress bars, its indeterminate
+# bars, and the text and tooltip of every element that has one.
+JS_ROWS = """() => {
+  const panel = document.querySelector('.nbjobs-panel');
+  if (!panel) return null;
+  const shown = el => el.offsetParent !== null;
+  return Array.from(panel.querySelectorAll('.nbjobs-row')).filter(shown).map(el => ({
+    text: el.innerText,
+    bars: Array.from(el.querySelectorAll('.progress-bar')).filter(shown).length,
+    busy: el.querySelectorAll('.nbjobs-busy').length,
+    titled: Array.from(el.querySelectorAll('[title]')).map(
+      t => ({text: t.innerText, title: t.getAttribute('title')})),
+  }));
+}"""
 
 # What the panel shows, in page order: its group rows and job rows (visible ones only).
 JS_SWEEP = """() => {
@@ -322,6 +337,21 @@ def _sweep_under_way(snap: dict[str, Any] | None) -> bool:
     return sum("running" in line["text"] for line in snap["lines"][1:3]) == 2
 
 
+def _check_rows(rows: list[dict[str, Any]]) -> None:
+    """Keys in the rows; a running job without progress has a moving bar, a failed one its
+    duration and no bar; a long error is cut with an ellipsis and whole in its tooltip."""
+    assert rows and all("sweep/" in row["text"] for row in rows), [r["text"] for r in rows]
+    running = [row for row in rows if "running" in row["text"]]
+    failed = [row for row in rows if "failed" in row["text"]]
+    assert running and all(row["busy"] == 1 and row["bars"] == 0 for row in running), running
+    assert failed and all(row["bars"] == 0 and "took" in row["text"] for row in failed), failed
+    whole = "residual too large; " * 12
+    for row in failed:
+        cut = [t for t in row["titled"] if "diverged at x=" in t["title"]]
+        assert cut, row
+        assert cut[0]["text"].endswith("…") and whole.strip() in cut[0]["title"], cut[0]
+
+
 def test_a_sweep_shows_as_a_group_with_running_jobs_first(sweep_server: Server) -> None:
     """240 jobs on 2 detached workers, 4 of them failing: the panel's first row is the
     sweep's group row (its size, counts, bar), then the two running jobs, then the failed
@@ -347,6 +377,7 @@ def test_a_sweep_shows_as_a_group_with_running_jobs_first(sweep_server: Server) 
         first_pending = statuses.index("pending")
         assert "failed" in statuses[2:first_pending], statuses
         assert "/240 [" in snap["watch"] and "sweep" in snap["watch"], snap["watch"]
+        _check_rows(page.evaluate(JS_ROWS))
         check_outputs(page)
         fit_viewport(page)
         page.screenshot(path=str(ARTIFACTS / "panel_sweep.png"), full_page=True)

@@ -128,6 +128,21 @@ class Storage(Deletion, CancelTable, DroppedFiles):
         """
         return fn(self._sql)
 
+    @reported
+    def version(self) -> int:
+        """A number that changes once a write to the store has committed since this
+        thread's last call (any process's, this process's writer thread's too).
+
+        No table is read (SQLite's `data_version`): the one read of a live view whose
+        store is quiet. Compare only values read by one thread: each has its own
+        connection, and so its own count.
+
+        >>> seen = storage.version(); storage.version() == seen  # doctest: +SKIP
+        True
+        """
+        row = self._sql("PRAGMA data_version").fetchone()
+        return int(row[0])
+
     def transact_here(self, fn: Callable[[Sql], T], what: str) -> T:
         """Run `fn(sql)` in one transaction on this thread's own connection (`what` it
         writes is named in a `StoreFull`).

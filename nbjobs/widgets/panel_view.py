@@ -15,7 +15,7 @@ from nbjobs.store.job_pages import ORDERS
 from nbjobs.widgets import ui
 from nbjobs.widgets.group_rows import GROUP_BY, GroupStrip
 from nbjobs.widgets.markup import COLUMNS, COLUMNS_RIGHT, Previews, cells, guard
-from nbjobs.widgets.polling import Poller, Tick, quietly
+from nbjobs.widgets.polling import Poller, Redraws, Tick, quietly
 from nbjobs.widgets.registry import REGISTRY
 from nbjobs.widgets.rows import Row
 from nbjobs.widgets.strip import ScheduleStrip, Shown
@@ -31,7 +31,7 @@ class Panel:
 
     `nbjobs.panel()` makes one for the default store. `refresh()` does one update (three
     reads: the counts, one page of records and the schedules) and may be called outside a
-    kernel.
+    kernel. Its poller (`tick()`) reads only the store's version while nothing changes.
 
     >>> panel = Panel(nbjobs.Store("/tmp/jobs"), page_size=20)   # doctest: +SKIP
     >>> panel.refresh(); panel.records_read                      # doctest: +SKIP
@@ -68,10 +68,14 @@ class Panel:
         self._group_counts: dict[str, int] = {}
         self.has_next = False
         self.updates = 0
+        self.refreshes = 0
+        self._redraws = Redraws(clock=clock)
+        self._timeless = False  # True: nothing shown moves with the clock (see refresh)
         self._build()
         self.poller = Poller(
             self.tick,
             interval=interval,
+            slow_interval=max(interval, 1.0),  # quiet polls are cheap: a change shows in 1 s
             idle_timeout=idle_timeout,
             clock=clock,
             on_stop=self._stopped,
@@ -174,25 +178,42 @@ class Panel:
                 tuple((r.id, r.status, r.updated_at, str(r.progress)) for r in recs),
                 schedules,
                 tuple((g.id, tuple(g.counts.items())) for g in groups),
-                self.offset,
-                self.status.value,
-                self.search.value,
-                self.sort.value,
-                self.name,
-                self.group,
-                frozenset(self._open),
+                self._view(),
             )
             changed = fingerprint != self._fingerprint
             self._fingerprint = fingerprint
+            # Elapsed times, countdowns and ETAs are of active jobs and of schedules only.
+            self._timeless = not schedules and not any(counts.get(s) for s in states.ACTIVE)
+            self.refreshes += 1
             self.updates += self._show(counts, recs, schedules)
             self.updates += self.groups.show(groups, self.group[0] if self.group else None)
             return changed
 
     def tick(self) -> Tick:
-        """One poll: "done" once the widget was closed."""
+        """One poll: "done" once the widget was closed. While neither the store (its
+        version) nor the view changed and nothing shown moves with the clock, one read."""
         if self.widget.comm is None:
             return "done"
-        return "changed" if self.refresh() else "same"
+        # The version is this thread's connection's count: read before the refresh, so a
+        # write committed during it is seen by the next poll.
+        seen = (threading.get_ident(), self.store.storage.version(), self._view())
+        if not self._redraws.needed(seen):
+            return "same"
+        changed = self.refresh()
+        self._redraws.done(seen, timeless=self._timeless)
+        return "changed" if changed else "same"
+
+    def _view(self) -> tuple[Any, ...]:
+        """What the panel is set to show: page, filters, order, open details."""
+        return (
+            self.offset,
+            self.status.value,
+            self.search.value,
+            self.sort.value,
+            self.name,
+            self.group,
+            frozenset(self._open),
+        )
 
     def _read_page(self) -> list[JobRecord]:
         text = self.search.value.strip()
@@ -294,6 +315,7 @@ class Panel:
         ui.set_traits(
             self.live, value="<span class='nbjobs-ok' title='polling the store'>● live</span>"
         )
+        self._redraws.forget()
         if self.widget.comm is not None or not ui.in_kernel():
             self.poller.start()
 

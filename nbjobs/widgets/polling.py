@@ -1,4 +1,5 @@
-"""When a live view polls the store: a daemon thread per view, slowing down and stopping.
+"""When a live view polls the store: a daemon thread per view, slowing down and stopping,
+and skipping its reads while neither the store nor the view changed.
 
 No ipywidgets here (it can be tested without them). Threads, not asyncio tasks: a task
 freezes while another cell runs, a thread keeps updating.
@@ -122,6 +123,41 @@ class Poller:
         if failures >= 5:
             return "error"
         return "idle" if now - self._last_change >= self.idle_timeout else ""
+
+
+class Redraws:
+    """Whether a poll must read the store and redraw, or can stop at one cheap read.
+
+    A poll passes what it saw (`seen`: the store's version and the view's own state); it
+    needs a redraw unless that is what the last redraw saw, what is shown does not move
+    with the clock (no elapsed time or countdown), and that redraw is less than `every` s
+    old (what changes without a write, as a worker that died, still shows).
+
+    >>> redraws = Redraws()
+    >>> redraws.needed((7, "page 1")), redraws.done((7, "page 1"), timeless=True)
+    (True, None)
+    >>> redraws.needed((7, "page 1")), redraws.needed((8, "page 1"))
+    (False, True)
+    """
+
+    def __init__(self, every: float = 5.0, clock: Clock = SYSTEM) -> None:
+        self.every = every
+        self._clock = clock
+        self._seen: object = None
+        self._until = float("-inf")
+
+    def needed(self, seen: object) -> bool:
+        """True unless the last redraw saw `seen` and is still fresh."""
+        return seen != self._seen or self._clock.monotonic() >= self._until
+
+    def done(self, seen: object, *, timeless: bool) -> None:
+        """A redraw of what `seen` describes was made (`timeless`: it shows no clock)."""
+        self._seen = seen
+        self._until = self._clock.monotonic() + self.every if timeless else float("-inf")
+
+    def forget(self) -> None:
+        """The next poll redraws (a click asks for the store as it is now)."""
+        self._seen, self._until = None, float("-inf")
 
 
 def quietly(fn: Callable[..., object], *args: Any) -> None:
