@@ -173,6 +173,26 @@ class JobRecord:
     def progress_info(self) -> Progress | None:
         return Progress.from_dict(self.progress) if self.progress else None
 
+    def attempt_history(self, ended: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every attempt so far, oldest first: the `ended` ones the store keeps (the failed
+        ones, `Storage.attempts`), and a succeeded job's last, which this record tells.
+
+        >>> rec.attempt_history(storage.attempts(rec.id))[-1]["ok"]   # doctest: +SKIP
+        True
+        """
+        if self.status != states.SUCCEEDED:
+            return ended
+        last = {
+            "number": self.attempts,
+            "run": self.runs,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "ok": True,
+            "cancelled": False,
+            "error": None,
+        }
+        return [*ended, last]
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view for users (no payload, no result)."""
         out: dict[str, Any] = json.loads(self.to_json())

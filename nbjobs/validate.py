@@ -207,6 +207,17 @@ def lookup(value: Any, name: str, what: str) -> str:
     return value
 
 
+def filters(name: Any, tag: Any) -> None:
+    """Check the name and tag filters of a listing (None: any).
+
+    >>> filters("fit", None)
+    """
+    if name is not None:
+        lookup(name, "name", "a job name or None")
+    if tag is not None:
+        lookup(tag, "tag", "a tag or None")
+
+
 def message(value: str, name: str) -> str:
     """A progress message: any text UTF-8 can encode (the panel and the terminal show it),
     its first `TEXT_MAX` characters kept.

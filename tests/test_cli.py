@@ -324,6 +324,38 @@ def test_a_corrupt_record_is_listed_as_corrupt(tmp_path: Path) -> None:
     assert run("--store", str(path), "stats").returncode == 0
 
 
+# A kernel whose job runs when it is killed.
+DOOMED_KERNEL = """
+import sys, time, nbjobs
+nbjobs.Store(sys.argv[1]).submit(time.sleep, 120, key="left-running")
+time.sleep(120)
+"""
+
+
+def _running(path: Path) -> bool:
+    out = run("--store", str(path), "stats", "--json")
+    return out.returncode == 0 and json.loads(out.stdout)["running"] == 1
+
+
+def test_the_read_commands_show_the_jobs_of_a_killed_kernel_interrupted(
+    tmp_path: Path, wait_for: Callable[..., Any]
+) -> None:
+    """`ls`, `show` and `stats` read the store without the library's `Store`, yet show
+    what opening one does: the jobs a kernel left running when it died are interrupted."""
+    path = tmp_path / "store"
+    kernel = subprocess.Popen([sys.executable, "-c", DOOMED_KERNEL, str(path)], env=cli_env())
+    try:
+        wait_for(lambda: _running(path), timeout=60)
+    finally:
+        kernel.kill()
+        kernel.wait(timeout=30)
+    listed = json.loads(run("--store", str(path), "ls", "--json").stdout)
+    assert [(j["key"], j["status"]) for j in listed] == [("left-running", "interrupted")]
+    assert "interrupted" in run("--store", str(path), "show", "left-running").stdout
+    stats = json.loads(run("--store", str(path), "stats", "--json").stdout)
+    assert (stats["running"], stats["interrupted"]) == (0, 1)
+
+
 @pytest.mark.filterwarnings("ignore:schedule .* is stored, but no detached worker")
 def test_schedules_lists_pauses_resumes_and_removes(store: nbjobs.Store) -> None:
     store.schedule(pow, every="5m", args=(2, 2), name="often")

@@ -120,11 +120,13 @@ def test_import_does_not_load_notebook_packages() -> None:
     assert loaded_after("import nbjobs") == []
 
 
-def test_cli_read_commands_do_not_load_the_worker(tmp_path: Path) -> None:
-    """`nbjobs stats` and `nbjobs ls` load neither the detached worker nor the process
-    executor's modules (only `nbjobs worker` needs them)."""
+def test_cli_read_commands_load_neither_the_library_store_nor_the_worker(tmp_path: Path) -> None:
+    """`nbjobs stats`, `ls` and `show` read the store's tables: they load neither the
+    library's `Store` (its executors, pools and runners) nor the detached worker's loop,
+    nor the process executor's modules (only the commands that run jobs need them)."""
     folder = tmp_path / "store"
-    nbjobs.Store(folder).close()
+    with nbjobs.Store(folder) as store:
+        store.submit(pow, 2, 3, key="eight").wait(timeout=60)
     code = textwrap.dedent(
         f"""
         import contextlib, io, sys
@@ -132,7 +134,9 @@ def test_cli_read_commands_do_not_load_the_worker(tmp_path: Path) -> None:
         with contextlib.redirect_stdout(io.StringIO()):
             assert main(["--store", {str(folder)!r}, "stats"]) == 0
             assert main(["--store", {str(folder)!r}, "ls"]) == 0
-        assert "nbjobs.worker.process" not in sys.modules
+            assert main(["--store", {str(folder)!r}, "show", "eight"]) == 0
+        for unused in ("nbjobs.api", "nbjobs.running", "nbjobs.executors", "nbjobs.worker.process"):
+            assert unused not in sys.modules, unused
         """
     )
     assert loaded_after(code) == []

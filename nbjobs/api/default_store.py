@@ -8,7 +8,6 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack, overload
 
 from nbjobs.api.job import Job
@@ -16,21 +15,16 @@ from nbjobs.api.schedules import Schedule
 from nbjobs.api.store import STORES, Store
 from nbjobs.calls.options import SCHEDULE_NAMES, JobOptions, ScheduleOptions, entry
 from nbjobs.records import Group
+from nbjobs.store.folder import default_path
 from nbjobs.validate import Duration
 from nbjobs.worker.control import STOP_GRACE, WorkerInfo
 
 if TYPE_CHECKING:
     from nbjobs.widgets import Panel
 
-DEFAULT_PATH = ".nbjobs"
 _default: Store | None = None
 _default_lock = threading.Lock()
 _opened_here: weakref.WeakSet[Store] = weakref.WeakSet()  # default stores opened here
-
-
-def default_path() -> Path:
-    """Where the default store is: `$NBJOBS_STORE`, else `./.nbjobs` (the working folder)."""
-    return Path(os.environ.get("NBJOBS_STORE") or Path.cwd() / DEFAULT_PATH)
 
 
 def default_store() -> Store:

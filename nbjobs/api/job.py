@@ -222,21 +222,7 @@ class Job:
     def attempt_history(self) -> list[dict[str, Any]]:
         """Every attempt so far: number, run, started_at, finished_at, ok, error (type,
         message, traceback), oldest first."""
-        rec = self.record()
-        attempts = self._access.attempts(self.id)
-        if rec.status == states.SUCCEEDED:
-            attempts.append(
-                {
-                    "number": rec.attempts,
-                    "run": rec.runs,
-                    "started_at": rec.started_at,
-                    "finished_at": rec.finished_at,
-                    "ok": True,
-                    "cancelled": False,
-                    "error": None,
-                }
-            )
-        return attempts
+        return self.record().attempt_history(self._access.attempts(self.id))
 
     def add_done_callback(self, fn: Callable[[Job], object]) -> None:
         """Call `fn(job)` once the job is finished (at once, here, if it already is).

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from nbjobs import validate
 from nbjobs.api.access import JobAccess
@@ -54,7 +53,7 @@ class Reads:
         ['fetch']
         """
         statuses = validate.statuses(status)
-        _filters(name, tag)
+        validate.filters(name, tag)
         limit = validate.positive_int(limit, "limit")
         self.flush()
         return [Job(self._access, r) for r in self.storage.page(statuses, name, tag, limit)]
@@ -79,7 +78,7 @@ class Reads:
         within each).
         """
         statuses = validate.statuses(status)
-        _filters(name, tag)
+        validate.filters(name, tag)
         if group is not None:
             validate.lookup(group, "group", "a group id (Group.id, see Store.groups())")
         validate.choice(order, "order", ORDERS)
@@ -118,11 +117,3 @@ class Reads:
         """
         self.flush()
         return self.storage.counts()
-
-
-def _filters(name: Any, tag: Any) -> None:
-    """Check the name and tag filters of a listing (None: any)."""
-    if name is not None:
-        validate.lookup(name, "name", "a job name or None")
-    if tag is not None:
-        validate.lookup(tag, "tag", "a tag or None")

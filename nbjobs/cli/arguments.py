@@ -8,6 +8,7 @@ from typing import Any
 
 from nbjobs import states, validate
 from nbjobs.cli import commands as run
+from nbjobs.cli import reads
 from nbjobs.errors import InvalidArgument
 from nbjobs.worker.command import add_options as worker_options
 from nbjobs.worker.command import duration_argument
@@ -16,7 +17,8 @@ FINISHED = sorted(states.FINISHED)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `nbjobs` parser: each command sets `run` (its function) and `usage` (its error)."""
+    """The `nbjobs` parser: each command sets `run` (its function), `usage` (its error) and
+    `reads` (True: `run` takes the store's `Storage`, else an `nbjobs.Store`)."""
     parser = argparse.ArgumentParser(
         prog="nbjobs",
         description="Inspect and control the jobs of an nbjobs store from a terminal.",
@@ -30,15 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, fn: Callable[..., int], text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, parents=[common], help=text, description=text)
-        sub.set_defaults(run=fn, usage=sub.error)
+        sub.set_defaults(run=fn, usage=sub.error, reads=fn.__module__ == reads.__name__)
         return sub
 
-    ls = command("ls", run.ls, "list jobs, newest first")
+    ls = command("ls", reads.ls, "list jobs, newest first")
     _statuses(ls, states.STATES, "only jobs in these states")
     ls.add_argument("--name", help="only jobs with this name")
     ls.add_argument("--tag", help="only jobs with this tag")
     ls.add_argument("--limit", type=_limit, default=50, help="at most this many (default 50)")
-    _job(command("show", run.show, "a job's record, error traceback and attempts"))
+    _job(command("show", reads.show, "a job's record, error traceback and attempts"))
     logs = _job(command("logs", run.logs, "a job's captured output"))
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new output")
     _job(command("retry", run.retry, "run a failed, cancelled or interrupted job again and wait"))
@@ -54,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only jobs finished longer ago: seconds, or 30s, 5m, 1h30m, 7d, 2w",
     )
     _statuses(purge, FINISHED, "only jobs in these finished states")
-    command("stats", run.stats, "number of jobs per status")
+    command("stats", reads.stats, "number of jobs per status")
     actions = command(
         "schedules", run.schedules, "list the schedules; or pause, resume or rm one by name"
     ).add_subparsers(title="actions", dest="action", metavar="ACTION")
@@ -65,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = actions.add_parser(action, parents=[common], help=text, description=text)
         sub.add_argument("name", metavar="NAME", help="the schedule's name")
-        sub.set_defaults(run=run.schedule_action, usage=sub.error)
+        sub.set_defaults(run=run.schedule_action, usage=sub.error, reads=False)
     worker_options(
         command("worker", run.worker, "run a detached worker for executor='worker' jobs here")
     )

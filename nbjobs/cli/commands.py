@@ -1,60 +1,17 @@
-"""The console script's commands: one function per `nbjobs COMMAND`, given a store and arguments."""
+"""The commands that change the store or follow a job: one function each, given a `Store`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nbjobs.api.store import Store
-from nbjobs.cli.output import (
-    attempt_line,
-    field_text,
-    is_corrupt,
-    job_row,
-    label,
-    one_line,
-    print_json,
-    print_table,
-)
+from nbjobs.cli.output import label, print_json, print_table
 from nbjobs.cli.rerun import run_again
 
-
-def ls(store: Store, args: argparse.Namespace) -> int:
-    records = store.records(status=args.status, name=args.name, tag=args.tag, limit=args.limit)
-    if args.json:
-        print_json([rec.to_dict() for rec in records])
-        return 0
-    now = store.storage.clock.now()
-    rows = [job_row(rec, now) for rec in records]
-    header = ("ID", "KEY", "NAME", "STATUS", "ATTEMPTS", "CREATED", "DURATION", "ERROR")
-    print_table(header, rows)
-    if not rows:
-        print("no jobs" + (" match" if args.status or args.name or args.tag else ""))
-    return 0
-
-
-def show(store: Store, args: argparse.Namespace) -> int:
-    job = store.get(args.job)
-    rec = job.record()
-    tb = job.traceback()
-    attempts = job.attempt_history() if not is_corrupt(rec) else []
-    if args.json:
-        print_json({"job": rec.to_dict(), "traceback": tb, "attempts": attempts})
-        return 0
-    for field, value in rec.to_dict().items():
-        if value not in (None, "", [], {}):
-            print(f"{field:<21} {one_line(field_text(rec, field, value))}")
-    if is_corrupt(rec):
-        print(f"\nThis record is corrupt; nbjobs.forget({rec.id!r}) removes it.")
-    if len(attempts) > 1 or (attempts and not attempts[-1].get("ok")):
-        print("\nAttempts:")
-        for entry in attempts:
-            print("  " + attempt_line(entry))
-    if tb:
-        print("\nTraceback inside the job:\n" + tb.rstrip())
-    return 0
+if TYPE_CHECKING:
+    from nbjobs.api.store import Store
 
 
 def logs(store: Store, args: argparse.Namespace) -> int:
@@ -101,17 +58,6 @@ def purge(store: Store, args: argparse.Namespace) -> int:
         print_json({"purged": n})
     else:
         print(f"purged {n} job{'' if n == 1 else 's'}")
-    return 0
-
-
-def stats(store: Store, args: argparse.Namespace) -> int:
-    counts = store.stats()
-    if args.json:
-        print_json(counts)
-        return 0
-    for status, n in counts.items():
-        print(f"{status:<12} {n:>9}")
-    print(f"{'total':<12} {sum(counts.values()):>9}")
     return 0
 
 

@@ -7,14 +7,18 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nbjobs.api.default_store import default_path
-from nbjobs.api.store import Store
 from nbjobs.cli import commands
 from nbjobs.cli.arguments import FINISHED, build_parser
 from nbjobs.cli.output import show_warning
+from nbjobs.cli.reads import open_for_reading
 from nbjobs.errors import NbjobsError, StoreError
-from nbjobs.store.folder import FORMAT_FILE
+from nbjobs.store.folder import FORMAT_FILE, default_path
+
+if TYPE_CHECKING:
+    from nbjobs.api.store import Store
+    from nbjobs.store.storage import Storage
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,9 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     with warnings.catch_warnings():
         warnings.showwarning = show_warning
-        store: Store | None = None
+        store: Store | Storage | None = None
         try:
-            store = _open(args.store)
+            folder = _folder(args.store)
+            store = open_for_reading(folder) if args.reads else _open(folder)
             code: int = args.run(store, args)
             return code
         except NbjobsError as exc:
@@ -45,11 +50,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 store.close()
 
 
-def _open(path: str | None) -> Store:
-    """The store at `path` (default: the library's rule); never creates one by accident."""
+def _folder(path: str | None) -> Path:
+    """The store folder at `path` (default: the library's rule); never creates one by accident."""
     folder = Path(path).expanduser() if path else default_path()
     if not (folder / FORMAT_FILE).exists():
         raise StoreError(
             f"no job store at {folder.absolute()}: give --store PATH or set $NBJOBS_STORE"
         )
+    return folder
+
+
+def _open(folder: Path) -> Store:
+    """The library's `Store` at `folder`, for the commands that change it."""
+    from nbjobs.api.store import Store  # here: the commands that only read need not load it
+
     return Store(folder)

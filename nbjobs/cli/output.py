@@ -6,11 +6,13 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from nbjobs import render, states
-from nbjobs.api.job import Job
 from nbjobs.records import CORRUPT, JobRecord
+
+if TYPE_CHECKING:
+    from nbjobs.api.job import Job
 
 _TEXT = {"key": 24, "name": 24, "error": 60}  # widest text shown per column in `ls`
 

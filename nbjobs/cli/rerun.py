@@ -6,13 +6,15 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from nbjobs import render, states
-from nbjobs.api.job import Job
-from nbjobs.api.store import Store
 from nbjobs.cli.output import label, print_json
-from nbjobs.records import JobRecord
+
+if TYPE_CHECKING:
+    from nbjobs.api.job import Job
+    from nbjobs.api.store import Store
+    from nbjobs.records import JobRecord
 
 _POLL = 0.5  # seconds between progress lines of re-run jobs
 

@@ -22,7 +22,7 @@ from nbjobs.records import JobRecord, transition
 from nbjobs.running.local_job import Backend, LocalJob
 from nbjobs.running.runner import Runner
 from nbjobs.running.watching import CallbackThread, Watcher
-from nbjobs.store.owners import owner_alive
+from nbjobs.store.owners import orphaned, owner_alive
 from nbjobs.store.storage import Storage
 from nbjobs.store.writer import Call, Cas, Sql
 from nbjobs.validate import warn
@@ -346,19 +346,9 @@ class LocalJobs:
 
     # ------------------------------------------------------------------ interruption
     def reap_dead_owners(self) -> None:
-        """Jobs left active by a kernel that died become `interrupted` (never re-run silently).
-
-        Jobs of detached workers are not the kernels': the other workers requeue them.
-        """
+        """Jobs left active by a kernel that died become `interrupted` (never re-run silently)."""
         now = self.storage.clock.now()
-        dead = [
-            rec
-            for rec in self.storage.active_records()
-            if rec.owner
-            and rec.executor != "worker"
-            and rec.owner != self.owner
-            and not owner_alive(rec.owner)
-        ]
+        dead = orphaned(self.storage.active_records(), self.owner)
         for rec in dead:
             self._interrupt(rec, now)
         # Cancels asked of a process that died before it saw them are moot.

@@ -17,7 +17,17 @@ from nbjobs.errors import StoreFormatError, StoreFull, StoreNotWritable
 
 FORMAT_VERSION = 1
 FORMAT_FILE = "nbjobs-format.json"
+DEFAULT_PATH = ".nbjobs"
 T = TypeVar("T")
+
+
+def default_path() -> Path:
+    """Where the default store is: `$NBJOBS_STORE`, else `./.nbjobs` (the working folder).
+
+    >>> default_path()                # doctest: +SKIP
+    PosixPath('/home/me/project/.nbjobs')
+    """
+    return Path(os.environ.get("NBJOBS_STORE") or Path.cwd() / DEFAULT_PATH)
 
 
 @contextlib.contextmanager

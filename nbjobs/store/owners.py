@@ -4,6 +4,11 @@ process is still alive (a pid can be reused; its start time tells the two apart)
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nbjobs.records import JobRecord
 
 
 def _start_ticks(pid: int) -> str | None:
@@ -42,3 +47,21 @@ def owner_alive(owner: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def orphaned(active: Iterable[JobRecord], owner: str | None = None) -> list[JobRecord]:
+    """Of these active jobs, those a kernel left when it died (`owner`: this process, alive).
+
+    Jobs of detached workers are not the kernels': the other workers requeue them.
+
+    >>> orphaned(storage.active_records(), owner_token())  # doctest: +SKIP
+    [JobRecord(id='a1b2', status='running', owner='host:4242:981', ...)]
+    """
+    return [
+        rec
+        for rec in active
+        if rec.owner
+        and rec.executor != "worker"
+        and rec.owner != owner
+        and not owner_alive(rec.owner)
+    ]
