@@ -207,7 +207,7 @@ def _panel_refresh(contender: str, store: Any) -> Callable[[], Any]:
     """One refresh of the live panel, without a browser (floor: counts plus one page)."""
     if contender == "floor":
         return lambda: (store.stats(), store.jobs(limit=20))
-    from nbjobs.widgets import Panel
+    from nbjobs.widgets.panel_view import Panel
 
     return Panel(store).refresh
 
@@ -254,7 +254,7 @@ def build_groups(contender: str, params: Params) -> Metrics:
 
 def panel_groups(contender: str, params: Params) -> Metrics:
     """One refresh of the panel on the store of `build_groups`."""
-    from nbjobs.widgets import Panel
+    from nbjobs.widgets.panel_view import Panel
 
     open_ms, store = timed_ms(lambda: Store(workdir(params) / "groups"), calls=1)
     panel = Panel(store)
@@ -271,7 +271,7 @@ def panel_idling(contender: str, params: Params) -> Metrics:
 
 
 #: The console script's body (`nbjobs ...` runs this), without depending on where it is installed.
-CLI = "import sys; from nbjobs.cli import main; sys.exit(main())"
+CLI = "import sys; from nbjobs.cli.entry import main; sys.exit(main())"
 
 
 def startup(contender: str, params: Params) -> Metrics:

@@ -15,7 +15,7 @@ from typing import Any
 import workloads
 
 import nbjobs
-from nbjobs.widgets import Panel
+from nbjobs.widgets.panel_view import Panel
 
 HERE = Path(__file__).resolve().parent
 SETTLE_S = 0.5  # after show(): the poller's first redraw is not idling

@@ -2,6 +2,6 @@
 
 import sys
 
-from nbjobs.cli import main
+from nbjobs.cli.entry import main
 
 sys.exit(main())

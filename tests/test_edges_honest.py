@@ -155,7 +155,9 @@ def test_a_job_that_succeeded_after_a_retry_looks_succeeded_everywhere(
     assert "error " not in shown.split("Attempts:")[0]
 
     pytest.importorskip("ipywidgets")
-    from nbjobs.widgets import JobView, Panel, details_html
+    from nbjobs.widgets.details import details_html
+    from nbjobs.widgets.job_view import JobView
+    from nbjobs.widgets.panel_view import Panel
 
     panel = Panel(store)
     panel.refresh()
@@ -217,7 +219,7 @@ def test_a_jobs_traceback_starts_at_its_function(store: nbjobs.Store, executor: 
     shown = cli(store, "show", job.id).split("Traceback inside the job:")[1]
     assert from_user_code(shown, "fails_deep"), shown
     pytest.importorskip("ipywidgets")
-    from nbjobs.widgets import details_html
+    from nbjobs.widgets.details import details_html
 
     details = details_html(store, job.record()).split(">traceback<")[1]
     assert "in fails_deep" in details and "in invoke" not in details and "call_job" not in details

@@ -130,7 +130,7 @@ def test_cli_read_commands_load_neither_the_library_store_nor_the_worker(tmp_pat
     code = textwrap.dedent(
         f"""
         import contextlib, io, sys
-        from nbjobs.cli import main
+        from nbjobs.cli.entry import main
         with contextlib.redirect_stdout(io.StringIO()):
             assert main(["--store", {str(folder)!r}, "stats"]) == 0
             assert main(["--store", {str(folder)!r}, "ls"]) == 0

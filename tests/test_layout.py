@@ -1,5 +1,5 @@
 """The house plan, checked: no import cycles, no SQL outside nbjobs/store/, modules of one
-screenful of responsibility, each with a docstring, and docs/design.md's map matching the tree."""
+responsibility, each with a docstring, and docs/design.md's map matching the tree."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "nbjobs"
-MAX_LINES = 520  # "under ~500 lines": a little slack, never a 900-line module again
+MAX_LINES = 500  # "modules stay under ~500 lines"
 
 
 def _modules() -> dict[str, Path]:
@@ -50,8 +50,14 @@ def _imports(name: str, path: Path) -> set[str]:
         for target in targets:
             while target and target not in MODULES:
                 target = target.rpartition(".")[0]
-            if target and target != name:
-                found.add(target)
+            # Python runs a package's __init__ before any module in it, so importing
+            # nbjobs.widgets.ui (or `from nbjobs.widgets import ui`) depends on nbjobs.widgets
+            # too. The root package is left out: it only re-exports, lazily (type-only imports
+            # for the checkers), and every module would otherwise depend on it.
+            while target and target != "nbjobs":
+                if target != name:
+                    found.add(target)
+                target = target.rpartition(".")[0]
     return found
 
 

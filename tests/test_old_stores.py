@@ -66,7 +66,7 @@ def test_rows_of_a_0_1_store_show_keys_and_ids_without_an_argument_summary(
     old_store: Path,
 ) -> None:
     pytest.importorskip("ipywidgets")
-    from nbjobs.widgets import Panel
+    from nbjobs.widgets.panel_view import Panel
 
     store = nbjobs.Store(old_store)
     try:

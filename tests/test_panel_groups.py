@@ -13,8 +13,8 @@ import pytest
 import nbjobs
 from nbjobs import states
 from nbjobs.records import Group
-from nbjobs.widgets import Panel
 from nbjobs.widgets.group_markup import line, text_line
+from nbjobs.widgets.panel_view import Panel
 from nbjobs.widgets.tally import Tally
 
 pytest.importorskip("ipywidgets")

@@ -12,7 +12,7 @@ import pytest
 
 import nbjobs
 from nbjobs.clock import FakeClock
-from nbjobs.widgets import Panel
+from nbjobs.widgets.panel_view import Panel
 
 pytest.importorskip("ipywidgets")
 

@@ -22,7 +22,11 @@ from nbjobs import states
 from nbjobs.clock import FakeClock
 from nbjobs.records import JobRecord
 from nbjobs.scheduling import manage
-from nbjobs.widgets import REGISTRY, JobView, Panel, Poller, Registry, details_html, job_bundle
+from nbjobs.widgets.details import details_html
+from nbjobs.widgets.job_view import JobView, job_bundle
+from nbjobs.widgets.panel_view import Panel
+from nbjobs.widgets.polling import Poller
+from nbjobs.widgets.registry import REGISTRY, Registry
 
 W = pytest.importorskip("ipywidgets")
 NO_WORKER = "ignore:schedule .* is stored, but no detached worker"
@@ -112,7 +116,9 @@ def test_the_poller_and_the_html_work_without_ipywidgets(tmp_path: Path) -> None
         "import sys\n"
         "sys.modules['ipywidgets'] = sys.modules['IPython'] = None  # importing them fails\n"
         "import nbjobs\n"
-        "from nbjobs.widgets import Poller, Registry, details_html\n"
+        "from nbjobs.widgets.polling import Poller\n"
+        "from nbjobs.widgets.registry import Registry\n"
+        "from nbjobs.widgets.details import details_html\n"
         f"store = nbjobs.Store({str(tmp_path / 's')!r})\n"
         "job = store.submit(sum, [1, 2]); job.wait(30)\n"
         "assert 'sum([1, 2])' in details_html(store, job.record())\n"
@@ -684,7 +690,7 @@ def test_a_new_process_shows_every_job_from_the_store(tmp_path: Path) -> None:
     )
     second = (
         "import nbjobs\n"
-        "from nbjobs.widgets import Panel\n"
+        "from nbjobs.widgets.panel_view import Panel\n"
         f"p = Panel(nbjobs.Store({str(tmp_path / 's')!r}))\n"
         "p.refresh()\n"
         "print('|'.join(r.left.value + r.right.value for r in p.rows))\n"

@@ -385,7 +385,7 @@ def test_the_nbjobs_worker_command_serves_until_ctrl_c(
 def test_nbjobs_retry_queues_a_worker_job_for_the_workers(
     store: nbjobs.Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from nbjobs.cli import main
+    from nbjobs.cli.entry import main
 
     job = store.submit(double, 2, executor="worker")  # no worker: it stays pending
     assert job.cancel()
@@ -395,7 +395,7 @@ def test_nbjobs_retry_queues_a_worker_job_for_the_workers(
 
 
 def test_the_panel_header_counts_live_workers(store: nbjobs.Store, start: Start) -> None:
-    from nbjobs.widgets import Panel
+    from nbjobs.widgets.panel_view import Panel
 
     start(workers=1)
     panel = Panel(store)

@@ -20,7 +20,7 @@ from nbjobs.validate import Duration
 from nbjobs.worker.control import STOP_GRACE, WorkerInfo
 
 if TYPE_CHECKING:
-    from nbjobs.widgets import Panel
+    from nbjobs.widgets.panel_view import Panel
 
 _default: Store | None = None
 _default_lock = threading.Lock()
@@ -348,7 +348,7 @@ def panel(
     >>> nbjobs.panel()                                   # doctest: +SKIP
     >>> nbjobs.panel(status="failed", name="fit")        # doctest: +SKIP
     """
-    from nbjobs.widgets import panel as show_panel
+    from nbjobs.widgets.panel_view import panel as show_panel
 
     return show_panel(
         default_store() if store is None else store, page_size=page_size, status=status,

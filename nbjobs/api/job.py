@@ -361,7 +361,7 @@ class Job:
         text and HTML reprs are used. ipywidgets is imported only here, on first display."""
         if "ipykernel" not in sys.modules:
             return None
-        from nbjobs.widgets import job_bundle
+        from nbjobs.widgets.job_view import job_bundle
 
         return job_bundle(self, include, exclude)
 

@@ -13,7 +13,7 @@ import contextlib
 import functools
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +21,18 @@ from nbjobs import codec, shorten, states, validate
 from nbjobs.api.job import Job
 from nbjobs.calls import refs
 from nbjobs.calls.autokey import arguments_digest
-from nbjobs.calls.call import MapKey, Payload, fn_name, map_keys, new_id, pickle_call, set_apart
+from nbjobs.calls.call import (
+    MapKey,
+    Payload,
+    fn_name,
+    map_calls,
+    map_keys,
+    new_id,
+    pickle_call,
+    set_apart,
+)
 from nbjobs.calls.options import Options
-from nbjobs.errors import InvalidArgument, InvalidArgumentType, PayloadNotPicklable, StoreClosed
+from nbjobs.errors import InvalidArgument, PayloadNotPicklable, StoreClosed
 from nbjobs.executors import Backend
 from nbjobs.executors.processes import ProcessExecutor
 from nbjobs.executors.threads import ThreadExecutor
@@ -113,7 +122,7 @@ class Submitter:
     ) -> list[JobRecord]:
         """Store and start `fn(*items_i, **shared)` for the zipped iterables, in input order;
         every item is checked (keyed by the checked `key`) before the first job is written."""
-        calls = _zipped(iterables)
+        calls = map_calls(iterables)
         keys = map_keys(key, fn, shared, calls)
         # One function object for every job: pickled, hashed and stored once.
         bound = functools.partial(fn, **shared) if shared else fn
@@ -458,53 +467,3 @@ def _rerun_wanted(rec: JobRecord, force: bool) -> bool:
     if force:
         return rec.status in states.FINISHED
     return rec.status in states.RERUN_ON_RESUBMIT
-
-
-_END = object()
-
-
-def _zipped(iterables: tuple[Iterable[Any], ...]) -> list[tuple[Any, ...]]:
-    """The calls of a map: item i of every iterable, which must all have one length (the
-    builtin `zip` would drop the extra items without a word). Lengths known up front are
-    compared before any item is read; the others are read in step, so an endless iterable
-    beside a finite one is refused once the finite one ends, before anything is stored."""
-    sizes = [len(items) if isinstance(items, Sized) else None for items in iterables]
-    if len({n for n in sizes if n is not None}) > 1:
-        lengths = ", ".join(f"iterable {i} has {n}" for i, n in enumerate(sizes) if n is not None)
-        raise InvalidArgument(
-            f"map's iterables must have the same length (job i takes item i of each), but "
-            f"{lengths} items{_SAME_LENGTH}"
-        )
-    iterators = [_iterate(items, i) for i, items in enumerate(iterables)]
-    if None not in sizes:
-        return list(zip(*iterators, strict=False))  # one length, told: the fast builtin
-    calls = []
-    while True:
-        row = tuple([next(it, _END) for it in iterators])
-        if _END not in row:
-            calls.append(row)
-            continue
-        ended = [v is _END for v in row]
-        if all(ended):
-            return calls
-        n = len(calls)
-        raise InvalidArgument(
-            f"map's iterable {ended.index(True)} ran out after {n} item{'' if n == 1 else 's'}, "
-            f"but iterable {ended.index(False)} has more; the iterables must have the same "
-            f"length (job i takes item i of each){_SAME_LENGTH}"
-        )
-
-
-_SAME_LENGTH = (
-    "; cut them to one length first (such as itertools.islice(items, n)); nothing was stored"
-)
-
-
-def _iterate(items: Any, position: int) -> Iterator[Any]:
-    try:
-        return iter(items)
-    except TypeError:
-        raise InvalidArgumentType(
-            f"map's iterable {position} must be iterable (a list, range, generator, ...), "
-            f"not {type(items).__name__}"
-        ) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import Any
 
 from nbjobs import codec, validate
@@ -209,3 +209,53 @@ def set_apart(
             f"functools.partial({name}, ...), which is pickled once per function object"
         )
     return stored, [v for _, v in values]
+
+
+_END = object()
+
+
+def map_calls(iterables: tuple[Iterable[Any], ...]) -> list[tuple[Any, ...]]:
+    """The calls of a map: item i of every iterable, which must all have one length (the
+    builtin `zip` would drop the extra items without a word). Lengths known up front are
+    compared before any item is read; the others are read in step, so an endless iterable
+    beside a finite one is refused once the finite one ends, before anything is stored."""
+    sizes = [len(items) if isinstance(items, Sized) else None for items in iterables]
+    if len({n for n in sizes if n is not None}) > 1:
+        lengths = ", ".join(f"iterable {i} has {n}" for i, n in enumerate(sizes) if n is not None)
+        raise InvalidArgument(
+            f"map's iterables must have the same length (job i takes item i of each), but "
+            f"{lengths} items{_SAME_LENGTH}"
+        )
+    iterators = [_iterate(items, i) for i, items in enumerate(iterables)]
+    if None not in sizes:
+        return list(zip(*iterators, strict=False))  # one length, told: the fast builtin
+    calls = []
+    while True:
+        row = tuple([next(it, _END) for it in iterators])
+        if _END not in row:
+            calls.append(row)
+            continue
+        ended = [v is _END for v in row]
+        if all(ended):
+            return calls
+        n = len(calls)
+        raise InvalidArgument(
+            f"map's iterable {ended.index(True)} ran out after {n} item{'' if n == 1 else 's'}, "
+            f"but iterable {ended.index(False)} has more; the iterables must have the same "
+            f"length (job i takes item i of each){_SAME_LENGTH}"
+        )
+
+
+_SAME_LENGTH = (
+    "; cut them to one length first (such as itertools.islice(items, n)); nothing was stored"
+)
+
+
+def _iterate(items: Any, position: int) -> Iterator[Any]:
+    try:
+        return iter(items)
+    except TypeError:
+        raise InvalidArgumentType(
+            f"map's iterable {position} must be iterable (a list, range, generator, ...), "
+            f"not {type(items).__name__}"
+        ) from None

@@ -9,9 +9,5 @@ The only package that prints. Same store, same semantics as the library:
     nbjobs schedules                     nbjobs schedules pause NAME   (resume, rm)
 
 Exit codes: 0 done, 1 the operation failed (no such job, a job that failed, ...),
-2 a usage error, 130 interrupted by Ctrl-C.
+2 a usage error, 130 interrupted by Ctrl-C. The entry point is `nbjobs.cli.entry:main`.
 """
-
-from nbjobs.cli.entry import main
-
-__all__ = ["main"]

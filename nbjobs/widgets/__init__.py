@@ -16,61 +16,11 @@ wakes it) and at kernel shutdown.
     strip.py       the panel's schedules strip, each with a pause/resume button
     panel_view.py  Panel, `nbjobs.panel()`
 
-The names below are imported from their modules on first use, so that the modules without
-ipywidgets can be imported (and tested) without it.
+This package imports none of its modules: import each from its own module (the ones without
+ipywidgets import and test without it), and no module here imports another through the package.
 
->>> panel = nbjobs.widgets.Panel(nbjobs.Store("/tmp/jobs"))   # doctest: +SKIP
+>>> from nbjobs.widgets.panel_view import Panel                 # doctest: +SKIP
+>>> panel = Panel(nbjobs.Store("/tmp/jobs"))                     # doctest: +SKIP
 >>> panel.refresh()          # one read: the counts and one page of records  # doctest: +SKIP
 True
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from nbjobs.widgets.details import arguments_text, details_html
-    from nbjobs.widgets.job_view import JobView, job_bundle
-    from nbjobs.widgets.markup import Previews, bar_style, outcome_text, row_html
-    from nbjobs.widgets.panel_view import RESTART_HINT, Panel, panel
-    from nbjobs.widgets.polling import Poller, Tick
-    from nbjobs.widgets.registry import REGISTRY, Registry
-    from nbjobs.widgets.ui import CSS, WIDGET_MIME, cell_context, in_kernel, set_traits
-
-__all__ = [
-    "CSS",
-    "REGISTRY",
-    "RESTART_HINT",
-    "WIDGET_MIME",
-    "JobView",
-    "Panel",
-    "Poller",
-    "Previews",
-    "Registry",
-    "Tick",
-    "arguments_text",
-    "bar_style",
-    "cell_context",
-    "details_html",
-    "in_kernel",
-    "job_bundle",
-    "outcome_text",
-    "panel",
-    "row_html",
-    "set_traits",
-]
-# Searched in this order: the modules without ipywidgets first.
-_MODULES = ("polling", "registry", "markup", "details", "ui", "job_view", "panel_view")
-
-
-if not TYPE_CHECKING:  # mypy sees the imports above, and flags names that are not there
-
-    def __getattr__(name: str) -> Any:
-        if name in __all__:
-            for module in _MODULES:
-                found = vars(importlib.import_module(f"{__name__}.{module}"))
-                if name in found:
-                    globals()[name] = found[name]
-                    return found[name]
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

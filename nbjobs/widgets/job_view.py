@@ -12,7 +12,7 @@ from nbjobs.records import JobRecord
 from nbjobs.shorten import HOVER_LIMIT
 from nbjobs.widgets import markup, reasons, ui
 from nbjobs.widgets.markup import Previews, guard
-from nbjobs.widgets.polling import Poller, Tick, quietly
+from nbjobs.widgets.polling import Tick, patient, quietly
 from nbjobs.widgets.registry import REGISTRY
 
 if TYPE_CHECKING:
@@ -44,16 +44,8 @@ class JobView:
             "nbjobs-job",
             [self.title, self.progress_line, ui.HBox([self.outcome, self.tb_button]), self.tb],
         )
-        # A job may run for hours without reporting progress: poll it slowly for long
-        # before giving up (a finished job ends the polling at once).
-        self.poller = Poller(
-            self.tick,
-            interval=interval,
-            slow_interval=5.0,
-            idle_timeout=4 * 3600.0,
-            clock=clock,
-            on_stop=self._stopped,
-            name="nbjobs-job",
+        self.poller = patient(
+            self.tick, interval=interval, clock=clock, on_stop=self._stopped, name="nbjobs-job"
         )
         self._seen: tuple[Any, ...] = ()
         self._why: tuple[float, tuple[Any, ...], str] = (float("-inf"), (), "")

@@ -125,6 +125,28 @@ class Poller:
         return "idle" if now - self._last_change >= self.idle_timeout else ""
 
 
+def patient(
+    tick: Callable[[], Tick],
+    *,
+    interval: float,
+    clock: Clock,
+    name: str,
+    on_stop: Callable[[str], None] | None = None,
+) -> Poller:
+    """A poller for a view of jobs that may run for hours without a word (a job's widget,
+    `nbjobs.watch`): it slows to every 5 s and gives up only after 4 hours of quiet (a view
+    whose jobs all finished stops at once)."""
+    return Poller(
+        tick,
+        interval=interval,
+        slow_interval=5.0,
+        idle_timeout=4 * 3600.0,
+        clock=clock,
+        on_stop=on_stop,
+        name=name,
+    )
+
+
 class Redraws:
     """Whether a poll must read the store and redraw, or can stop at one cheap read.
 

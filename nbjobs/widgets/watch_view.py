@@ -9,7 +9,7 @@ from nbjobs.clock import SYSTEM, Clock
 from nbjobs.records import Group
 from nbjobs.widgets import ui
 from nbjobs.widgets.group_markup import bar_html, counts_html, line
-from nbjobs.widgets.polling import Poller, Tick
+from nbjobs.widgets.polling import Tick, patient
 from nbjobs.widgets.registry import REGISTRY
 from nbjobs.widgets.tally import Tally
 
@@ -27,14 +27,7 @@ class WatchView:
         self.lines: list[ui.HTML] = []
         self.box = ui.VBox()
         self.widget = ui.root("nbjobs-watch", [self.box])
-        self.poller = Poller(
-            self.tick,
-            interval=interval,
-            slow_interval=5.0,
-            idle_timeout=4 * 3600.0,
-            clock=clock,
-            name="nbjobs-watch",
-        )
+        self.poller = patient(self.tick, interval=interval, clock=clock, name="nbjobs-watch")
         self.updates = 0
         self._seen: list[Group] = []
 
